@@ -1,0 +1,5 @@
+"""`python -m countdb …` is the `countdb` command."""
+
+from countdb.cli import main
+
+main()

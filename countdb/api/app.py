@@ -1,0 +1,29 @@
+"""create_app(): the Falcon application and every route, in one table."""
+
+from __future__ import annotations
+
+import falcon
+
+from countdb.api import errors
+from countdb.api.resources.health import HealthResource, ReadyResource
+from countdb.api.resources.insert import InsertResource
+from countdb.api.resources.query import AggregateQueryResource, RangeQueryResource
+from countdb.api.services import Services
+
+
+def create_app(services: Services) -> falcon.App:
+    settings = services.settings
+    app = falcon.App(media_type=falcon.MEDIA_JSON)
+    app.req_options.auto_parse_form_urlencoded = False
+    app.req_options.strip_url_path_trailing_slash = False
+    errors.register(app)
+    routes = [
+        ("/insert", InsertResource(services.writer, settings.max_body_bytes, settings.max_points_per_request)),
+        ("/query/range/{series:path}", RangeQueryResource(services.engine)),
+        ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine)),
+        ("/health", HealthResource(services)),
+        ("/ready", ReadyResource(services)),
+    ]
+    for template, resource in routes:
+        app.add_route(template, resource)
+    return app

@@ -1,0 +1,54 @@
+"""gunicorn settings and hooks for Count (the repo's gunicorn.conf.py re-exports this module).
+
+The master prepares the node (migrations, WAL replay) before forking; each worker opens its own services
+when it imports countdb.api.wsgi, and flushes them in worker_exit on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import os
+
+from countdb.api.services import prepare_node
+from countdb.config import Settings
+from countdb.obs.logging import logging_config
+
+settings = Settings.from_env()
+
+wsgi_app = "countdb.api.wsgi:app"
+bind = [settings.bind_address]
+workers = settings.workers
+worker_class = "gthread"
+threads = settings.threads
+keepalive = 75  # longer than nginx's and HAProxy's default upstream keep-alive, so proxies close first
+graceful_timeout = int(settings.shutdown_grace_seconds)
+timeout = max(60, int(settings.query_timeout_seconds * 2))
+preload_app = False
+limit_request_line = 8190
+logconfig_dict = logging_config(settings.log_level)
+proc_name = f"count-{settings.node_id}"
+control_socket_disable = True  # gunicorn's runtime control socket: unused, and it would write outside DATA_DIR
+
+
+def on_starting(server) -> None:
+    replayed = prepare_node(settings)
+    if replayed:
+        server.log.warning("replayed %d points from the WAL of a previous run", replayed)
+
+
+def when_ready(server) -> None:
+    """With COUNT_READY_FILE set, write the bound address there (tests bind port 0 and read it back)."""
+    target = os.environ.get("COUNT_READY_FILE")
+    if target:
+        host, port = server.LISTENERS[0].sock.getsockname()[:2]
+        with open(target + ".tmp", "w") as handle:
+            handle.write(f"{host}:{port}\n")
+        os.replace(target + ".tmp", target)
+
+
+def worker_exit(server, worker) -> None:
+    """Flush this worker's buffer (graceful stop, SIGINT, or its master vanished)."""
+    import sys
+
+    wsgi = sys.modules.get("countdb.api.wsgi")
+    if wsgi is not None:
+        wsgi.services.close()

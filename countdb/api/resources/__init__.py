@@ -1,0 +1,1 @@
+"""One module per resource family; responders parse, call one service, and set the response."""

@@ -1,0 +1,69 @@
+"""Services: everything one worker process opens (WAL, writer, flusher, maintainer, DuckDB, catalog),
+and prepare_node(), the start-up work done once per node before any worker exists."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+
+from countdb.catalog.db import connect
+from countdb.catalog.migrate import migrate
+from countdb.config import Settings
+from countdb.datadir import DataDir
+from countdb.ingest.flush import Flusher
+from countdb.ingest.maintenance import Maintainer
+from countdb.ingest.recovery import recover_dead_writers
+from countdb.ingest.writer import Writer
+from countdb.query.engine import QueryEngine
+from countdb.wal.log import WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+
+def prepare_node(settings: Settings) -> int:
+    """Create the data directory, migrate the catalog, replay every WAL left behind; returns points replayed.
+    Run in the gunicorn master before workers fork (it opens and closes its own connections)."""
+    datadir = DataDir(settings.data_dir).create()
+    applied = migrate(datadir.catalog_path)
+    if applied:
+        log.info("catalog migrated: %s", ", ".join(applied))
+    for hidden in datadir.wal.glob(".*"):
+        shutil.rmtree(hidden, ignore_errors=True)
+    flusher = Flusher(datadir, connect(datadir.catalog_path))
+    try:
+        return recover_dead_writers(datadir, flusher, strict=settings.wal_replay == "strict")
+    finally:
+        flusher.close()
+        flusher.catalog.close()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    datadir: DataDir
+    writer: Writer
+    maintainer: Maintainer
+    engine: QueryEngine
+    started_monotonic: float
+
+    @classmethod
+    def open(cls, settings: Settings) -> "Services":
+        datadir = DataDir(settings.data_dir).create()
+        migrate(datadir.catalog_path)
+        flusher = Flusher(datadir, connect(datadir.catalog_path))
+        writer = Writer(WriteAheadLog(datadir.wal), flusher, settings.memory_buffer_size,
+                        fsync_always=settings.wal_fsync == "always")
+        maintainer = Maintainer(writer, datadir, settings.flush_interval_seconds,
+                                settings.wal_fsync_interval_ms / 1000, strict_replay=settings.wal_replay == "strict")
+        maintainer.start()
+        engine = QueryEngine(datadir, settings.query_memory_limit_mb)
+        return cls(settings, datadir, writer, maintainer, engine, time.monotonic())
+
+    def close(self) -> None:
+        """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""
+        self.maintainer.stop()
+        self.writer.close()
+        self.writer.flusher.close()
+        self.engine.close()

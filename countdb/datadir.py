@@ -1,0 +1,94 @@
+"""DataDir: the only module that knows the data directory's layout.
+
+    node_state/     locks, quarantine
+    series_index/   catalog.sqlite (SQLite, WAL mode): blocks, series, retired WAL segments
+    time_blocks/    YYYY-MM/*.parquet, one folder per UTC month
+    wal/            <writer-id>/{seq:08d}.wal, one folder per writer process
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from typing import Iterator
+
+from countdb.errors import StorageError
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @property
+    def node_state(self) -> Path:
+        return self.root / "node_state"
+
+    @property
+    def series_index(self) -> Path:
+        return self.root / "series_index"
+
+    @property
+    def time_blocks(self) -> Path:
+        return self.root / "time_blocks"
+
+    @property
+    def wal(self) -> Path:
+        return self.root / "wal"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.series_index / "catalog.sqlite"
+
+    @property
+    def flush_lock_path(self) -> Path:
+        return self.node_state / "flush.lock"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.node_state / "quarantine"
+
+    def create(self) -> "DataDir":
+        """Make every folder; raises StorageError naming the folder that can't be made."""
+        for folder in (self.node_state, self.series_index, self.time_blocks, self.wal):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StorageError(f"cannot create {folder}: {error.strerror}", path=str(folder)) from None
+        return self
+
+    def is_writable(self) -> bool:
+        """True when a file can be created and synced under wal/ (the first thing every write needs)."""
+        probe = self.node_state / f".probe-{os.getpid()}"
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"x")
+                handle.flush()
+                os.fsync(handle.fileno())
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink inside `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an flock on `path` (blocking): serialises one job across every process of the node."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

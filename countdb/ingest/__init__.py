@@ -1,0 +1,1 @@
+"""The write path: parse → validate → WAL append → buffer → acknowledge; then flush to Parquet blocks."""

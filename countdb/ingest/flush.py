@@ -1,0 +1,140 @@
+"""Flusher: turns WAL points into published Parquet blocks, one node-wide flush at a time.
+
+Invariant: visible stored points are unique per (series, ts). Under the node flush lock each new point is
+checked against stored blocks: an older stored point gets a shadow row, a newer one makes the new point go.
+Blocks and the retirement of their WAL segments are published in one catalog transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from countdb.catalog.blocks import BlockRecord, SeriesExtent, forget_retired, publish, snapshot
+from countdb.datadir import DataDir, exclusive_lock, fsync_dir
+from countdb.model import YearMonth, months_between, parse_series_key
+from countdb.storage.blocks import write_block
+from countdb.storage.paths import BlockPath
+
+log = logging.getLogger(__name__)
+
+_DEDUP = """
+    SELECT series, ts, value, seq FROM buffer
+    QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1
+    ORDER BY series, ts
+"""
+_CLASHES = """
+    SELECT n.series, n.ts, n.seq AS new_seq, max(o.seq) AS old_seq
+    FROM part n JOIN read_parquet($files) o ON o.series = n.series AND o.ts = n.ts
+    WHERE o.ts BETWEEN $low AND $high
+    GROUP BY ALL
+"""
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    blocks: list[BlockRecord]
+    points: int
+    seconds: float
+
+
+class Flusher:
+    """Publishes points as blocks. Thread-safe only by its callers: one flush per Flusher at a time."""
+
+    def __init__(self, datadir: DataDir, catalog: sqlite3.Connection):
+        self.datadir = datadir
+        self.catalog = catalog
+        self._duck = duckdb.connect(config={"threads": 1})
+        self._duck.execute("SET enable_progress_bar = false")
+
+    def flush(self, points: pa.Table, segments: list[Path]) -> FlushResult:
+        """Durably publish `points` (UNFLUSHED_SCHEMA) and retire `segments`, then delete those files.
+
+        Raises StorageError/CatalogError; on error nothing is published and the segments stay live.
+        """
+        started = time.monotonic()
+        root = self.datadir.root
+        with exclusive_lock(self.datadir.flush_lock_path):
+            current = snapshot(self.catalog)
+            deduped = self._duck.from_arrow(points).query("buffer", _DEDUP).to_arrow_table() if points.num_rows else None
+            blocks: list[BlockRecord] = []
+            if deduped is not None:
+                for month, part in _split_by_month(deduped):
+                    stored = [b for b in current.blocks if b.kind == "points" and b.month == str(month)]
+                    blocks += self._write_month(month, part, stored)
+            retired = [str(path.relative_to(root)) for path in segments]
+            publish(self.catalog, blocks, retired, _series_extents(deduped) if deduped is not None else [])
+        for path in segments:
+            path.unlink(missing_ok=True)
+        if segments:
+            fsync_dir(segments[0].parent)
+            forget_retired(self.catalog, retired)
+        return FlushResult(blocks, deduped.num_rows if deduped is not None else 0, time.monotonic() - started)
+
+    def _write_month(self, month: YearMonth, part: pa.Table, stored: list[BlockRecord]) -> list[BlockRecord]:
+        low, high = (scalar.as_py() for scalar in pc.min_max(part["ts"]).values())
+        overlapping = [str(self.datadir.root / b.path) for b in stored if b.max_ts >= low and b.min_ts <= high]
+        shadows = None
+        if overlapping:
+            part, shadows = self._resolve_clashes(part, overlapping, low, high)
+        written = []
+        for kind, table in (("points", part), ("shadow", shadows)):
+            if table is not None and table.num_rows:
+                path = BlockPath.new(month, kind, pc.max(table["seq"]).as_py())
+                written.append(write_block(self.datadir.root, path, table))
+        return written
+
+    def _resolve_clashes(self, part: pa.Table, files: list[str], low: int, high: int) -> tuple[pa.Table, pa.Table | None]:
+        """New points that replace stored ones get shadow rows; new points older than stored ones go."""
+        self._duck.register("part", part)
+        try:
+            clashes = self._duck.execute(_CLASHES, {"files": files, "low": low, "high": high}).to_arrow_table()
+            if clashes.num_rows == 0:
+                return part, None
+            self._duck.register("clashes", clashes)
+            kept = self._duck.execute(
+                "SELECT p.* FROM part p ANTI JOIN clashes c ON c.series = p.series AND c.ts = p.ts "
+                "AND c.old_seq > c.new_seq ORDER BY p.series, p.ts").to_arrow_table()
+            shadows = self._duck.execute(
+                "SELECT series, ts, new_seq AS seq FROM clashes WHERE new_seq > old_seq ORDER BY series, ts"
+            ).to_arrow_table()
+            self._duck.unregister("clashes")
+            return kept, shadows
+        finally:
+            self._duck.unregister("part")
+
+    def close(self) -> None:
+        self._duck.close()
+
+
+def _split_by_month(table: pa.Table) -> list[tuple[YearMonth, pa.Table]]:
+    """Rows per UTC month, each part still sorted by series, ts."""
+    low, high = pc.min_max(table["ts"]).values()
+    months = months_between(low.as_py(), high.as_py())
+    if len(months) == 1:
+        return [(months[0], table)]
+    parts = []
+    for month in months:
+        mask = pc.and_(pc.greater_equal(table["ts"], month.start_ms()), pc.less_equal(table["ts"], month.end_ms()))
+        part = table.filter(mask)
+        if part.num_rows:
+            parts.append((month, part))
+    return parts
+
+
+def _series_extents(table: pa.Table) -> list[SeriesExtent]:
+    grouped = table.group_by("series").aggregate([("ts", "min"), ("ts", "max")])
+    extents = []
+    for key, first, last in zip(grouped["series"].to_pylist(), grouped["ts_min"].to_pylist(),
+                                grouped["ts_max"].to_pylist()):
+        name, tags = parse_series_key(key)
+        extents.append(SeriesExtent(key, name, orjson.dumps(tags).decode(), first, last))
+    return extents

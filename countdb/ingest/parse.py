@@ -1,0 +1,179 @@
+"""Parsing /insert bodies (JSON object or array, NDJSON, CSV, Arrow IPC) into validated columns.
+
+Invariant: a body is accepted whole or rejected whole; the error names the point (index) and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from countdb.errors import InvalidInput
+from countdb.ingest.validate import check_point_count, check_timestamp, check_value, keyed_series
+from countdb.model import MAX_TIMESTAMP_MS
+from countdb.wal.record import WAL_BATCH_SCHEMA, Columns
+
+_FIELDS = ("series", "timestamp", "value")
+
+
+def parse_json(body: bytes, max_points: int) -> Columns:
+    """A single point object (the original Count API) or an array of them."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"body is not valid JSON: {error}", field="body") from None
+    if isinstance(document, dict):
+        return _points([document], single=True)
+    if isinstance(document, list):
+        if not document:
+            raise InvalidInput("body is an empty array: send at least one point", field="body")
+        check_point_count(len(document), max_points)
+        return _points(document, single=False)
+    raise InvalidInput("body must be a JSON object or an array of objects", field="body")
+
+
+def parse_ndjson(body: bytes, max_points: int) -> Columns:
+    """One JSON point per line; blank lines are skipped; errors name the 1-based line."""
+    documents, lines = [], []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if line.strip():
+            try:
+                documents.append(orjson.loads(line))
+            except orjson.JSONDecodeError as error:
+                raise InvalidInput(f"line {number}: not valid JSON: {error}", line=number) from None
+            lines.append(number)
+    if not documents:
+        raise InvalidInput("body holds no points", field="body")
+    check_point_count(len(documents), max_points)
+    try:
+        return _points(documents, single=False)
+    except InvalidInput as error:
+        line = lines[error.index]
+        raise InvalidInput(f"line {line}: {error.message.split(': ', 1)[1]}", line=line, field=error.field) from None
+
+
+def _points(documents: list, single: bool) -> Columns:
+    columns = Columns([], [], [])
+    for index, point in enumerate(documents):
+        where = "" if single else f"points[{index}]."
+        try:
+            if not isinstance(point, dict):
+                raise InvalidInput(f"{where[:-1] or 'point'}: must be an object", field="point")
+            for field in _FIELDS:
+                if field not in point:
+                    raise InvalidInput(f"{where}{field}: is required", field=field)
+            columns.series.append(keyed_series(point["series"], point.get("tags"), where))
+            columns.ts.append(check_timestamp(point["timestamp"], where))
+            columns.values.append(check_value(point["value"], where))
+        except InvalidInput as error:
+            error.index = None if single else index
+            raise
+    return columns
+
+
+def parse_csv(body: bytes, max_points: int) -> Columns:
+    """`series,timestamp,value` with that header; timestamps in ms; errors name the 1-based line."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise InvalidInput("CSV body is not UTF-8", field="body") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header] != list(_FIELDS):
+        raise InvalidInput("CSV header must be: series,timestamp,value", line=1)
+    columns = Columns([], [], [])
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        where = f"line {line}: "
+        if len(row) != 3:
+            raise InvalidInput(f"{where}expected 3 columns, got {len(row)}", line=line)
+        columns.series.append(keyed_series(row[0], None, where))
+        columns.ts.append(check_timestamp(_number(row[1], int, where, "timestamp"), where))
+        columns.values.append(check_value(_number(row[2], float, where, "value"), where))
+        check_point_count(len(columns), max_points)
+    if not columns.ts:
+        raise InvalidInput("CSV body holds no points", field="body")
+    return columns
+
+
+def _number(text: str, kind: type, where: str, field: str):
+    try:
+        return kind(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{where}{field}: {text!r} is not a {'integer' if kind is int else 'number'}",
+                           field=field) from None
+
+
+def parse_arrow(body: bytes, max_points: int) -> list[pa.RecordBatch]:
+    """An Arrow IPC stream with `series` (string or dictionary), `timestamp` (timestamp or int64 ms) and
+    `value` (float64); returns batches in the WAL's schema."""
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
+        raise InvalidInput(f"body is not an Arrow IPC stream: {error}", field="body") from None
+    check_point_count(table.num_rows, max_points)
+    for field in _FIELDS:
+        if field not in table.column_names:
+            raise InvalidInput(f"Arrow stream lacks column {field!r}", field=field)
+    if table.num_rows == 0:
+        raise InvalidInput("Arrow stream holds no rows", field="body")
+    series = _arrow_series(table)
+    ts = _arrow_timestamps(table["timestamp"])
+    value = _arrow_values(table["value"])
+    return pa.Table.from_arrays([series, ts, value], schema=WAL_BATCH_SCHEMA).combine_chunks().to_batches()
+
+
+def _arrow_series(table: pa.Table) -> pa.ChunkedArray:
+    column = table["series"]
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise InvalidInput(f"series: Arrow column must be string, got {column.type}", field="series")
+    column = column.cast(pa.string())
+    if column.null_count or pc.any(pc.equal(pc.utf8_length(column), 0)).as_py():
+        raise InvalidInput("series: must be non-empty strings (null or empty found)", field="series")
+    if "tags" in table.column_names:
+        return _with_tags(column, table["tags"])
+    return column
+
+
+def _with_tags(series: pa.ChunkedArray, tags: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Tags come as a map<string,string> (or struct) column; canonical keys are built per distinct pair."""
+    keys, cache = [], {}
+    for name, tag_value in zip(series.to_pylist(), tags.to_pylist()):
+        marker = (name, repr(tag_value))
+        if marker not in cache:
+            tag_dict = dict(tag_value) if isinstance(tag_value, list) else (tag_value or {})
+            cache[marker] = keyed_series(name, tag_dict, "")
+        keys.append(cache[marker])
+    return pa.chunked_array([pa.array(keys, pa.string())])
+
+
+def _arrow_timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("ms"), safe=False).cast(pa.int64())
+    elif pa.types.is_integer(column.type):
+        column = column.cast(pa.int64())
+    else:
+        raise InvalidInput(f"timestamp: Arrow column must be a timestamp or int64 ms, got {column.type}",
+                           field="timestamp")
+    if column.null_count:
+        raise InvalidInput("timestamp: nulls are not allowed", field="timestamp")
+    low, high = pc.min_max(column).values()
+    if low.as_py() < 0 or high.as_py() > MAX_TIMESTAMP_MS:
+        raise InvalidInput(f"timestamp: must be between 0 and {MAX_TIMESTAMP_MS} ms", field="timestamp")
+    return column
+
+
+def _arrow_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        raise InvalidInput(f"value: Arrow column must be numeric, got {column.type}", field="value")
+    column = column.cast(pa.float64())
+    if column.null_count or not pc.all(pc.is_finite(column)).as_py():
+        raise InvalidInput("value: must be finite numbers (null, NaN or infinity found)", field="value")
+    return column

@@ -1,0 +1,137 @@
+"""Writer: validate → WAL append → buffer → acknowledge, and hand full or old buffers to the Flusher.
+
+Invariant: the buffer holds exactly the records of the WAL's current segment; rotation and buffer swap
+happen under one lock, so a flushed block replaces precisely the segment it retires.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from countdb.errors import CountError, Unavailable
+from countdb.ingest.flush import Flusher
+from countdb.wal.log import WriteAheadLog
+from countdb.wal.record import Columns, encode_points, records_to_table
+
+log = logging.getLogger(__name__)
+
+Points = Columns | pa.RecordBatch
+MAX_PENDING_FACTOR = 10  # refuse writes once unflushable points exceed this many buffers
+
+
+class SequenceClock:
+    """Write sequence numbers: wall-clock nanoseconds, strictly increasing within the process, so the
+    later of two writes to one (series, ts) wins across workers too."""
+
+    def __init__(self):
+        self._last = 0
+
+    def next(self) -> int:
+        self._last = max(self._last + 1, time.time_ns())
+        return self._last
+
+
+@dataclass
+class Buffer:
+    records: list[tuple[int, Points]] = field(default_factory=list)
+    points: int = 0
+    first_monotonic: float = 0.0
+
+    def add(self, seq: int, points: Points) -> None:
+        if not self.records:
+            self.first_monotonic = time.monotonic()
+        self.records.append((seq, points))
+        self.points += len(points) if isinstance(points, Columns) else points.num_rows
+
+
+@dataclass
+class Sealed:
+    records: list[tuple[int, Points]]
+    segment: Path
+    points: int
+
+
+class Writer:
+    """One per worker process. `write` returns once the points are acknowledged-durable:
+    in the kernel (WAL_FSYNC=interval) or on disk (WAL_FSYNC=always, group-committed)."""
+
+    def __init__(self, wal: WriteAheadLog, flusher: Flusher, buffer_points: int, fsync_always: bool):
+        self.wal = wal
+        self.flusher = flusher
+        self.buffer_points = buffer_points
+        self.fsync_always = fsync_always
+        self.flush_wanted = threading.Event()
+        self._clock = SequenceClock()
+        self._buffer = Buffer()
+        self._pending: list[Sealed] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._closed = False
+
+    def write(self, batches: list[Points]) -> int:
+        """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable."""
+        encoded = [encode_points(points) for points in batches]
+        with self._lock:
+            if self._closed:
+                raise Unavailable("node is shutting down")
+            if sum(s.points for s in self._pending) > MAX_PENDING_FACTOR * self.buffer_points:
+                raise Unavailable("flushes are failing; refusing writes until storage recovers")
+            seq = self._clock.next()
+            for (record_type, payload), points in zip(encoded, batches):
+                position = self.wal.append_unsynced(record_type, seq, payload)
+                self._buffer.add(seq, points)
+            full = self._buffer.points >= self.buffer_points
+        if self.fsync_always:
+            self.wal.sync_to(position)
+        if full:
+            self.flush_wanted.set()
+        return sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def buffered_points(self) -> int:
+        return self._buffer.points + sum(s.points for s in self._pending)
+
+    def oldest_age_seconds(self) -> float:
+        with self._lock:
+            return time.monotonic() - self._buffer.first_monotonic if self._buffer.records else 0.0
+
+    def flush(self) -> int:
+        """Seal the current segment and publish everything unflushed; returns points published.
+        On failure the points stay in their sealed segments (still served) and are retried next time."""
+        with self._flush_lock:
+            with self._lock:
+                self.flush_wanted.clear()
+                if self._buffer.records:
+                    sealed = Sealed(self._buffer.records, self.wal.rotate(), self._buffer.points)
+                    self._pending.append(sealed)
+                    self._buffer = Buffer()
+                pending = list(self._pending)
+            if not pending:
+                return 0
+            records = [record for sealed in pending for record in sealed.records]
+            try:
+                result = self.flusher.flush(records_to_table(records), [s.segment for s in pending])
+            except (CountError, OSError) as error:
+                log.error("flush of %d points failed, will retry: %s", sum(s.points for s in pending), error)
+                return 0
+            with self._lock:
+                self._pending = self._pending[len(pending):]
+            log.info("flushed %d points into %d blocks in %.3fs", result.points, len(result.blocks), result.seconds)
+            return result.points
+
+    def close(self) -> None:
+        """Refuse new writes, flush everything, release the WAL (its folder is removed when empty)."""
+        with self._lock:
+            self._closed = True
+        self.flush()
+        self.wal.close()

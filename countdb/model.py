@@ -1,0 +1,106 @@
+"""The data model: series keys, millisecond timestamps, UTC months and the Arrow schema of a point.
+
+Invariant: a series key is canonical (tags sorted, Prometheus-style quoting), so one series has one key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+Millis = int
+"""Milliseconds since the Unix epoch, UTC."""
+
+MAX_TIMESTAMP_MS: Millis = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a YearMonth can name
+MAX_SERIES_KEY_BYTES = 1024
+MAX_TAGS = 64
+
+POINT_SCHEMA = pa.schema(
+    [
+        pa.field("series", pa.string(), nullable=False),
+        pa.field("ts", pa.int64(), nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+    ]
+)
+"""Every buffered, logged and stored point has these columns; `seq` orders writes (last write wins)."""
+
+TAG_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-]*\Z")
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_.:/\-]*)="((?:[^"\\]|\\.)*)"(?:,|\Z)')
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def series_key(name: str, tags: dict[str, str] | None = None) -> str:
+    """Canonical key: the bare name without tags, else `name{k="v",…}` with keys sorted."""
+    if not tags:
+        return name
+    body = ",".join(f'{k}="{str(v).translate(_ESCAPES)}"' for k, v in sorted(tags.items()))
+    return f"{name}{{{body}}}"
+
+
+def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
+    """Split a canonical key back into its name and tags. A key with no well-formed tag block is all name."""
+    brace = key.find("{")
+    if brace <= 0 or not key.endswith("}"):
+        return key, {}
+    body = key[brace + 1 : -1]
+    tags: dict[str, str] = {}
+    pos = 0
+    while pos < len(body):
+        match = _LABEL.match(body, pos)
+        if match is None:
+            return key, {}
+        tags[match.group(1)] = _UNESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), match.group(2))
+        pos = match.end()
+    return key[:brace], tags
+
+
+@dataclass(frozen=True, order=True)
+class YearMonth:
+    """A UTC calendar month: the unit of partitioning under time_blocks/."""
+
+    year: int
+    month: int
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @classmethod
+    def parse(cls, text: str) -> "YearMonth":
+        year, month = text.split("-")
+        if len(year) != 4 or len(month) != 2 or not 1 <= int(month) <= 12:
+            raise ValueError(f"not a YYYY-MM month: {text!r}")
+        return cls(int(year), int(month))
+
+    def start_ms(self) -> Millis:
+        return int(datetime(self.year, self.month, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+    def end_ms(self) -> Millis:
+        """The last millisecond of the month (inclusive)."""
+        return self.next().start_ms() - 1 if self.year < 9999 or self.month < 12 else MAX_TIMESTAMP_MS
+
+    def next(self) -> "YearMonth":
+        return YearMonth(self.year + (self.month == 12), self.month % 12 + 1)
+
+
+def month_of(ts_ms: Millis) -> YearMonth:
+    """The UTC month a millisecond timestamp falls in."""
+    moment = datetime.fromtimestamp(ts_ms // 1000, tz=timezone.utc)
+    return YearMonth(moment.year, moment.month)
+
+
+def months_between(start_ms: Millis, end_ms: Millis) -> list[YearMonth]:
+    """Every month touched by the inclusive range [start_ms, end_ms], in order."""
+    if start_ms > end_ms:
+        return []
+    months, current, last = [], month_of(max(start_ms, 0)), month_of(min(end_ms, MAX_TIMESTAMP_MS))
+    while current <= last:
+        months.append(current)
+        if current == YearMonth(9999, 12):
+            break
+        current = current.next()
+    return months

@@ -1,0 +1,109 @@
+"""QueryEngine: per-worker DuckDB connection and consistent snapshots of what is visible.
+
+Invariant: a snapshot lists WAL segments *before* reading the catalog, so a segment that is retired in
+between is seen either as a block or (its file still open) as a segment, never as neither; a segment that
+vanishes before it is opened makes the snapshot start again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from countdb.catalog.blocks import BlockRecord, snapshot
+from countdb.catalog.db import connect, data_version
+from countdb.datadir import DataDir
+from countdb.errors import Unavailable
+from countdb.model import months_between
+from countdb.wal.log import all_segment_paths
+from countdb.wal.unflushed import SegmentVanished, UnflushedReader
+
+SNAPSHOT_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one query reads: block files (absolute paths) and the matching unflushed points."""
+
+    files: list[str]
+    shadows: list[str]
+    unflushed: pa.Table
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    blocks_by_month: dict[str, list[BlockRecord]]
+    unflushed: pa.Table
+    root: Path
+
+    def scope(self, start_ms: int, end_ms: int, series: str | None = None) -> Scope:
+        """Blocks overlapping [start_ms, end_ms] and unflushed points inside it (of `series` if given)."""
+        files, shadows = [], []
+        for month in months_between(start_ms, end_ms):
+            for block in self.blocks_by_month.get(str(month), ()):
+                if block.max_ts >= start_ms and block.min_ts <= end_ms:
+                    (files if block.kind == "points" else shadows).append(str(self.root / block.path))
+        table = self.unflushed
+        if table.num_rows:
+            mask = pc.and_(pc.greater_equal(table["ts"], start_ms), pc.less_equal(table["ts"], end_ms))
+            if series is not None:
+                mask = pc.and_(mask, pc.equal(table["series"], series))
+            table = table.filter(mask)
+        return Scope(files, shadows, table)
+
+
+class QueryEngine:
+    """Thread-safe: every query gets its own DuckDB cursor on the worker's one connection."""
+
+    def __init__(self, datadir: DataDir, memory_limit_mb: int, threads: int = 2):
+        self.datadir = datadir
+        self.duck = duckdb.connect(config={
+            "memory_limit": f"{memory_limit_mb}MB",
+            "threads": threads,
+        })
+        self.duck.execute("SET enable_progress_bar = false")
+        self.duck.execute("SET parquet_metadata_cache = true")
+        self._catalog = connect(datadir.catalog_path)
+        self._catalog_lock = threading.Lock()
+        self._catalog_version = -1
+        self._blocks: dict[str, list[BlockRecord]] = {}
+        self._retired: frozenset[str] = frozenset()
+        self._unflushed = UnflushedReader(datadir.root)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.duck.cursor()
+
+    def snapshot(self) -> Snapshot:
+        """Published blocks plus every point in a live WAL segment, as of now."""
+        root = self.datadir.root
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            listed = [str(path.relative_to(root)) for path in all_segment_paths(self.datadir.wal)]
+            blocks, retired = self._catalog_state()
+            try:
+                unflushed = self._unflushed.read([path for path in listed if path not in retired])
+            except SegmentVanished:
+                continue
+            return Snapshot(blocks, unflushed, root)
+        raise Unavailable("the WAL changed too fast to take a consistent snapshot; retry")
+
+    def _catalog_state(self) -> tuple[dict[str, list[BlockRecord]], frozenset[str]]:
+        with self._catalog_lock:
+            version = data_version(self._catalog)
+            if version != self._catalog_version:
+                current = snapshot(self._catalog)
+                by_month: dict[str, list[BlockRecord]] = defaultdict(list)
+                for block in current.blocks:
+                    by_month[block.month].append(block)
+                self._blocks, self._retired, self._catalog_version = dict(by_month), current.retired_segments, version
+            return self._blocks, self._retired
+
+    def close(self) -> None:
+        self._unflushed.close()
+        self._catalog.close()
+        self.duck.close()

@@ -1,0 +1,60 @@
+"""The visible points of a Scope as one SQL relation: stored points minus shadowed ones, merged with the
+unflushed points so that each (series, ts) appears once, the latest write winning.
+
+Stored points are already unique (the Flusher guarantees it), so only the time window the unflushed points
+cover needs the costly de-duplication; everything outside it is scanned as is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import duckdb
+import pyarrow.compute as pc
+
+from countdb.query.engine import Scope
+
+_EMPTY = "(SELECT NULL::VARCHAR AS series, NULL::BIGINT AS ts, NULL::DOUBLE AS value, NULL::BIGINT AS seq WHERE false)"
+_names = itertools.count()
+
+
+def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, params: dict) -> str:
+    """SQL for `(series, ts, value)` of every visible point of `scope` that satisfies `where` (SQL over
+    series/ts using $parameters, which are added to `params`). Registers Arrow tables on `cursor`."""
+    suffix = next(_names)
+    stored = _stored(scope, where, params, suffix)
+    unflushed = scope.unflushed
+    if unflushed.num_rows == 0:
+        return f"(SELECT series, ts, value FROM {stored} p)"
+    table = f"unflushed_{suffix}"
+    cursor.register(table, unflushed)
+    low, high = (v.as_py() for v in pc.min_max(unflushed["ts"]).values())
+    params[f"ulow{suffix}"], params[f"uhigh{suffix}"] = low, high
+    return f"""(
+        SELECT series, ts, value FROM {stored} p WHERE ts < $ulow{suffix} OR ts > $uhigh{suffix}
+        UNION ALL
+        SELECT series, ts, value FROM (
+            SELECT series, ts, value, seq, -1 AS pos FROM {stored} p WHERE ts BETWEEN $ulow{suffix} AND $uhigh{suffix}
+            UNION ALL
+            SELECT series, ts, value, seq, pos FROM {table} WHERE {where}
+        ) QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1
+    )"""
+
+
+def _stored(scope: Scope, where: str, params: dict, suffix: int) -> str:
+    if not scope.files:
+        return _EMPTY
+    params[f"files{suffix}"] = scope.files
+    sql = f"(SELECT series, ts, value, seq FROM read_parquet($files{suffix}) o WHERE {where}"
+    if scope.shadows:
+        params[f"shadows{suffix}"] = scope.shadows
+        sql += (f" AND NOT EXISTS (SELECT 1 FROM read_parquet($shadows{suffix}) s"
+                " WHERE s.series = o.series AND s.ts = o.ts AND s.seq > o.seq)")
+    return sql + ")"
+
+
+def used_params(sql: str, params: dict) -> dict:
+    """Only the parameters `sql` mentions: DuckDB refuses a statement given more than it uses."""
+    mentioned = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+    return {name: value for name, value in params.items() if name in mentioned}

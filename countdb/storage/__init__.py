@@ -1,0 +1,1 @@
+"""Parquet time blocks under time_blocks/YYYY-MM/: naming, durable publication, encoding choices."""

@@ -1,0 +1,169 @@
+"""WriteAheadLog: one writer's folder of segments under wal/<writer-id>/, locked by that writer.
+
+Invariant: only the process holding <writer-id>/lock appends to its segments; a folder whose lock can be
+taken belongs to a dead writer and may be replayed and removed by whoever took the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import threading
+from pathlib import Path
+
+from countdb.datadir import fsync_dir
+from countdb.wal.segment import MAGIC, SegmentWriter, encode_frame
+
+SEGMENT_SUFFIX = ".wal"
+LOCK_NAME = "lock"
+
+
+def segment_name(number: int) -> str:
+    return f"{number:08d}{SEGMENT_SUFFIX}"
+
+
+def segment_paths(writer_dir: Path) -> list[Path]:
+    """The segments of one writer folder, oldest first."""
+    try:
+        return sorted(p for p in writer_dir.iterdir() if p.name.endswith(SEGMENT_SUFFIX))
+    except FileNotFoundError:
+        return []
+
+
+def writer_dirs(wal_root: Path) -> list[Path]:
+    """Every writer folder, live or dead (hidden folders are writers still being born)."""
+    try:
+        return sorted(p for p in wal_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def all_segment_paths(wal_root: Path) -> list[Path]:
+    """Every segment of every writer, live or dead."""
+    return [segment for writer in writer_dirs(wal_root) for segment in segment_paths(writer)]
+
+
+class WriterLock:
+    """An flock on <writer-dir>/lock; the kernel drops it when the holder dies, however it dies."""
+
+    def __init__(self, writer_dir: Path):
+        self.writer_dir = writer_dir
+        self._fd = os.open(writer_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def claim_dead_writers(wal_root: Path, own_dir: Path | None = None) -> list[WriterLock]:
+    """Lock every writer folder whose owner is gone. The caller replays it, then calls remove_writer_dir."""
+    claimed = []
+    for writer_dir in writer_dirs(wal_root):
+        if writer_dir == own_dir:
+            continue
+        try:
+            lock = WriterLock(writer_dir)
+        except FileNotFoundError:
+            continue  # removed by another claimant a moment ago
+        if lock.try_acquire():
+            claimed.append(lock)
+    return claimed
+
+
+def remove_writer_dir(lock: WriterLock) -> None:
+    """Delete a claimed, fully replayed writer folder, then release its lock."""
+    shutil.rmtree(lock.writer_dir, ignore_errors=True)
+    fsync_dir(lock.writer_dir.parent)
+    lock.release()
+
+
+class WriteAheadLog:
+    """Appends frames for one writer process; rotates segments; fsyncs on demand or in groups.
+
+    `append_unsynced` returns once the frame is in the kernel (survives kill -9, not power loss).
+    `append` returns once it is on disk; concurrent callers share one fsync (group commit).
+    """
+
+    def __init__(self, wal_root: Path, writer_id: str | None = None):
+        self.writer_id = writer_id or f"{os.getpid()}-{secrets.token_hex(4)}"
+        # NOTE: the folder is locked under a hidden name, then renamed, so no one can mistake it for a
+        # dead writer's folder in the moment between mkdir and flock.
+        hidden = wal_root / f".{self.writer_id}.new"
+        hidden.mkdir(parents=True)
+        self._lock = WriterLock(hidden)
+        self._lock.try_acquire()
+        self.dir = wal_root / self.writer_id
+        hidden.rename(self.dir)
+        self._lock.writer_dir = self.dir
+        fsync_dir(wal_root)
+        self._number = 0
+        self._segment = self._open_next()
+        self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._written_total = 0
+        self._synced_total = 0
+
+    @property
+    def current_path(self) -> Path:
+        return self._segment.path
+
+    def append_unsynced(self, record_type: int, seq: int, payload: bytes) -> int:
+        """Append one record; returns a position to pass to sync_to(). Durable against process death only."""
+        frame = encode_frame(record_type, seq, payload)
+        with self._write_lock:
+            self._segment.append_unsynced(frame)
+            self._written_total += len(frame)
+            return self._written_total
+
+    def append(self, record_type: int, seq: int, payload: bytes) -> None:
+        """Append one record and return only after it is fsynced (group-committed)."""
+        self.sync_to(self.append_unsynced(record_type, seq, payload))
+
+    def sync_to(self, position: int) -> None:
+        """Block until every byte up to `position` is on disk; one fsync serves every waiter behind it."""
+        with self._sync_lock:
+            if self._synced_total >= position:
+                return
+            with self._write_lock:
+                target, segment = self._written_total, self._segment
+            segment.sync()
+            self._synced_total = max(self._synced_total, target)
+
+    def sync(self) -> None:
+        """fsync whatever is written (the interval flusher calls this)."""
+        self.sync_to(self._written_total)
+
+    def rotate(self) -> Path:
+        """Seal the current segment (fsynced) and start a new one; returns the sealed segment's path."""
+        with self._sync_lock, self._write_lock:
+            sealed = self._segment
+            sealed.close()
+            self._synced_total = self._written_total
+            self._segment = self._open_next()
+        return sealed.path
+
+    def close(self) -> None:
+        """Seal the last segment; remove this writer's folder when no segment in it holds a record."""
+        with self._sync_lock, self._write_lock:
+            self._segment.close()
+            if all(path.stat().st_size <= len(MAGIC) for path in segment_paths(self.dir)):
+                shutil.rmtree(self.dir, ignore_errors=True)
+                fsync_dir(self.dir.parent)
+        self._lock.release()
+
+    def _open_next(self) -> SegmentWriter:
+        self._number += 1
+        writer = SegmentWriter(self.dir / segment_name(self._number))
+        fsync_dir(self.dir)
+        return writer

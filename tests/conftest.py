@@ -1,0 +1,143 @@
+"""Real-server harness: `count_server(**env)` starts real gunicorn (`python -m countdb serve`) on a free
+loopback port with its own DATA_DIR, waits for readiness against a deadline, and stops it at the end.
+A failing test gets the server logs printed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+STARTUP_DEADLINE_SECONDS = 60
+STOP_DEADLINE_SECONDS = 30
+
+
+@dataclass
+class CountServer:
+    data_dir: Path
+    env: dict
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    url: str = ""
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def start(self) -> "CountServer":
+        ready_file = self.data_dir.parent / f"{self.data_dir.name}.ready"
+        ready_file.unlink(missing_ok=True)
+        env = {**os.environ, **self.env, "DATA_DIR": str(self.data_dir), "COUNT_READY_FILE": str(ready_file)}
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "countdb", "serve"], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+        while not ready_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"count-server did not start (exit {self.proc.poll()}):\n{self.log_text()}")
+            time.sleep(0.05)
+        self.url = "http://" + ready_file.read_text().strip()
+        while True:
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"count-server never became healthy:\n{self.log_text()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the master and wait; SIGKILL the whole group and fail if it hung."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(STOP_DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+            raise AssertionError(f"count-server did not stop within {STOP_DEADLINE_SECONDS}s:\n{self.log_text()}")
+
+    def kill_all(self) -> None:
+        """kill -9 the master and every worker at once: a node crash."""
+        pids = [self.proc.pid, *self.worker_pids()]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(STOP_DEADLINE_SECONDS)
+        _wait_gone(pids)
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")[-20000:]
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.session.post(self.url + path, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(self.url + path, timeout=30, **kwargs)
+
+
+def _wait_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + STOP_DEADLINE_SECONDS
+    for pid in pids:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                    break
+            except FileNotFoundError:
+                break
+            time.sleep(0.02)
+
+
+TEST_ENV = {"BIND_ADDRESS": "127.0.0.1:0", "WORKERS": "2", "THREADS": "4", "LOG_LEVEL": "info",
+            "WAL_FSYNC_INTERVAL_MS": "100", "SHUTDOWN_GRACE_SECONDS": "15"}
+
+
+@pytest.fixture(scope="session")
+def count_server(tmp_path_factory):
+    """Factory: count_server(data_dir=None, **env) -> a started CountServer; all are stopped at the end."""
+    started: list[CountServer] = []
+
+    def start(data_dir: Path | None = None, **env) -> CountServer:
+        data_dir = data_dir or tmp_path_factory.mktemp("count") / "data"
+        server = CountServer(data_dir, {**TEST_ENV, **{k: str(v) for k, v in env.items()}},
+                             data_dir.parent / f"{data_dir.name}-{len(started)}.log")
+        started.append(server)
+        _LIVE.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(count_server):
+    """One shared server with default-ish settings for API tests that don't restart it."""
+    return count_server(MEMORY_BUFFER_SIZE=1000, FLUSH_INTERVAL_SECONDS=300)
+
+
+_LIVE: list[CountServer] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for server in _LIVE:
+            report.sections.append((f"count-server log {server.log_path.name}", server.log_text()))
