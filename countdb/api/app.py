@@ -6,7 +6,9 @@ import falcon
 
 from countdb.api import errors
 from countdb.api.resources.health import HealthResource, ReadyResource
+from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
+from countdb.api.resources.prometheus import RemoteWriteResource
 from countdb.api.resources.query import AggregateQueryResource, RangeQueryResource
 from countdb.api.services import Services
 
@@ -17,8 +19,13 @@ def create_app(services: Services) -> falcon.App:
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = False
     errors.register(app)
+    writer, limits = services.writer, (settings.max_body_bytes, settings.max_points_per_request)
     routes = [
-        ("/insert", InsertResource(services.writer, settings.max_body_bytes, settings.max_points_per_request)),
+        ("/insert", InsertResource(writer, *limits)),
+        ("/write", LineProtocolResource(writer, "v1", *limits)),
+        ("/api/v2/write", LineProtocolResource(writer, "v2", *limits)),
+        ("/api/v3/write_lp", LineProtocolResource(writer, "v3", *limits)),
+        ("/api/v1/write", RemoteWriteResource(writer, *limits)),
         ("/query/range/{series:path}", RangeQueryResource(services.engine)),
         ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine)),
         ("/health", HealthResource(services)),

@@ -12,15 +12,16 @@ from countdb.errors import InvalidInput, LimitExceeded, UnsupportedFormat
 READ_CHUNK_BYTES = 1 << 20
 
 
-def read_body(req: falcon.Request, max_bytes: int) -> bytes:
+def read_body(req: falcon.Request, max_bytes: int, passthrough: tuple[str, ...] = ()) -> bytes:
     """The request body, gunzipped if Content-Encoding says so; LimitExceeded past `max_bytes` (before or
-    after decompression, so a gzip bomb is refused without being inflated)."""
+    after decompression, so a gzip bomb is refused without being inflated). Encodings in `passthrough`
+    (remote write's snappy) are left for the caller's decoder."""
     length = req.content_length
     if length is not None and length > max_bytes:
         raise _too_big(max_bytes)
     body = req.bounded_stream.read(length) if length is not None else _read_capped(req, max_bytes)
     encoding = (req.get_header("Content-Encoding") or "identity").strip().lower()
-    if encoding in ("identity", ""):
+    if encoding in ("identity", "") or encoding in passthrough:
         return body
     if encoding in ("gzip", "x-gzip"):
         return _gunzip(body, max_bytes)

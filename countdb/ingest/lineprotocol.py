@@ -29,6 +29,7 @@ _TAG_VALUE_RE = _MEASUREMENT_RE
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _BARE_RE = re.compile(r"[^, ]*")
 _TIMESTAMP_RE = re.compile(r"-?[0-9]{1,19}")
+_SPACES_RE = re.compile(" *")
 _NAME_ESCAPE_RE = re.compile(r"\\([, \\])")
 _KEY_ESCAPE_RE = re.compile(r"\\([, =\\])")
 
@@ -145,7 +146,11 @@ _SKIP_FIRST = frozenset(("", "#", " ", "\t"))
 
 
 def _decode_lines(body: bytes) -> tuple[list[str], set[int]]:
-    """Split into lines (LF or CRLF). A body that is not UTF-8 is decoded line by line; bad line numbers return."""
+    """Split into lines (LF or CRLF). A body that is not UTF-8 is decoded line by line; bad line numbers return.
+
+    NOTE: a newline always ends a line, even inside a quoted string: the InfluxDB docs say newlines are not
+    supported in field values, and this way one stray quote cannot swallow the rest of the body.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -316,9 +321,7 @@ def _token(pattern: re.Pattern, line: str, pos: int, what: str) -> tuple[str, in
 
 
 def _skip_spaces(line: str, pos: int) -> int:
-    while pos < len(line) and line[pos] == " ":
-        pos += 1
-    return pos
+    return _SPACES_RE.match(line, pos).end()
 
 
 def _found(line: str, pos: int) -> str:
@@ -337,7 +340,8 @@ def _field_value(name: str, raw: str) -> float:
     if raw in _BOOLS:
         return _BOOLS[raw]
     if raw[-1] == "i" or raw[-1] == "u":
-        number = int(raw[:-1])
+        # NOTE: the length test comes first: int() refuses strings of over 4300 digits with a ValueError.
+        number = int(raw[:-1]) if len(raw) <= 22 else _U64_MAX + 1
         low, high = (_I64_MIN, _I64_MAX) if raw[-1] == "i" else (0, _U64_MAX)
         if not low <= number <= high:
             raise _BadLineError(f"field {name!r}: {raw} is out of the 64-bit range")

@@ -54,8 +54,10 @@ def decode_write_request(body: bytes, max_decompressed_bytes: int) -> ParsedSamp
 
     Labels become tags and `__name__` the series name; a label with an empty value is absent (as in
     Prometheus). Staleness markers are counted, not stored; other NaN and ±Inf values are stored as sent.
-    Raises LimitExceeded(limit="max_body_bytes") if the snappy header announces more than
-    `max_decompressed_bytes` (checked before decompressing), InvalidInput(field="body") for bad snappy or protobuf.
+    A series with a bad label set (no name, duplicate or disallowed label, not UTF-8, key too long) or a
+    sample outside 0..MAX_TIMESTAMP_MS is dropped and explained in `invalid`. Raises
+    LimitExceeded(limit="max_body_bytes") if the snappy header announces more than `max_decompressed_bytes`
+    (checked before decompressing), InvalidInput(field="body") for bad snappy or protobuf framing.
     """
     request = _decode_request(body, max_decompressed_bytes)
     out = ParsedSamples()

@@ -1,0 +1,44 @@
+"""POST /api/v1/write: Prometheus remote write 1.0 (snappy-compressed protobuf), answering 204.
+
+Valid samples are written; invalid ones (bad labels, non-finite values, out-of-range timestamps) are
+reported with 400, which Prometheus does not retry. Staleness markers are dropped, not stored.
+"""
+
+from __future__ import annotations
+
+import math
+
+import falcon
+
+from countdb.api.media import read_body
+from countdb.errors import InvalidInput
+from countdb.ingest.remote_write import decode_write_request
+from countdb.ingest.validate import check_point_count
+from countdb.ingest.writer import Writer
+from countdb.wal.record import Columns
+
+
+class RemoteWriteResource:
+    def __init__(self, writer: Writer, max_body_bytes: int, max_points: int):
+        self.writer = writer
+        self.max_body_bytes = max_body_bytes
+        self.max_points = max_points
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        parsed = decode_write_request(read_body(req, self.max_body_bytes, passthrough=("snappy",)),
+                                      self.max_body_bytes)
+        check_point_count(len(parsed.ts_ms), self.max_points)
+        keep = [i for i, value in enumerate(parsed.values) if math.isfinite(value)]
+        dropped = len(parsed.values) - len(keep)
+        if dropped:
+            parsed.reject(dropped, f"{dropped} samples with NaN or infinite values dropped")
+            columns = Columns([parsed.series[i] for i in keep], [parsed.ts_ms[i] for i in keep],
+                              [parsed.values[i] for i in keep])
+        else:
+            columns = Columns(parsed.series, parsed.ts_ms, parsed.values)
+        if columns.ts:
+            self.writer.write([columns])
+        if parsed.invalid_samples:
+            raise InvalidInput(f"{parsed.invalid_samples} invalid samples were not stored: "
+                               + "; ".join(parsed.invalid), field="body")
+        resp.status = falcon.HTTP_204

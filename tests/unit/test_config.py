@@ -1,0 +1,72 @@
+"""Settings.from_env: defaults, aliases, and one clear line per bad variable (also from the CLI)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from countdb.config import ENVIRONMENT, Settings
+from countdb.errors import ConfigError
+
+
+def test_defaults_match_the_documented_contract():
+    settings = Settings.from_env({})
+    assert (settings.node_id, settings.bind_address, str(settings.data_dir)) == ("1", "127.0.0.1:8080", "count_data")
+    assert (settings.memory_buffer_size, settings.flush_interval_seconds, settings.replication_factor) == (10000, 300, 2)
+    assert settings.cluster_size == 1 and settings.log_level == "info"
+
+
+def test_rust_log_is_an_alias_and_log_level_wins():
+    assert Settings.from_env({"RUST_LOG": "count=debug,hyper=info"}).log_level == "debug"
+    assert Settings.from_env({"RUST_LOG": "warn"}).log_level == "warning"
+    assert Settings.from_env({"RUST_LOG": "debug", "LOG_LEVEL": "error"}).log_level == "error"
+
+
+def test_pod_names_are_node_ids():
+    assert Settings.from_env({"NODE_ID": "count-2"}).node_id_value == "count-2"
+    assert Settings.from_env({"NODE_ID": "3"}).node_id_value == 3
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("MEMORY_BUFFER_SIZE", "abc"), ("MEMORY_BUFFER_SIZE", "0"), ("FLUSH_INTERVAL_SECONDS", "-1"),
+    ("BIND_ADDRESS", "8080"), ("BIND_ADDRESS", "host:99999"), ("CLUSTER_ENABLED", "maybe"),
+    ("NODE_ID", "no spaces"), ("LOG_LEVEL", "loud"), ("WAL_FSYNC", "sometimes"), ("CLUSTER_NODES", "a:1,a:1"),
+])
+def test_a_bad_value_names_its_variable(variable, value):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({variable: value})
+    assert raised.value.variable == variable
+
+
+def test_replication_factor_cannot_exceed_the_cluster():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"CLUSTER_ENABLED": "true", "CLUSTER_NODES": "a:8080,b:8080", "REPLICATION_FACTOR": "3"})
+    assert raised.value.variable == "REPLICATION_FACTOR"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"CLUSTER_ENABLED": "true"})
+
+
+def test_every_variable_is_read_by_from_env():
+    assert {"NODE_ID", "BIND_ADDRESS", "DATA_DIR", "MEMORY_BUFFER_SIZE", "FLUSH_INTERVAL_SECONDS", "LOG_LEVEL",
+            "RUST_LOG", "CLUSTER_ENABLED", "CLUSTER_NODES", "REPLICATION_FACTOR"} <= set(ENVIRONMENT)
+
+
+def _run(args, **env):
+    return subprocess.run([sys.executable, "-m", "countdb", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
+
+
+def test_countdb_config_prints_and_checks(tmp_path):
+    ok = _run(["config"], DATA_DIR=str(tmp_path))
+    assert ok.returncode == 0 and '"memory_buffer_size": 10000' in ok.stdout
+    bad = _run(["config"], MEMORY_BUFFER_SIZE="lots")
+    assert bad.returncode != 0 and "MEMORY_BUFFER_SIZE" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_server_refuses_to_start_on_bad_configuration_in_one_line():
+    result = _run(["serve"], FLUSH_INTERVAL_SECONDS="soon")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "FLUSH_INTERVAL_SECONDS" in result.stderr

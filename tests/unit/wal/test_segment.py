@@ -1,0 +1,77 @@
+"""WAL segments: round trips, and table-driven damage with the number of records that survive."""
+
+from __future__ import annotations
+
+import pytest
+
+from countdb.wal.log import WriteAheadLog
+from countdb.wal.record import Columns, decode_points, encode_points
+from countdb.wal.segment import HEADER, MAGIC, read_segment
+
+
+def write_records(tmp_path, count: int):
+    wal = WriteAheadLog(tmp_path / "wal")
+    for i in range(count):
+        wal.append_unsynced(*_record(i))
+    path = wal.current_path
+    wal.close()
+    return path
+
+
+def _record(i: int):
+    record_type, payload = encode_points(Columns([f"s{i}"], [i], [float(i)]))
+    return record_type, i, payload
+
+
+def test_records_round_trip(tmp_path):
+    path = write_records(tmp_path, 5)
+    frames, end, problem = read_segment(path)
+    assert problem is None and end == path.stat().st_size
+    assert [decode_points(f.record_type, f.payload).series for f in frames] == [[f"s{i}"] for i in range(5)]
+    assert [f.seq for f in frames] == list(range(5))
+
+
+def _frame_offsets(path):
+    frames, _, _ = read_segment(path)
+    return [f.offset for f in frames]
+
+
+DAMAGE = {
+    # name: (how to damage the bytes of a 5-record segment, records that survive, problem kind)
+    "torn_tail": (lambda data, offs: data[:-3], 4, "torn_tail"),
+    "truncated_header": (lambda data, offs: data[: offs[4] + HEADER.size - 2], 4, "torn_tail"),
+    "bad_crc": (lambda data, offs: _flip(data, offs[2] + HEADER.size + 1), 2, "bad_crc"),
+    "bad_length": (lambda data, offs: data[: offs[1]] + b"\xff\xff\xff\xff" + data[offs[1] + 4:], 1, "bad_length"),
+    "bad_magic": (lambda data, offs: b"XXXXXXXX" + data[len(MAGIC):], 0, "bad_magic"),
+}
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_segments_keep_the_records_before_the_damage(tmp_path, kind):
+    path = write_records(tmp_path, 5)
+    damage, survivors, problem_kind = DAMAGE[kind]
+    path.write_bytes(damage(path.read_bytes(), _frame_offsets(path)))
+    frames, end, problem = read_segment(path)
+    assert len(frames) == survivors
+    assert problem is not None and problem.kind == problem_kind
+
+
+def test_close_removes_a_writer_folder_that_holds_no_records(tmp_path):
+    wal = WriteAheadLog(tmp_path / "wal")
+    folder = wal.dir
+    wal.rotate()
+    wal.close()
+    assert not folder.exists()
+
+
+def test_group_commit_syncs_everything_written_before_it(tmp_path):
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.append(*_record(1))
+    position = wal.append_unsynced(*_record(2))
+    wal.sync_to(position)
+    assert wal._synced_total == position
+    wal.close()
