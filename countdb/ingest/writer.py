@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from countdb.errors import CountError, Unavailable
+from countdb.errors import CountError, StorageError, Unavailable
 from countdb.ingest.flush import Flusher
 from countdb.wal.log import WriteAheadLog
 from countdb.wal.record import Columns, encode_points, records_to_table
@@ -84,7 +84,10 @@ class Writer:
                 raise Unavailable("flushes are failing; refusing writes until storage recovers")
             seq = self._clock.next()
             for (record_type, payload), points in zip(encoded, batches):
-                position = self.wal.append_unsynced(record_type, seq, payload)
+                try:
+                    position = self.wal.append_unsynced(record_type, seq, payload)
+                except OSError as error:
+                    raise StorageError(f"WAL append failed: {error.strerror}", path=str(self.wal.current_path)) from None
                 self._buffer.add(seq, points)
             full = self._buffer.points >= self.buffer_points
         if self.fsync_always:
