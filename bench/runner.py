@@ -1,0 +1,218 @@
+"""The benchmark, end to end: ingest every protocol, flush, query against a DuckDB baseline, load-test, report.
+
+Invariant: one failing phase never hides the others: its error is recorded in results["errors"], the remaining
+phases still run, the JSON/Markdown/PNG are still written, and the exit status is 1.
+Usage: python -m bench --scale small   (bench/run wraps it with the venv and wrk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import charts, ingest, markdown, queries, report, storage
+from bench.dataset import EXPORTER_DATA, SCALES, CpuDataset, Scale, load_exporter_points
+from bench.machine import describe_machine
+from bench.server import CountServer, RssSampler
+from bench.wire import prometheus_encoder_name
+from bench.wrk import run_wrk, wrk_available
+
+REPO = Path(__file__).resolve().parent.parent
+SINGLE_INSERT_CONNECTIONS, QUERY_LOAD_CONNECTIONS = 16, 8
+
+
+class Run:
+    """One benchmark run's state: where data lives, and the results dict being filled phase by phase."""
+
+    def __init__(self, scale: Scale, work_dir: Path, clients: int, use_wrk: bool, seed: int):
+        self.scale, self.work_dir, self.clients, self.use_wrk = scale, work_dir, clients, use_wrk
+        self.dataset = CpuDataset(scale, seed)
+        self.results: dict = {"schema": 1, "scale": scale.name, "errors": [], "problems": []}
+
+    def phase(self, name: str, action) -> None:
+        """Run one phase; an exception is recorded (with the traceback) instead of ending the run."""
+        began = time.monotonic()
+        print(f"[bench] {name} …", flush=True)
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - the point is to record any failure and go on
+            self.results["errors"].append({"phase": name, "error": f"{type(error).__name__}: {error}",
+                                           "traceback": traceback.format_exc()})
+            print(f"[bench] {name} FAILED: {error}", file=sys.stderr, flush=True)
+        self.results.setdefault("phase_seconds", {})[name] = round(time.monotonic() - began, 2)
+
+    def server(self, name: str) -> CountServer:
+        return CountServer(self.work_dir / name, self.work_dir / f"{name}.log")
+
+    def ingest_phase(self) -> None:
+        """Every protocol writes its own time slice of the data set (RSS sampled throughout), then SIGTERM flushes."""
+        server = self.server("cpu").start()
+        slices = ingest.time_slices(self.scale.points_per_series)
+        result = self.results["ingest"] = {"clients": self.clients, "protocols": {}, "backfill": [],
+                                           "prometheus_encoder": prometheus_encoder_name()}
+        try:
+            with RssSampler(server) as sampler:
+                for protocol in ingest.PROTOCOLS:
+                    t0, t1 = slices[protocol.name]
+                    measured = ingest.measure_protocol(server.url, protocol, self.dataset, t0, t1,
+                                                       self.scale.repeats, self.clients)
+                    result["protocols"][protocol.name] = measured
+                    print(f"[bench]   {protocol.name}: {_brief(measured)}", flush=True)
+                result["backfill"] = self._backfill(server.url, slices, result["protocols"])
+            self.results["rss"] = {"worker_peak_mb": {str(pid): round(mb, 1) for pid, mb in sampler.peak_mb.items()},
+                                   "max_worker_peak_mb": round(max(sampler.peak_mb.values(), default=0.0), 1)}
+        finally:
+            result["shutdown"] = server.stop()
+        result["points_written"] = (sum(r["points"] for r in result["protocols"].values() if r.get("available"))
+                                    + sum(entry["points"] for entry in result["backfill"]))
+        self.results["storage"] = {"cpu": storage.storage_result(server.data_dir, self.dataset.points(),
+                                                                 result["points_written"])}
+
+    def _backfill(self, url: str, slices: dict, out: dict) -> list:
+        """Write, untimed, every time step a protocol did not (missing or failing endpoint)."""
+        done = []
+        for name, (t0, t1) in slices.items():
+            written_to = out[name].get("written_steps", (t0, t0))[1]
+            if written_to < t1:
+                done.append({"for": name, **ingest.write_untimed(url, self.dataset.points(written_to, t1),
+                                                                 self.clients)})
+        return done
+
+    def query_phase(self) -> None:
+        """Restart on the flushed DATA_DIR; every query kind on Count, then on plain DuckDB; then wrk load."""
+        sampled = queries.sample_queries(self.dataset, self.scale.query_samples)
+        out = self.results.setdefault("queries", {})
+        with self.server("cpu") as server:
+            client = queries.CountClient(server.url)
+            for kind, batch in sampled.items():
+                out[kind] = {"count": queries.measure_count(client, kind, batch)}
+            baseline = queries.DuckBaseline(server.data_dir)
+            try:
+                for kind, batch in sampled.items():
+                    out[kind]["duckdb"] = baseline.measure(batch)
+                    out[kind]["ratio"] = queries.compare(out[kind]["count"], out[kind]["duckdb"])
+            finally:
+                baseline.close()
+            if self.use_wrk:
+                self.results["query_load"] = self._query_load(server.url)
+                self.results["single_insert"] = self._single_inserts(server.url)
+
+    def _query_load(self, url: str) -> dict:
+        paths = self.work_dir / "range-paths.txt"
+        paths.write_text("\n".join(queries.load_paths(self.dataset)) + "\n")
+        runs = [run_wrk(url, "range.lua", [str(paths)], QUERY_LOAD_CONNECTIONS, self.scale.wrk_seconds)
+                for _ in range(self.scale.repeats)]
+        return _wrk_summary(runs, QUERY_LOAD_CONNECTIONS, expected_status=200)
+
+    def _single_inserts(self, url: str) -> dict:
+        first_ms = self.dataset.end_ms + 86_400_000  # after the data set, so stored cpu points stay untouched
+        runs = [run_wrk(url + "/insert", "insert.lua", [str(first_ms + n * 10**9)], SINGLE_INSERT_CONNECTIONS,
+                        self.scale.wrk_seconds) for n in range(self.scale.repeats)]
+        return _wrk_summary(runs, SINGLE_INSERT_CONNECTIONS, expected_status=201)
+
+    def exporter_phase(self) -> None:
+        """The shipped node-exporter recording: write, SIGTERM (flush), bytes/point."""
+        points = load_exporter_points(EXPORTER_DATA)
+        server = self.server("exporter").start()
+        try:
+            written = ingest.write_untimed(server.url, points, self.clients)
+        finally:
+            shutdown = server.stop()
+        result = storage.storage_result(server.data_dir, points, written["points"])
+        self.results["storage"]["exporter"] = {**result, "written": written, "shutdown": shutdown,
+                                               "source": str(EXPORTER_DATA.relative_to(REPO))}
+
+
+def _wrk_summary(runs: list[dict], connections: int, expected_status: int) -> dict:
+    """Median across runs of req/s (all answers, and only the expected ones: the figure targets use) and of
+    each run's p50/p99; the worst run's p99; every unexpected answer."""
+    def median(key):
+        return round(statistics.median(run["latency_ms"][key] for run in runs), 3)
+    return {
+        "available": True, "connections": connections, "expected_status": expected_status, "runs": runs,
+        "requests_per_s_median": round(statistics.median(run["requests_per_s"] for run in runs), 1),
+        "expected_per_s_median": round(statistics.median(run["expected_per_s"] for run in runs), 1),
+        "latency_ms_p50": median("p50"), "latency_ms_p99": median("p99"),
+        "latency_ms_p99_worst": max(run["latency_ms"]["p99"] for run in runs),
+        "unexpected_status": sum(run["unexpected_status"] for run in runs),
+        "socket_errors": sum(sum(run["socket_errors"].values()) - run["socket_errors"]["status"] for run in runs),
+        "requests": sum(run["requests"] for run in runs),
+    }
+
+
+def _brief(result: dict) -> str:
+    if not result.get("available"):
+        return f"{result.get('reason')} ({result.get('probe_status')})"
+    return f"{result['points']:,} points, median {result['points_per_s_median']:,.0f} points/s"
+
+
+def run_benchmark(scale: Scale, results_dir: Path, work_dir: Path | None = None, clients: int = 4,
+                  use_wrk: bool = True, seed: int = 42, keep_data: bool = False) -> tuple[dict, dict]:
+    """Run every phase and write the reports; returns (results, paths of the files written)."""
+    started = datetime.now(timezone.utc)
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"count-bench-{scale.name}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    run = Run(scale, work, clients, use_wrk and wrk_available(), seed)
+    run.results.update(started_at=started.isoformat(timespec="seconds"), machine=describe_machine(REPO),
+                       dataset=_describe_dataset(run.dataset), work_dir=str(work))
+    if not run.use_wrk:
+        reason = "wrk not installed" if use_wrk else "disabled (--no-wrk)"
+        for key in ("query_load", "single_insert"):
+            run.results[key] = {"available": False, "reason": reason}
+    try:
+        run.phase("ingest", run.ingest_phase)
+        run.phase("queries", run.query_phase)
+        run.phase("exporter", run.exporter_phase)
+    finally:
+        if not keep_data:
+            shutil.rmtree(work, ignore_errors=True)
+    run.results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run.results["targets"] = report.evaluate_targets(run.results)
+    run.results["problems"] += report.find_problems(run.results)
+    return run.results, write_outputs(run.results, results_dir, started)
+
+
+def _describe_dataset(dataset: CpuDataset) -> dict:
+    scale = dataset.scale
+    return {"kind": "cpu-only (TSBS-like)", "hosts": scale.hosts, "series": scale.series,
+            "points_per_series": scale.points_per_series, "points": scale.points, "interval_ms": 10_000,
+            "start_ms": dataset.start_ms, "end_ms": dataset.end_ms, "seed": dataset.seed}
+
+
+def write_outputs(results: dict, results_dir: Path, started: datetime) -> dict:
+    """<date>-<host>-<scale>.json and .md, plus -ingest.png and -queries.png, in results_dir."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{started:%Y-%m-%d}-{results['machine']['host']}-{results['scale']}"
+    paths = {"json": results_dir / f"{stem}.json", "markdown": results_dir / f"{stem}.md",
+             "ingest_chart": results_dir / f"{stem}-ingest.png", "query_chart": results_dir / f"{stem}-queries.png"}
+    charts.ingest_chart(results, paths["ingest_chart"])
+    charts.query_chart(results, paths["query_chart"])
+    paths["json"].write_text(report.to_json(results))
+    paths["markdown"].write_text(markdown.to_markdown(results, paths))
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description="Count's benchmark (see bench/README.md).")
+    parser.add_argument("--scale", choices=sorted(SCALES, key=lambda name: SCALES[name].points), default="small")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--work-dir", type=Path, help="where DATA_DIRs and logs go (default: a new temp dir)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent batch-ingest connections")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-wrk", action="store_true", help="skip the wrk measurements")
+    parser.add_argument("--keep-data", action="store_true", help="keep the work dir (DATA_DIRs, server logs)")
+    args = parser.parse_args(argv)
+    results, paths = run_benchmark(SCALES[args.scale], args.results_dir, args.work_dir, args.clients,
+                                   not args.no_wrk, args.seed, args.keep_data)
+    print(paths["markdown"].read_text())
+    for error in results["errors"]:
+        print(f"[bench] phase {error['phase']} failed:\n{error['traceback']}", file=sys.stderr)
+    print("[bench] wrote " + ", ".join(str(path) for path in paths.values()))
+    return 1 if results["errors"] else 0

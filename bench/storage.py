@@ -1,0 +1,72 @@
+"""Bytes per point on disk after a flush, next to plain zstd Parquet of the very same points.
+
+Why two baselines: pyarrow's defaults in arrival order (time-major) are what a naive writer gets, sorted by (series,
+ts) what a columnar layout usually gets; neither always wins, so the target is judged against the smaller file.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.dataset import Points
+
+
+def parquet_footprint(data_dir: Path) -> dict:
+    """Files, bytes and rows of DATA_DIR/time_blocks/*/*.parquet, per month folder too."""
+    files = sorted((data_dir / "time_blocks").glob("*/*.parquet"))
+    months: dict[str, dict] = {}
+    total_bytes = total_rows = 0
+    for path in files:
+        size, rows = path.stat().st_size, pq.ParquetFile(path).metadata.num_rows
+        month = months.setdefault(path.parent.name, {"files": 0, "bytes": 0, "rows": 0})
+        month["files"] += 1
+        month["bytes"] += size
+        month["rows"] += rows
+        total_bytes, total_rows = total_bytes + size, total_rows + rows
+    return {"files": len(files), "bytes": total_bytes, "rows": total_rows, "months": months}
+
+
+def storage_result(data_dir: Path, points: Points, written: int | None = None) -> dict:
+    """Count's bytes/point (file bytes / points acknowledged) against both zstd Parquet baselines of `points`."""
+    footprint = parquet_footprint(data_dir)
+    baseline = zstd_baseline(points)
+    written = len(points) if written is None else written
+    count_bpp = footprint["bytes"] / written if written else 0.0
+    best = min(baseline, key=lambda order: baseline[order]["bytes"])
+    reference = baseline[best]["bytes_per_point"]
+    return {
+        "points": written, "points_in_data_set": len(points), "series": len(points.series.keys),
+        "parquet_files": footprint["files"], "parquet_bytes": footprint["bytes"],
+        "stored_rows": footprint["rows"], "months": footprint["months"],
+        "bytes_per_point": round(count_bpp, 4),
+        "zstd_parquet": baseline,
+        "zstd_reference": best,
+        "reduction_vs_zstd": round(1 - count_bpp / reference, 4) if reference and count_bpp else None,
+    }
+
+
+def zstd_baseline(points: Points) -> dict:
+    """pyarrow.parquet.write_table(compression="zstd"), all other options default, columns series/ts/value.
+
+    `series` is handed over dictionary-encoded, which is how the Parquet writer stores strings by default anyway;
+    as plain strings it would need ~19 GB at the large scale.
+    """
+    keys = pa.array(points.series.keys, pa.string())
+    rank = np.argsort(np.argsort(np.array(points.series.keys, dtype=object)))  # each key's position when sorted
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="count-bench-zstd-") as tmp:
+        for name, order in (("arrival_order", None), ("sorted", np.lexsort((points.ts, rank[points.idx])))):
+            idx, ts, value = ((points.idx, points.ts, points.value) if order is None
+                              else (points.idx[order], points.ts[order], points.value[order]))
+            table = pa.table({"series": pa.DictionaryArray.from_arrays(pa.array(idx, pa.int32()), keys),
+                              "ts": pa.array(ts, pa.int64()), "value": pa.array(value, pa.float64())})
+            path = Path(tmp) / f"{name}.parquet"
+            pq.write_table(table, path, compression="zstd")
+            size = path.stat().st_size
+            out[name] = {"bytes": size, "bytes_per_point": round(size / max(1, len(points)), 4)}
+    return out
