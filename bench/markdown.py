@@ -115,8 +115,8 @@ def _queries(results: dict) -> list[str]:
                      number(duck.get("p50_ms")), number(duck.get("p99_ms")), number(ratio.get("p50"), "x"),
                      number(ratio.get("p99"), "x"), count["samples"]])
     return ["## Query latency (ms)", "",
-            "Sequential requests over one keep-alive connection; DuckDB: one reused connection, plain "
-            "`read_parquet` over the same files, no de-duplication.", ""] + table(
+            "Each question to Count (one keep-alive connection) and then to DuckDB (one reused connection, plain "
+            "`read_parquet` over the same files, no de-duplication), in turn.", ""] + table(
         ["Query", "Count p50", "Count p99", "DuckDB p50", "DuckDB p99", "Ratio p50", "Ratio p99", "Samples"], rows)
 
 

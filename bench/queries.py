@@ -103,32 +103,52 @@ class CountClient:
         return (time.perf_counter() - began) * 1000, answer.status_code, answer.content
 
 
-def measure_count(client: CountClient, kind: str, queries: list[Query], warmup: int = 2) -> dict:
-    """Latency of each sampled query on Count (after `warmup` unrecorded ones); rows counted from the JSON."""
-    body = _sql_body(client, kind, queries[0])
-    if isinstance(body, dict):
-        return body
-    latencies, statuses, rows, first_error = [], {}, [], None
+def measure_kind(client: CountClient, baseline: "DuckBaseline", queries: list[Query], warmup: int = 2) -> dict:
+    """Count and DuckDB answer each sampled question in turn, after `warmup` unrecorded ones of each, so any
+    passing noise on the machine hits both sides of the ratio alike. Count's rows are counted from its JSON."""
+    body = _sql_body(client, queries[0])
+    count, duck = _Tally(), _Tally()
     for n, query in enumerate(queries[:warmup] + queries):
-        elapsed, status, content = client.run(query, body)
-        if n < warmup:
-            continue
-        latencies.append(elapsed)
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        if not isinstance(body, dict):
+            elapsed, status, content = client.run(query, body)
+            if n >= warmup:
+                count.add(elapsed, status, _rows(content) if status == 200 else content)
+        elapsed, rows = baseline.run(query)
+        if n >= warmup:
+            duck.add(elapsed, 200, rows)
+    if isinstance(body, dict):
+        count_result = body
+    else:
+        count_result = count.summary()
+        if body and body != queries[0].body:
+            count_result["sql"] = body
+    duck_result = duck.summary()
+    return {"count": count_result, "duckdb": duck_result, "ratio": compare(count_result, duck_result)}
+
+
+class _Tally:
+    """Latencies, answers by status, rows, and the first error body of one side of a comparison."""
+
+    def __init__(self):
+        self.latencies, self.statuses, self.rows, self.first_error = [], {}, 0, None
+
+    def add(self, elapsed_ms: float, status: int, rows_or_error) -> None:
+        self.latencies.append(elapsed_ms)
+        self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
         if status == 200:
-            rows.append(_rows(content))
-        elif first_error is None:
-            first_error = f"HTTP {status}: {content[:300].decode(errors='replace')}"
-    result = latency_summary(latencies)
-    result.update(available=True, statuses=statuses, rows_total=sum(r for r in rows if r is not None))
-    if body and body != queries[0].body:
-        result["sql"] = body
-    if first_error:
-        result["first_error"] = first_error
-    return result
+            self.rows += rows_or_error or 0
+        elif self.first_error is None:
+            self.first_error = f"HTTP {status}: {rows_or_error[:300].decode(errors='replace')}"
+
+    def summary(self) -> dict:
+        result = {**latency_summary(self.latencies), "available": True, "statuses": self.statuses,
+                  "rows_total": self.rows}
+        if self.first_error:
+            result["first_error"] = self.first_error
+        return result
 
 
-def _sql_body(client: CountClient, kind: str, query: Query):
+def _sql_body(client: CountClient, query: Query):
     """The SQL text to send (choosing the tag expression the server understands), or a not-available result."""
     if query.method == "GET":
         return None
@@ -172,15 +192,11 @@ class DuckBaseline:
         pattern = str(data_dir / "time_blocks" / "*" / "*.parquet").replace("'", "''")
         self.connection.execute(f"CREATE VIEW pts AS SELECT series, ts, value, seq FROM read_parquet('{pattern}')")
 
-    def measure(self, queries: list[Query], warmup: int = 2) -> dict:
-        latencies, rows = [], 0
-        for n, query in enumerate(queries[:warmup] + queries):
-            began = time.perf_counter()
-            result = self.connection.execute(query.duck_sql, query.duck_params).fetchall()
-            if n >= warmup:
-                latencies.append((time.perf_counter() - began) * 1000)
-                rows += len(result)
-        return {**latency_summary(latencies), "rows_total": rows}
+    def run(self, query: Query) -> tuple[float, int]:
+        """(milliseconds to execute and fetch every row, rows)."""
+        began = time.perf_counter()
+        rows = self.connection.execute(query.duck_sql, query.duck_params).fetchall()
+        return (time.perf_counter() - began) * 1000, len(rows)
 
     def close(self) -> None:
         self.connection.close()

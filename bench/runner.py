@@ -8,6 +8,7 @@ Usage: python -m bench --scale small   (bench/run wraps it with the venv and wrk
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -70,6 +71,7 @@ class Run:
                                    "max_worker_peak_mb": round(max(sampler.peak_mb.values(), default=0.0), 1)}
         finally:
             result["shutdown"] = server.stop()
+            os.sync()  # NOTE: write the ingest's dirty pages back now, not while queries are being timed
         result["points_written"] = (sum(r["points"] for r in result["protocols"].values() if r.get("available"))
                                     + sum(entry["points"] for entry in result["backfill"]))
         self.results["storage"] = {"cpu": storage.storage_result(server.data_dir, self.dataset.points(),
@@ -86,18 +88,14 @@ class Run:
         return done
 
     def query_phase(self) -> None:
-        """Restart on the flushed DATA_DIR; every query kind on Count, then on plain DuckDB; then wrk load."""
+        """Restart on the flushed DATA_DIR; each sampled question to Count and to plain DuckDB in turn; wrk load."""
         sampled = queries.sample_queries(self.dataset, self.scale.query_samples)
         out = self.results.setdefault("queries", {})
         with self.server("cpu") as server:
-            client = queries.CountClient(server.url)
-            for kind, batch in sampled.items():
-                out[kind] = {"count": queries.measure_count(client, kind, batch)}
-            baseline = queries.DuckBaseline(server.data_dir)
+            client, baseline = queries.CountClient(server.url), queries.DuckBaseline(server.data_dir)
             try:
                 for kind, batch in sampled.items():
-                    out[kind]["duckdb"] = baseline.measure(batch)
-                    out[kind]["ratio"] = queries.compare(out[kind]["count"], out[kind]["duckdb"])
+                    out[kind] = queries.measure_kind(client, baseline, batch)
             finally:
                 baseline.close()
             if self.use_wrk:

@@ -93,7 +93,10 @@ def cluster_hosts(settings: Settings) -> set[str]:
 
 # ---- every file ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.y*ml")), ids=lambda p: str(p.relative_to(DEPLOY)))
+YAML_FILES = sorted([*DEPLOY.rglob("*.y*ml"), KUBERNETES / "secret.yaml.example"])
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(DEPLOY)))
 def test_every_yaml_file_parses(path):
     documents = list(yaml.safe_load_all(path.read_text()))
     assert documents and all(isinstance(document, dict) for document in documents)
@@ -129,6 +132,7 @@ def test_each_compose_node_starts_as_a_member_of_the_three_node_cluster(name):
     assert cluster_hosts(settings) == set(COMPOSE_NODES)
     assert {node.rpartition(":")[2] for node in settings.cluster_nodes} == {str(settings.bind_port)}
     assert settings.bind_host == "0.0.0.0" and str(settings.data_dir) == "/data"
+    assert settings.workers == 2  # not one per host CPU for each of three nodes on one host
 
 
 def test_compose_nodes_have_distinct_ids_ports_and_volumes():
@@ -208,6 +212,8 @@ def test_each_swarm_task_starts_as_a_member_and_is_reachable_under_a_listed_name
     all_hostnames = {swarm_task_environment(n)[0] for n in (1, 2, 3)}
     assert hostname in cluster_hosts(settings) == all_hostnames
     assert settings.memory_buffer_size == 25000 and settings.flush_interval_seconds == 300
+    cpus = float(load(STACK)["services"]["count"]["deploy"]["resources"]["limits"]["cpus"])
+    assert settings.workers == math.ceil(cpus)
 
 
 def test_swarm_service_rolls_one_node_at_a_time_one_per_host():
@@ -256,8 +262,9 @@ def test_docker_accepts_the_files(files, tmp_path):
 # ---- Kubernetes ------------------------------------------------------------------------------------------------
 
 def kubernetes_objects() -> dict[tuple[str, str], dict]:
+    """Every object in deploy/kubernetes, the Secret template included."""
     objects = {}
-    for path in sorted(KUBERNETES.glob("*.yaml")):
+    for path in sorted([*KUBERNETES.glob("*.yaml"), KUBERNETES / "secret.yaml.example"]):
         for document in yaml.safe_load_all(path.read_text()):
             objects[(document["kind"], document["metadata"]["name"])] = document
     return objects
@@ -326,9 +333,13 @@ def test_configmap_holds_the_shared_settings():
                     "LOG_LEVEL": "info"}
 
 
-def test_no_cluster_secret_is_committed():
+def test_no_cluster_secret_is_committed_or_applied_with_the_directory():
     secret = kubernetes_objects()[("Secret", "count-cluster")]
     assert secret["stringData"] == {"CLUSTER_SECRET": ""} and "data" not in secret
+    # `kubectl apply -f deploy/kubernetes/` must never reset the operator's real Secret.
+    applied = [yaml.safe_load_all(path.read_text()) for path in KUBERNETES.iterdir()
+               if path.suffix in (".yaml", ".yml", ".json")]
+    assert not [doc for docs in applied for doc in docs if doc["kind"] == "Secret"]
 
 
 @pytest.mark.parametrize("ordinal", [0, 1, 2])
