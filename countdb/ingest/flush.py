@@ -26,6 +26,8 @@ from countdb.storage.paths import BlockPath
 
 log = logging.getLogger(__name__)
 
+FLUSH_MEMORY_LIMIT = "256MB"
+
 _DEDUP = """
     SELECT series, ts, value, seq FROM buffer
     QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1
@@ -52,7 +54,8 @@ class Flusher:
     def __init__(self, datadir: DataDir, catalog: sqlite3.Connection):
         self.datadir = datadir
         self.catalog = catalog
-        self._duck = duckdb.connect(config={"threads": 1})
+        # NOTE: DuckDB's default memory limit is 80 % of RAM per process; a flush needs little (issue 2: RSS).
+        self._duck = duckdb.connect(config={"threads": 1, "memory_limit": FLUSH_MEMORY_LIMIT})
         self._duck.execute("SET enable_progress_bar = false")
 
     def flush(self, points: pa.Table, segments: list[Path]) -> FlushResult:
@@ -96,14 +99,14 @@ class Flusher:
         """New points that replace stored ones get shadow rows; new points older than stored ones go."""
         self._duck.register("part", part)
         try:
-            clashes = self._duck.execute(_CLASHES, {"files": files, "low": low, "high": high}).to_arrow_table()
+            clashes = self._duck.sql(_CLASHES, params={"files": files, "low": low, "high": high}).to_arrow_table()
             if clashes.num_rows == 0:
                 return part, None
             self._duck.register("clashes", clashes)
-            kept = self._duck.execute(
+            kept = self._duck.sql(
                 "SELECT p.* FROM part p ANTI JOIN clashes c ON c.series = p.series AND c.ts = p.ts "
                 "AND c.old_seq > c.new_seq ORDER BY p.series, p.ts").to_arrow_table()
-            shadows = self._duck.execute(
+            shadows = self._duck.sql(
                 "SELECT series, ts, new_seq AS seq FROM clashes WHERE new_seq > old_seq ORDER BY series, ts"
             ).to_arrow_table()
             self._duck.unregister("clashes")

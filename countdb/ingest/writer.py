@@ -81,7 +81,7 @@ class Writer:
             if self._closed:
                 raise Unavailable("node is shutting down")
             if sum(s.points for s in self._pending) > MAX_PENDING_FACTOR * self.buffer_points:
-                raise Unavailable("flushes are failing; refusing writes until storage recovers")
+                raise Unavailable("flushes are behind ingest (or failing); refusing writes until they catch up")
             seq = self._clock.next()
             for (record_type, payload), points in zip(encoded, batches):
                 try:
