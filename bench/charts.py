@@ -55,47 +55,56 @@ def ingest_chart(results: dict, path: Path) -> None:
 def query_chart(results: dict, path: Path) -> None:
     """Left: per query kind, box plots of Count and DuckDB latencies. Right: wrk latency percentiles."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [2.2, 1]})
-    kinds = [k for k, r in results.get("queries", {}).items() if r.get("count", {}).get("latencies_ms")]
-    data, positions, colors = [], [], []
-    for n, kind in enumerate(kinds):
-        result = results["queries"][kind]
-        data += [result["count"]["latencies_ms"], result.get("duckdb", {}).get("latencies_ms") or [float("nan")]]
-        positions += [n * 3, n * 3 + 1]
-        colors += [_MET, _DUCK]
-    if data:
-        boxes = left.boxplot(data, positions=positions, widths=0.8, patch_artist=True, showfliers=True)
-        for box, color in zip(boxes["boxes"], colors):
-            box.set_facecolor(color)
-        left.set_xticks([n * 3 + 0.5 for n in range(len(kinds))],
-                        [_QUERY_LABELS.get(k, k).replace(" (", "\n(").replace(", `", ",\n`") for k in kinds],
-                        fontsize=7)
-        left.set_yscale("log")
-        _plain_log_labels(left)
-        limits = {t.path[1]: t.threshold for t in TARGETS if t.path[0] == "queries" and t.path[-1] == "p50_ms"}
-        for n, kind in enumerate(kinds):
-            if kind in limits:
-                left.plot([n * 3 - 0.5, n * 3 + 0.5], [limits[kind]] * 2, color="black", linestyle="--")
-    left.set_ylabel("latency, ms (log scale)")
-    left.set_title("Query latency: Count (green) vs plain DuckDB (blue); dashed: p50 target")
-    for key, label, color in (("single_insert", "single-point POST /insert, 16 conn", "#ef6c00"),
-                              ("query_load", "one-hour ranges, 8 conn", "#6a1b9a")):
-        load = results.get(key, {})
-        if load.get("available"):
-            percentiles = ["p50", "p75", "p90", "p99", "p99.9"]
-            values = [sorted(run["latency_ms"][p] for run in load["runs"])[len(load["runs"]) // 2]
-                      for p in percentiles]
-            right.plot(percentiles, values, marker="o", color=color,
-                       label=f"{label}: {load['expected_per_s_median']:,.0f} ok/s")
-    right.set_yscale("log")
-    _plain_log_labels(right)
-    right.set_ylabel("latency, ms (log scale), median of runs")
-    right.set_title("wrk latency distribution")
-    if right.get_legend_handles_labels()[0]:
-        right.legend(fontsize=8)
+    _query_boxes(left, results.get("queries", {}))
+    _wrk_percentiles(right, results)
     fig.suptitle(f"Count queries — {results['scale']} — {results['machine']['host']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _query_boxes(ax, queries: dict) -> None:
+    kinds = [kind for kind, result in queries.items() if result.get("count", {}).get("latencies_ms")]
+    data, positions, colors = [], [], []
+    for n, kind in enumerate(kinds):
+        data += [queries[kind]["count"]["latencies_ms"],
+                 queries[kind].get("duckdb", {}).get("latencies_ms") or [float("nan")]]
+        positions += [n * 3, n * 3 + 1]
+        colors += [_MET, _DUCK]
+    ax.set_ylabel("latency, ms (log scale)")
+    ax.set_title("Query latency: Count (green) vs plain DuckDB (blue); dashed: p50 target")
+    if not data:
+        return
+    boxes = ax.boxplot(data, positions=positions, widths=0.8, patch_artist=True, showfliers=True)
+    for box, color in zip(boxes["boxes"], colors):
+        box.set_facecolor(color)
+    labels = [_QUERY_LABELS.get(k, k).replace(" (", "\n(").replace(", `", ",\n`") for k in kinds]
+    ax.set_xticks([n * 3 + 0.5 for n in range(len(kinds))], labels, fontsize=7)
+    ax.set_yscale("log")
+    _plain_log_labels(ax)
+    limits = {t.path[1]: t.threshold for t in TARGETS if t.path[0] == "queries" and t.path[-1] == "p50_ms"}
+    for n, kind in enumerate(kinds):
+        if kind in limits:
+            ax.plot([n * 3 - 0.5, n * 3 + 0.5], [limits[kind]] * 2, color="black", linestyle="--")
+
+
+def _wrk_percentiles(ax, results: dict) -> None:
+    """Each wrk measurement's latency percentiles, the median over its runs."""
+    percentiles = ["p50", "p75", "p90", "p99", "p99.9"]
+    for key, label, color in (("single_insert", "single-point POST /insert, 16 conn", "#ef6c00"),
+                              ("query_load", "one-hour ranges, 8 conn", "#6a1b9a")):
+        load = results.get(key, {})
+        if load.get("available"):
+            values = [sorted(run["latency_ms"][p] for run in load["runs"])[len(load["runs"]) // 2]
+                      for p in percentiles]
+            ax.plot(percentiles, values, marker="o", color=color,
+                    label=f"{label}: {load['expected_per_s_median']:,.0f} ok/s")
+    ax.set_yscale("log")
+    _plain_log_labels(ax)
+    ax.set_ylabel("latency, ms (log scale), median of runs")
+    ax.set_title("wrk latency distribution")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
 
 def _plain_log_labels(ax) -> None:

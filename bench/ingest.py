@@ -1,8 +1,8 @@
 """Batch ingest throughput per wire protocol, from concurrent keep-alive clients sending pre-encoded bodies.
 
-Invariant: every point of the data set is written exactly once: each protocol gets its own time slice, and a
-slice whose endpoint is missing (404/405/415) or failing is written afterwards by an available protocol
-("backfill", untimed), so storage and queries always see the whole data set.
+Invariant: every point of the data set is written exactly once: each protocol gets its own time slice,
+back-pressure (503/429) is retried, and a slice whose endpoint is missing (404/405/415) or failing is written
+afterwards by an available protocol ("backfill", untimed), so storage and queries see the whole data set.
 """
 
 from __future__ import annotations

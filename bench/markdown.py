@@ -83,7 +83,8 @@ def _ingest(results: dict) -> list[str]:
                      number(r["request_ms_p50"]), number(r["request_ms_p99"]),
                      ", ".join(f"{code}×{n}" for code, n in r["statuses"].items())])
     return ["## Batch ingest", "",
-            f"{ingest['clients']} concurrent keep-alive clients, bodies encoded before the clock starts; points/s "
+            f"{ingest['clients']} concurrent keep-alive clients against {ingest.get('server_workers', '?')} gunicorn "
+            "workers, bodies encoded before the clock starts; points/s "
             "over each of the runs (median and slowest); request latency over all requests.", ""] + table(
         ["Protocol", "Points", "Points/s (median)", "Points/s (slowest run)", "Request p50 ms", "Request p99 ms",
          "Answers"], rows)
@@ -152,8 +153,11 @@ def _rss(results: dict) -> list[str]:
     rss = results.get("rss")
     if not rss:
         return []
-    peaks = ", ".join(f"pid {pid}: {mb:,.0f} MB" for pid, mb in rss["worker_peak_mb"].items())
-    return ["## Worker memory during ingest", "", f"Peak RSS (VmHWM) per gunicorn worker: {peaks or 'none seen'}.", ""]
+    peaks = ", ".join(f"pid {pid}: {mb:,.0f} MB" for pid, mb in rss.get("worker_peak_mb", {}).items())
+    flush = ", ".join(f"pid {pid}: {mb:,.0f} MB" for pid, mb in rss.get("shutdown_flush_max_mb", {}).items())
+    return ["## Worker memory", "", f"Peak RSS (VmHWM) per gunicorn worker during ingest: {peaks or 'none seen'}.",
+            "", f"Largest RSS sampled (every 0.2 s) per worker during the SIGTERM flush that follows: "
+            f"{flush or 'none seen'}.", ""]
 
 
 def _problems(results: dict) -> list[str]:

@@ -79,8 +79,21 @@ def evaluate_targets(results: dict) -> list[dict]:
         else:
             met = value >= target.threshold if target.at_least else value <= target.threshold
             row["status"] = "met" if met else "MISSED"
+            wrong = _wrong_answers(results, target.path)
+            if wrong:
+                row.update(status="MISSED", reason=wrong)
         rows.append(row)
     return rows
+
+
+def _wrong_answers(results: dict, path: tuple) -> str | None:
+    """A latency target can't be met by a wrong answer: range and step queries must return DuckDB's rows."""
+    if path[0] != "queries" or path[1] not in ("range_1h", "step_1m_1d"):
+        return None
+    count, duck = _dig(results, path[:2] + ("count", "rows_total")), _dig(results, path[:2] + ("duckdb", "rows_total"))
+    if count is None or duck is None or count == duck:
+        return None
+    return f"wrong answers: {count:,} rows in all where DuckDB returns {duck:,}"
 
 
 def _failed_phase(results: dict, path: tuple) -> str:

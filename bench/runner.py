@@ -27,6 +27,7 @@ from bench.wrk import run_wrk, wrk_available
 
 REPO = Path(__file__).resolve().parent.parent
 SINGLE_INSERT_CONNECTIONS, QUERY_LOAD_CONNECTIONS = 16, 8
+MEMORY_GUARD_SHARE = 0.7  # of MemTotal the workers may hold together before the server is killed
 
 
 class Run:
@@ -59,23 +60,36 @@ class Run:
         result = self.results["ingest"] = {"clients": self.clients, "protocols": {}, "backfill": [],
                                            "prometheus_encoder": prometheus_encoder_name()}
         try:
-            with RssSampler(server) as sampler:
+            with RssSampler(server, limit_mb=_memory_mb() * MEMORY_GUARD_SHARE) as sampler:
                 for protocol in ingest.PROTOCOLS:
+                    if sampler.exceeded:
+                        break
                     t0, t1 = slices[protocol.name]
                     measured = ingest.measure_protocol(server.url, protocol, self.dataset, t0, t1,
                                                        self.scale.repeats, self.clients)
                     result["protocols"][protocol.name] = measured
                     print(f"[bench]   {protocol.name}: {_brief(measured)}", flush=True)
-                result["backfill"] = self._backfill(server.url, slices, result["protocols"])
+                if not sampler.exceeded:
+                    result["backfill"] = self._backfill(server.url, slices, result["protocols"])
+                result["server_workers"] = len(server.worker_pids())
             self.results["rss"] = {"worker_peak_mb": {str(pid): round(mb, 1) for pid, mb in sampler.peak_mb.items()},
                                    "max_worker_peak_mb": round(max(sampler.peak_mb.values(), default=0.0), 1)}
+            _check_guard(sampler)
         finally:
-            result["shutdown"] = server.stop()
-            os.sync()  # NOTE: write the ingest's dirty pages back now, not while queries are being timed
+            self._flush_on_sigterm(server, result)
         result["points_written"] = (sum(r["points"] for r in result["protocols"].values() if r.get("available"))
                                     + sum(entry["points"] for entry in result["backfill"]))
         self.results["storage"] = {"cpu": storage.storage_result(server.data_dir, self.dataset.points(),
                                                                  result["points_written"])}
+
+    def _flush_on_sigterm(self, server: CountServer, result: dict) -> None:
+        """SIGTERM (the server flushes everything to Parquet) while the workers' memory is sampled; sync the disk."""
+        with RssSampler(server, limit_mb=_memory_mb() * MEMORY_GUARD_SHARE) as sampler:
+            result["shutdown"] = server.stop()
+        self.results.setdefault("rss", {})["shutdown_flush_max_mb"] = {
+            str(pid): round(mb, 1) for pid, mb in sampler.resident_max_mb.items()}
+        os.sync()  # NOTE: write the ingest's dirty pages back now, not while queries are being timed
+        _check_guard(sampler)
 
     def _backfill(self, url: str, slices: dict, out: dict) -> list:
         """Write, untimed, every time step a protocol did not (missing or failing endpoint)."""
@@ -124,8 +138,22 @@ class Run:
         finally:
             shutdown = server.stop()
         result = storage.storage_result(server.data_dir, points, written["points"])
-        self.results["storage"]["exporter"] = {**result, "written": written, "shutdown": shutdown,
+        self.results.setdefault("storage", {})["exporter"] = {**result, "written": written, "shutdown": shutdown,
                                                "source": str(EXPORTER_DATA.relative_to(REPO))}
+
+
+def _check_guard(sampler: RssSampler) -> None:
+    if sampler.exceeded:
+        raise MemoryError(f"the workers reached {sampler.exceeded:,.0f} MB together, over "
+                          f"{MEMORY_GUARD_SHARE:.0%} of the machine's memory: the server was killed to keep the OOM "
+                          "killer away")
+
+
+def _memory_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
 
 
 def _wrk_summary(runs: list[dict], connections: int, expected_status: int) -> dict:

@@ -7,6 +7,7 @@ tail; stop() always ends the process group (SIGTERM, then SIGKILL after the grac
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,7 +46,9 @@ class CountServer:
         raise error
 
     def _spawn(self, port: int) -> None:
-        executable = Path(sys.executable).with_name("count-server")
+        executable = Path(sys.executable).with_name("count-server")  # the venv the benchmark runs in
+        if not executable.exists():
+            executable = Path(shutil.which("count-server") or executable)
         env = {**os.environ, "BIND_ADDRESS": f"127.0.0.1:{port}", "DATA_DIR": str(self.data_dir), **self.extra_env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
@@ -99,11 +102,18 @@ class CountServer:
 
 
 class RssSampler:
-    """Samples the server's workers every `interval` and keeps each worker's peak RSS (VmHWM) in MB."""
+    """Samples the server's workers every `interval`: `peak_mb` is each worker's lifetime peak RSS (VmHWM),
+    `resident_max_mb` the largest RSS seen while sampling (VmRSS; a peak of just this stretch), both in MB.
 
-    def __init__(self, server: CountServer, interval_seconds: float = 0.2):
-        self.server, self.interval_seconds = server, interval_seconds
+    Workers resident in more than `limit_mb` together get the server SIGKILLed (and `exceeded` set to that
+    total): a benchmark must not push the machine into the OOM killer, which could take anything with it.
+    """
+
+    def __init__(self, server: CountServer, interval_seconds: float = 0.2, limit_mb: float | None = None):
+        self.server, self.interval_seconds, self.limit_mb = server, interval_seconds, limit_mb
         self.peak_mb: dict[int, float] = {}
+        self.resident_max_mb: dict[int, float] = {}
+        self.exceeded: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -121,10 +131,17 @@ class RssSampler:
             self._sample()
 
     def _sample(self) -> None:
+        resident_mb = 0.0
         for pid in self.server.worker_pids():
-            peak = _status_kb(pid, "VmHWM")
+            peak, now = _status_kb(pid, "VmHWM"), _status_kb(pid, "VmRSS")
             if peak is not None:
                 self.peak_mb[pid] = max(self.peak_mb.get(pid, 0.0), peak / 1024)
+            if now is not None:
+                self.resident_max_mb[pid] = max(self.resident_max_mb.get(pid, 0.0), now / 1024)
+                resident_mb += now / 1024
+        if self.limit_mb and resident_mb > self.limit_mb and self.exceeded is None:
+            self.exceeded = resident_mb
+            os.killpg(self.server.process.pid, signal.SIGKILL)
 
 
 def _children(pid: int) -> list[int]:
