@@ -182,3 +182,18 @@ def test_reads_see_writes_acknowledged_by_any_worker(count_server):
     pids.update(p.name.split("-")[0] for p in (node.data_dir / "wal").iterdir())
     assert len(pids) == 2, "both workers should have written"
     node.stop()
+
+
+def test_tags_with_non_string_values_get_400_not_500(server):
+    batch = [{"series": "tagged", "tags": {"host": "a"}, "timestamp": T0, "value": 1},
+             {"series": "tagged", "tags": {"host": ["a"]}, "timestamp": T0, "value": 1}]
+    response = server.post("/insert", json=batch)
+    assert response.status_code == 400 and "points[1].tags" in response.json()["error"]
+
+
+def test_a_batch_repeating_tagged_series_stores_each_point_under_its_key(server):
+    batch = [{"series": "rep", "tags": {"host": f"h{i % 2}"}, "timestamp": T0 + i, "value": i} for i in range(6)]
+    assert server.post("/insert", json=batch).status_code == 201
+    for host, expected in (("h0", [0, 2, 4]), ("h1", [1, 3, 5])):
+        got = server.get(f'/query/range/rep{{host="{host}"}}', params={"start": T0, "end": T0 + 10}).json()
+        assert [p["value"] for p in got] == expected
