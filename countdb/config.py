@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -98,9 +98,6 @@ class Settings:
         if self.cluster_enabled and self.replication_factor > len(self.cluster_nodes):
             raise ConfigError("REPLICATION_FACTOR",
                               f"{self.replication_factor} is more than the {len(self.cluster_nodes)} nodes in CLUSTER_NODES")
-
-    def with_(self, **changes) -> "Settings":
-        return replace(self, **changes)
 
     def describe(self) -> dict:
         """The effective configuration, printable (the secret is masked)."""
