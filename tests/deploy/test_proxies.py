@@ -13,7 +13,6 @@ import concurrent.futures
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_CONF = REPO / "nginx" / "nginx.conf"
@@ -34,17 +34,6 @@ MAX_BODY_BYTES = 16 * 1024 * 1024  # Count's MAX_BODY_BYTES default, = client_ma
 PROXY_BODY_LIMIT_ERROR = {"error": "request body larger than 16 MiB"}  # the proxies' own 413, not Count's
 START_DEADLINE_SECONDS = 15
 T0 = 1_640_995_200_000  # 2022-01-01T00:00:00Z
-
-
-def require_tool(name: str) -> str:
-    """The tool's path; skip without it, except in CI (CI=true), where a missing tool is a failure."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (.ci/install-system-packages.sh installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def free_port() -> int:

@@ -14,22 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((REPO / "deploy" / "scripts").glob("*.sh"))
 SHELL_FILES = [*SCRIPTS, REPO / ".ci" / "install-system-packages.sh"]
 SCRIPT = {path.name: path for path in SCRIPTS}
-
-
-def require_tool(name: str) -> str:
-    """The tool's path; skip without it, except in CI (CI=true), where a missing tool is a failure."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (.ci/install-system-packages.sh installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def run(script: str, *args: str, env: dict | None = None, path_prefix: Path | None = None):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gzip
 
-import cramjam
 import pyarrow as pa
 import pytest
 
-from countdb.ingest import prompb_pb2
+from support.remote_write import compress, request
 
 T0_NS = 1_640_995_200_000_000_000
 T0 = T0_NS // 1_000_000
@@ -69,23 +68,12 @@ def test_the_official_influxdb_client_writes_with_gzip(server):
         [{"timestamp": T0, "value": 0.75}]
 
 
-def _remote_write_body(samples):
-    request = prompb_pb2.WriteRequest()
-    for labels, points in samples:
-        series = request.timeseries.add()
-        for name, value in labels:
-            series.labels.add(name=name, value=value)
-        for ts, value in points:
-            series.samples.add(timestamp=ts, value=value)
-    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
-
-
 REMOTE_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
                   "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
 
 def test_prometheus_remote_write_stores_samples_with_labels_as_tags(server):
-    body = _remote_write_body([([("__name__", "up"), ("job", "node")], [(T0, 1.0), (T0 + 15000, 0.0)])])
+    body = compress(request(([("__name__", "up"), ("job", "node")], [(1.0, T0), (0.0, T0 + 15000)])).SerializeToString())
     assert server.post("/api/v1/write", data=body, headers=REMOTE_HEADERS).status_code == 204
     got = server.get('/query/range/up{job="node"}', params={"start": T0, "end": T0 + 15000}).json()
     assert got == [{"timestamp": T0, "value": 1.0}, {"timestamp": T0 + 15000, "value": 0.0}]

@@ -5,31 +5,16 @@ from __future__ import annotations
 import math
 import struct
 
-import cramjam
 import pytest
 
 from countdb.errors import InvalidInput, LimitExceeded
 from countdb.ingest import prompb_pb2, remote_write
 from countdb.ingest.remote_write import STALE_NAN_BITS, decode_write_request
 from countdb.model import MAX_SERIES_KEY_BYTES, MAX_TAGS, MAX_TIMESTAMP_MS, series_key
+from support.remote_write import compress, request
 
 LIMIT = 1 << 20
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
-
-
-def compress(raw: bytes) -> bytes:
-    return bytes(cramjam.snappy.compress_raw(raw))
-
-
-def request(*series: tuple[list[tuple[str, str]], list[tuple[float, int]]]) -> prompb_pb2.WriteRequest:
-    message = prompb_pb2.WriteRequest()
-    for labels, samples in series:
-        timeseries = message.timeseries.add()
-        for name, value in labels:
-            timeseries.labels.add(name=name, value=value)
-        for value, timestamp in samples:
-            timeseries.samples.add(value=value, timestamp=timestamp)
-    return message
 
 
 def length_delimited(field_number: int, payload: bytes) -> bytes:
