@@ -25,15 +25,7 @@ def check_bounds(start_ms: int, end_ms: int) -> None:
 
 def query_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int) -> list[tuple[int, float]]:
     """Every visible point of `series` with start_ms <= ts <= end_ms, in time order."""
-    check_bounds(start_ms, end_ms)
-    cursor = engine.cursor()
-    try:
-        params = {"series": series, "start": start_ms, "end": end_ms}
-        relation = visible_points(cursor, engine.snapshot().scope(start_ms, end_ms, series), _WHERE, params)
-        sql = f"SELECT ts, value FROM {relation} ORDER BY ts"
-        return cursor.execute(sql, used_params(sql, params)).fetchall()
-    finally:
-        cursor.close()
+    return _over_range(engine, series, start_ms, end_ms, "ts, value", " ORDER BY ts")
 
 
 def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int, aggregation: str) -> float | int | None:
@@ -42,12 +34,17 @@ def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int
     if expression is None:
         raise InvalidInput(f"aggregation: {aggregation!r} is not one of {', '.join(AGGREGATIONS)}",
                            field="aggregation")
+    return _over_range(engine, series, start_ms, end_ms, expression)[0][0]
+
+
+def _over_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int, select: str, tail: str = "") -> list:
+    """SELECT `select` over the visible points of one series in [start_ms, end_ms] (a fresh snapshot)."""
     check_bounds(start_ms, end_ms)
     cursor = engine.cursor()
     try:
         params = {"series": series, "start": start_ms, "end": end_ms}
         relation = visible_points(cursor, engine.snapshot().scope(start_ms, end_ms, series), _WHERE, params)
-        sql = f"SELECT {expression} FROM {relation}"
-        return cursor.execute(sql, used_params(sql, params)).fetchone()[0]
+        sql = f"SELECT {select} FROM {relation}{tail}"
+        return cursor.execute(sql, used_params(sql, params)).fetchall()
     finally:
         cursor.close()
