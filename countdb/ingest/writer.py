@@ -22,7 +22,8 @@ from countdb.wal.record import Columns, encode_points, records_to_table
 log = logging.getLogger(__name__)
 
 Points = Columns | pa.RecordBatch
-MAX_PENDING_FACTOR = 10  # refuse writes once unflushable points exceed this many buffers
+MAX_UNFLUSHED_FACTOR = 10  # writes wait once unflushed points exceed this many buffers…
+BACKPRESSURE_WAIT_SECONDS = 10.0  # …and get 503 if flushes have not made room by then
 
 
 class SequenceClock:
@@ -71,6 +72,7 @@ class Writer:
         self._buffer = Buffer()
         self._pending: list[Sealed] = []
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
         self._closed = False
 
@@ -78,10 +80,11 @@ class Writer:
         """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable."""
         encoded = [encode_points(points) for points in batches]
         with self._lock:
+            # NOTE: back-pressure by waiting, then 503: this bounds worker memory (issue 2: ≤ 300 MB RSS).
+            if not self._room.wait_for(self._has_room, BACKPRESSURE_WAIT_SECONDS):
+                raise Unavailable("flushes are behind ingest (or failing); refusing writes until they catch up")
             if self._closed:
                 raise Unavailable("node is shutting down")
-            if sum(s.points for s in self._pending) > MAX_PENDING_FACTOR * self.buffer_points:
-                raise Unavailable("flushes are behind ingest (or failing); refusing writes until they catch up")
             seq = self._clock.next()
             for (record_type, payload), points in zip(encoded, batches):
                 try:
@@ -95,6 +98,10 @@ class Writer:
         if full:
             self.flush_wanted.set()
         return sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
+
+    def _has_room(self) -> bool:
+        unflushed = self._buffer.points + sum(s.points for s in self._pending)
+        return self._closed or unflushed <= MAX_UNFLUSHED_FACTOR * self.buffer_points
 
     @property
     def closed(self) -> bool:
@@ -129,6 +136,7 @@ class Writer:
                 return 0
             with self._lock:
                 self._pending = self._pending[len(pending):]
+                self._room.notify_all()
             log.info("flushed %d points into %d blocks in %.3fs", result.points, len(result.blocks), result.seconds)
             return result.points
 
@@ -136,5 +144,6 @@ class Writer:
         """Refuse new writes, flush everything, release the WAL (its folder is removed when empty)."""
         with self._lock:
             self._closed = True
+            self._room.notify_all()
         self.flush()
         self.wal.close()
