@@ -26,7 +26,8 @@ from countdb.storage.paths import BlockPath
 
 log = logging.getLogger(__name__)
 
-FLUSH_MEMORY_LIMIT = "256MB"
+FLUSH_MEMORY_LIMIT = "128MB"
+NAMES_CACHE_LIMIT = 100_000  # series whose name and tags JSON a Flusher remembers
 
 _DEDUP = """
     SELECT series, ts, value, seq FROM buffer
@@ -54,9 +55,12 @@ class Flusher:
     def __init__(self, datadir: DataDir, catalog: sqlite3.Connection):
         self.datadir = datadir
         self.catalog = catalog
-        # NOTE: DuckDB's default memory limit is 80 % of RAM per process; a flush needs little (issue 2: RSS).
+        # NOTE: DuckDB's default memory limit is 80 % of RAM per process, and its allocator keeps up to 128 MB
+        # of freed memory; a flush needs little of either (issue 2: worker RSS ≤ 300 MB).
         self._duck = duckdb.connect(config={"threads": 1, "memory_limit": FLUSH_MEMORY_LIMIT})
         self._duck.execute("SET enable_progress_bar = false")
+        self._duck.execute("SET allocator_flush_threshold = '8MB'")
+        self._names: dict[str, tuple[str, str]] = {}
 
     def flush(self, points: pa.Table, segments: list[Path]) -> FlushResult:
         """Durably publish `points` (UNFLUSHED_SCHEMA) and retire `segments`, then delete those files.
@@ -74,7 +78,7 @@ class Flusher:
                     stored = [b for b in current.blocks if b.kind == "points" and b.month == str(month)]
                     blocks += self._write_month(month, part, stored)
             retired = [str(path.relative_to(root)) for path in segments]
-            publish(self.catalog, blocks, retired, _series_extents(deduped) if deduped is not None else [])
+            publish(self.catalog, blocks, retired, _series_extents(deduped, self._names) if deduped is not None else [])
         for path in segments:
             path.unlink(missing_ok=True)
         if segments:
@@ -133,11 +137,17 @@ def _split_by_month(table: pa.Table) -> list[tuple[YearMonth, pa.Table]]:
     return parts
 
 
-def _series_extents(table: pa.Table) -> list[SeriesExtent]:
+def _series_extents(table: pa.Table, names: dict[str, tuple[str, str]]) -> list[SeriesExtent]:
+    """Each series' time extent in `table`; `names` caches key -> (name, tags JSON) across flushes."""
     grouped = table.group_by("series").aggregate([("ts", "min"), ("ts", "max")])
+    if len(names) > NAMES_CACHE_LIMIT:
+        names.clear()
     extents = []
     for key, first, last in zip(grouped["series"].to_pylist(), grouped["ts_min"].to_pylist(),
                                 grouped["ts_max"].to_pylist()):
-        name, tags = parse_series_key(key)
-        extents.append(SeriesExtent(key, name, orjson.dumps(tags).decode(), first, last))
+        split = names.get(key)
+        if split is None:
+            name, tags = parse_series_key(key)
+            split = names[key] = (name, orjson.dumps(tags).decode())
+        extents.append(SeriesExtent(key, *split, first, last))
     return extents

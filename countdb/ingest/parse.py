@@ -56,35 +56,61 @@ def parse_ndjson(body: bytes, max_points: int) -> Columns:
         raise InvalidInput(f"line {line}: {error.message.split(': ', 1)[1]}", line=line, field=error.field) from None
 
 
+_KEYS: dict = {}  # (name, tags items) -> canonical key, for every worker's requests
+_KEYS_LIMIT = 100_000
+
+
 def _points(documents: list, single: bool) -> Columns:
     columns = Columns([], [], [])
-    # NOTE: a batch repeats few series; checking and keying each distinct (name, tags) once is most of
-    # the JSON parse time saved (measured in bench/: keyed_series was 86 % of it).
-    keys: dict = {}
+    series, stamps, values = columns.series, columns.ts, columns.values
     for index, point in enumerate(documents):
-        where = "" if single else f"points[{index}]."
         try:
-            if not isinstance(point, dict):
-                raise InvalidInput(f"{where[:-1] or 'point'}: must be an object", field="point")
-            for field in _FIELDS:
-                if field not in point:
-                    raise InvalidInput(f"{where}{field}: is required", field=field)
-            name, tags = point["series"], point.get("tags")
-            marker = None
-            if type(name) is str and type(tags) is dict and all(type(v) is str for v in tags.values()):
-                marker = (name, tuple(tags.items()))
-            key = keys.get(marker) if marker is not None else None
+            if type(point) is not dict:
+                raise InvalidInput(f"{_where(single, index)[:-1] or 'point'}: must be an object", field="point")
+            try:
+                name, ts, value = point["series"], point["timestamp"], point["value"]
+            except KeyError:
+                name, ts, value = (_required(point, field, single, index) for field in _FIELDS)
+            tags = point.get("tags")
+            # NOTE: most of a point's cost is keying its series; keys are cached across requests (issue 3:
+            # JSON ≥ 600 k points/s). Only valid keys are cached, so a miss re-checks the point in full.
+            try:
+                key = _KEYS.get((name, tuple(tags.items())) if type(tags) is dict else (name, tags))
+            except TypeError:  # an unhashable tag value: let the checks below explain it
+                key = None
             if key is None:
-                key = keyed_series(name, tags, where)
-                if marker is not None:
-                    keys[marker] = key
-            columns.series.append(key)
-            columns.ts.append(check_timestamp(point["timestamp"], where))
-            columns.values.append(check_value(point["value"], where))
+                key = _key_of(point, single, index)
+            series.append(key)
+            if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
+                ts = check_timestamp(ts, _where(single, index))
+            stamps.append(ts)
+            if type(value) is not float or value - value != 0.0:
+                value = check_value(value, _where(single, index))
+            values.append(value)
         except InvalidInput as error:
             error.index = None if single else index
             raise
     return columns
+
+
+def _where(single: bool, index: int) -> str:
+    return "" if single else f"points[{index}]."
+
+
+def _required(point: dict, field: str, single: bool, index: int) -> object:
+    if field not in point:
+        raise InvalidInput(f"{_where(single, index)}{field}: is required", field=field)
+    return point[field]
+
+
+def _key_of(point: dict, single: bool, index: int) -> str:
+    """Check a point's series fully, and cache its key."""
+    name, tags = point["series"], point.get("tags")
+    key = keyed_series(name, tags, _where(single, index))
+    if len(_KEYS) >= _KEYS_LIMIT:
+        _KEYS.clear()  # NOTE: crude but bounded; a cold cache only costs one check per series
+    _KEYS[(name, tuple(tags.items())) if type(tags) is dict else (name, tags)] = key
+    return key
 
 
 def parse_csv(body: bytes, max_points: int) -> Columns:
