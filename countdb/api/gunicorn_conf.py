@@ -11,6 +11,7 @@ import os
 from countdb.api.services import prepare_node
 from countdb.config import Settings
 from countdb.obs.logging import logging_config
+from countdb.obs.memory import bound_allocators
 
 settings = Settings.from_env()
 
@@ -30,6 +31,7 @@ control_socket_disable = True  # gunicorn's runtime control socket: unused, and 
 
 
 def on_starting(server) -> None:
+    bound_allocators()
     replayed = prepare_node(settings)
     if replayed:
         server.log.warning("replayed %d points from the WAL of a previous run", replayed)
