@@ -16,32 +16,10 @@ import pyarrow.parquet as pq
 
 from countdb.catalog.blocks import BlockRecord
 from countdb.datadir import fsync_dir
+from countdb.storage.encoding import choose_encodings
 from countdb.storage.paths import TIME_BLOCKS, TMP_PREFIX, BlockPath
 
 log = logging.getLogger(__name__)
-
-ROW_GROUP_ROWS = 128 * 1024
-DICTIONARY_MAX_DISTINCT_RATIO = 0.25
-
-
-def parquet_options(table: pa.Table) -> dict:
-    """Encodings chosen per file from the data (measured in bench/: see README, Storage).
-
-    Time and seq are delta-encoded (they grow within a series). Values use a dictionary when they repeat
-    a lot (rounded gauges, counters that sit still) and byte-stream-split otherwise (noisy floats).
-    """
-    encodings = {"ts": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED"}
-    dictionary = ["series"]
-    if "value" in table.column_names:
-        distinct = pc.count_distinct(table["value"]).as_py() if table.num_rows else 0
-        if distinct <= DICTIONARY_MAX_DISTINCT_RATIO * table.num_rows:
-            dictionary.append("value")
-        else:
-            encodings["value"] = "BYTE_STREAM_SPLIT"
-    return dict(compression="zstd", compression_level=3, use_dictionary=dictionary, column_encoding=encodings,
-                row_group_size=ROW_GROUP_ROWS, write_statistics=True,
-                sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)])
-
 
 def write_block(root: Path, path: BlockPath, table: pa.Table) -> BlockRecord:
     """Write `table` (sorted by series, ts) as a durable, complete file; returns its catalog record.
@@ -50,7 +28,7 @@ def write_block(root: Path, path: BlockPath, table: pa.Table) -> BlockRecord:
     """
     final, tmp = path.under(root), path.tmp_under(root)
     final.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp, **parquet_options(table))
+    pq.write_table(table, tmp, **choose_encodings(table))
     digest = hashlib.sha256()
     with open(tmp, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

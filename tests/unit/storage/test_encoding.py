@@ -1,0 +1,94 @@
+"""choose_encodings: the expected pick on typical data, and bit-exact read-back for every pick."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from countdb.storage.encoding import CANDIDATES, DICTIONARY, ZSTD_LEVEL, choose_encodings, writer_options
+
+SERIES, PER_SERIES = 20, 1000  # 20,000 rows: more than the sample, so sampling is exercised
+FIRST_SEQ = 1_795_000_000_000_000_000
+rng = np.random.default_rng(7)
+
+
+def block(value=None, ts=None, seq=None) -> pa.Table:
+    """SERIES series x PER_SERIES points sorted by (series, ts): 10 s steps, one seq per request of 50 steps."""
+    steps = np.arange(PER_SERIES)
+    columns = {
+        "series": np.repeat([f"s{i:02d}" for i in range(SERIES)], PER_SERIES),
+        "ts": np.tile(1_700_000_000_000 + steps * 10_000, SERIES) if ts is None else ts,
+        "value": rng.normal(50, 10, SERIES * PER_SERIES) if value is None else value,
+        "seq": np.tile(FIRST_SEQ + steps // 50 * 37_000_000, SERIES) if seq is None else seq,
+    }
+    return pa.table(columns)
+
+
+def chosen(options: dict, column: str) -> str:
+    return DICTIONARY if column in options["use_dictionary"] else options["column_encoding"][column]
+
+
+@pytest.mark.parametrize("name, table, column, expected", [
+    ("noisy float gauge", block(), "value", "BYTE_STREAM_SPLIT"),
+    ("few-distinct gauge", block(value=rng.choice([0.0, 1.0, 2.0, 4.0], SERIES * PER_SERIES)), "value", DICTIONARY),
+    ("integer counters", block(value=np.cumsum(rng.integers(0, 5000, SERIES * PER_SERIES)).astype(float)),
+     "value", "PLAIN"),
+    ("regular timestamps", block(), "ts", "DELTA_BINARY_PACKED"),
+    ("scrape timestamps shared by every series, with jitter",
+     block(ts=np.tile(1_700_000_000_000 + np.arange(PER_SERIES) * 15_000 + rng.integers(-2, 3, PER_SERIES), SERIES)),
+     "ts", "PLAIN"),
+    ("one seq per batch request", block(), "seq", DICTIONARY),
+    ("one seq per point", block(seq=np.tile(FIRST_SEQ + np.arange(PER_SERIES) * 1_000_003, SERIES)),
+     "seq", "DELTA_BINARY_PACKED"),
+])
+def test_the_chooser_picks_the_smallest_encoding_for_typical_data(name, table, column, expected):
+    assert chosen(choose_encodings(table), column) == expected, name
+
+
+def test_shadow_blocks_without_a_value_column_get_options_too():
+    options = choose_encodings(block().drop_columns(["value"]))
+    assert set(options["column_encoding"]) | set(options["use_dictionary"]) == {"series", "ts", "seq"}
+    assert options["compression"] == "zstd" and options["compression_level"] == ZSTD_LEVEL
+
+
+def edge_values() -> list[float]:
+    payload_nan = struct.unpack("<d", struct.pack("<Q", 0x7FF8_0000_DEAD_BEEF))[0]
+    specials = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1.7976931348623157e308,
+                float(2**53), float(2**53 - 1), -float(2**53), float(2**53 + 2), 0.1, 1 / 3, 1e-300, 123456789.125,
+                float("inf"), float("-inf"), float("nan"), payload_nan]
+    noise = rng.normal(0, 1e6, 500).tolist() + rng.integers(-2**53, 2**53, 500).astype(float).tolist()
+    return (specials * 20 + noise) * 2
+
+
+def edge_table() -> pa.Table:
+    values = edge_values()
+    count = len(values)
+    return pa.table({"series": [f"edge{i * 4 // count}" for i in range(count)],
+                     "ts": [-2**62 + i if i % 3 else 2**62 - count + i for i in range(count)],
+                     "value": pa.array(values, pa.float64()),
+                     "seq": [2**63 - 1 - count + i for i in range(count)]})
+
+
+def bits(values) -> list[int]:
+    return [struct.unpack("<Q", struct.pack("<d", v))[0] for v in values]
+
+
+@pytest.mark.parametrize("combo", list(itertools.product(*CANDIDATES.values())),
+                         ids=lambda combo: "-".join(e[:5] for e in combo))
+def test_every_encoding_choice_reads_back_bit_exact_in_pyarrow_and_duckdb(tmp_path, combo):
+    table = edge_table()
+    path = tmp_path / "block.parquet"
+    pq.write_table(table, path, **writer_options(dict(zip(CANDIDATES, combo)), ZSTD_LEVEL))
+    back = pq.read_table(path)
+    assert back.select(["series", "ts", "seq"]).equals(table.select(["series", "ts", "seq"]))
+    assert bits(back["value"].to_pylist()) == bits(table["value"].to_pylist())
+    rows = duckdb.sql(f"SELECT series, ts, value, seq FROM read_parquet('{path}')").to_arrow_table()
+    assert rows.select(["ts", "seq"]).equals(table.select(["ts", "seq"]))
+    assert rows["series"].to_pylist() == table["series"].to_pylist()
+    assert bits(rows["value"].to_pylist()) == bits(table["value"].to_pylist())
