@@ -142,11 +142,26 @@ def _storage(results: dict) -> list[str]:
                      number(zstd["arrival_order"]["bytes_per_point"]),
                      number(s["reduction_vs_zstd"], "%") + f" (vs {s['zstd_reference'].replace('_', ' ')})"])
     return ["## Storage (after SIGTERM flush)", "",
-            "Count: sum of `time_blocks/*/*.parquet` sizes / points written. zstd Parquet: `pyarrow.parquet."
-            "write_table(compression='zstd')` of (series, ts, value), sorted by series and ts, and in arrival order; "
-            "the target is judged against the smaller of the two.",
+            "Count: sum of `time_blocks/*/*.parquet` sizes / points written (its `seq` column and one file per "
+            "flush and month included). zstd Parquet: `pyarrow.parquet.write_table(compression='zstd')` of (series, "
+            "ts, value) in one file, sorted by series and ts, and in arrival order; the target is judged against the "
+            "smaller of the two.",
             ""] + table(["Data set", "Points", "Rows stored", "Files", "Count B/point", "zstd sorted B/point",
-                         "zstd arrival B/point", "Count vs smaller zstd"], rows)
+                         "zstd arrival B/point", "Count vs smaller zstd"], rows) + _storage_columns(results)
+
+
+def _storage_columns(results: dict) -> list[str]:
+    """Where Count's bytes go: each column's share of bytes/point and the encodings its column chunks use."""
+    rows = []
+    for name, s in results.get("storage", {}).items():
+        for column, bpp in s.get("column_bytes_per_point", {}).items():
+            seen = ", ".join(f"{e} ×{n}" for e, n in sorted(s["column_encodings"][column].items()))
+            rows.append([name, f"`{column}`", number(bpp), seen])
+    if not rows:
+        return []
+    return ["Count's bytes/point by column (shadow blocks' columns included; footers are the rest), and the "
+            "encodings of its column chunks (docs/format/blocks.md):", ""] + table(
+        ["Data set", "Column", "B/point", "Column chunks by encoding"], rows)
 
 
 def _rss(results: dict) -> list[str]:

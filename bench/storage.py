@@ -17,18 +17,36 @@ from bench.dataset import Points
 
 
 def parquet_footprint(data_dir: Path) -> dict:
-    """Files, bytes and rows of DATA_DIR/time_blocks/*/*.parquet, per month folder too."""
+    """Files, bytes and rows of DATA_DIR/time_blocks/*/*.parquet, per month folder too; and per column, the
+    compressed bytes and the data encodings seen (what each column costs Count; the rest is footers)."""
     files = sorted((data_dir / "time_blocks").glob("*/*.parquet"))
     months: dict[str, dict] = {}
+    columns: dict[str, dict] = {}
     total_bytes = total_rows = 0
     for path in files:
-        size, rows = path.stat().st_size, pq.ParquetFile(path).metadata.num_rows
+        metadata = pq.ParquetFile(path).metadata
+        size, rows = path.stat().st_size, metadata.num_rows
         month = months.setdefault(path.parent.name, {"files": 0, "bytes": 0, "rows": 0})
         month["files"] += 1
         month["bytes"] += size
         month["rows"] += rows
         total_bytes, total_rows = total_bytes + size, total_rows + rows
-    return {"files": len(files), "bytes": total_bytes, "rows": total_rows, "months": months}
+        for group in range(metadata.num_row_groups):
+            for index in range(metadata.num_columns):
+                chunk = metadata.row_group(group).column(index)
+                column = columns.setdefault(chunk.path_in_schema, {"bytes": 0, "encodings": {}})
+                column["bytes"] += chunk.total_compressed_size
+                encoding = _data_encoding(chunk.encodings)
+                column["encodings"][encoding] = column["encodings"].get(encoding, 0) + 1
+    return {"files": len(files), "bytes": total_bytes, "rows": total_rows, "months": months, "columns": columns}
+
+
+def _data_encoding(encodings: tuple[str, ...]) -> str:
+    """The data encoding of a column chunk: RLE alone is only its levels; RLE_DICTIONARY means a dictionary."""
+    if "RLE_DICTIONARY" in encodings or "PLAIN_DICTIONARY" in encodings:
+        return "dictionary"
+    data = [e for e in encodings if e != "RLE"]
+    return data[0] if data else "RLE"
 
 
 def storage_result(data_dir: Path, points: Points, written: int | None = None) -> dict:
@@ -44,6 +62,9 @@ def storage_result(data_dir: Path, points: Points, written: int | None = None) -
         "parquet_files": footprint["files"], "parquet_bytes": footprint["bytes"],
         "stored_rows": footprint["rows"], "months": footprint["months"],
         "bytes_per_point": round(count_bpp, 4),
+        "column_bytes_per_point": {name: round(column["bytes"] / written, 4) if written else 0.0
+                                   for name, column in footprint["columns"].items()},
+        "column_encodings": {name: column["encodings"] for name, column in footprint["columns"].items()},
         "zstd_parquet": baseline,
         "zstd_reference": best,
         "reduction_vs_zstd": round(1 - count_bpp / reference, 4) if reference and count_bpp else None,
