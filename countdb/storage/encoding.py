@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 128 * 1024
-# NOTE: level 9 over 3 saves 4 % on exporter data, 1 % on noisy floats, for ~1.5x the flush CPU (issue 5);
-# trials at level 1 rank the candidates as level 9 does on both bench data sets, at a fraction of the cost.
+# NOTE: level 9 over 3 saves 3 % on exporter data, 1 % on noisy floats; choosing and writing at level 9 costs a
+# flush 1.25-1.4x the CPU of the old level-3 writer (issue 5, bench/README.md). Trials at level 1 pick files
+# within 0.5 % of the best combination on both bench data sets, at a fraction of the cost of level-9 trials.
 ZSTD_LEVEL = 9
 TRIAL_ZSTD_LEVEL = 1
 DICTIONARY = "DICTIONARY"
