@@ -17,7 +17,7 @@ ZSTD_LEVEL = 9
 TRIAL_ZSTD_LEVEL = 1
 DICTIONARY = "DICTIONARY"
 # Per column, the candidates tried, in order of preference on a tie. `series` is always a dictionary: sorted by
-# series, its indices are long runs, and a dictionary page stores each key once (bench/README.md, Storage).
+# series, its indices are long runs, and a dictionary page stores each key once (bench/README.md, Storage encodings).
 CANDIDATES = {
     "ts": ("DELTA_BINARY_PACKED", "PLAIN", DICTIONARY),
     "seq": ("DELTA_BINARY_PACKED", "PLAIN", DICTIONARY),
