@@ -29,6 +29,16 @@ def connect(path: Path) -> sqlite3.Connection:
         raise CatalogError(f"cannot open catalog {path}: {error}", path=str(path)) from None
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write, for tools that must leave a data directory as they found it
+    (backup, verify). Raises CatalogError when there is no catalog at `path`."""
+    try:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                               isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as error:
+        raise CatalogError(f"cannot open catalog {path}: {error}", path=str(path)) from None
+
+
 @contextmanager
 def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (re-raised as CatalogError for SQLite's)."""
