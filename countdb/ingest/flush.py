@@ -1,7 +1,8 @@
 """Flusher: turns WAL points into published Parquet blocks, one node-wide flush at a time.
 
 Invariant: visible stored points are unique per (series, ts). Under the node flush lock each new point is
-checked against stored blocks: an older stored point gets a shadow row, a newer one makes the new point go.
+checked against stored blocks: an older stored point gets a shadow row, a newer one (or the same write,
+replayed again from a restored WAL) makes the new point go.
 Blocks and the retirement of their WAL segments are published in one catalog transaction.
 """
 
@@ -20,14 +21,17 @@ import pyarrow.compute as pc
 
 from countdb.catalog.blocks import BlockRecord, SeriesExtent, forget_retired, publish, snapshot
 from countdb.datadir import DataDir, exclusive_lock, fsync_dir
+from countdb.errors import StorageError
 from countdb.model import YearMonth, months_between, parse_series_key
 from countdb.storage.blocks import write_block
+from countdb.storage.damage import may_be_damage, quarantine_damaged
 from countdb.storage.paths import BlockPath
 
 log = logging.getLogger(__name__)
 
 FLUSH_MEMORY_LIMIT = "128MB"
 NAMES_CACHE_LIMIT = 100_000  # series whose name and tags JSON a Flusher remembers
+DAMAGE_ATTEMPTS = 8
 
 _DEDUP = """
     SELECT series, ts, value, seq FROM buffer
@@ -88,16 +92,30 @@ class Flusher:
 
     def _write_month(self, month: YearMonth, part: pa.Table, stored: list[BlockRecord]) -> list[BlockRecord]:
         low, high = (scalar.as_py() for scalar in pc.min_max(part["ts"]).values())
-        overlapping = [str(self.datadir.root / b.path) for b in stored if b.max_ts >= low and b.min_ts <= high]
-        shadows = None
-        if overlapping:
-            part, shadows = self._resolve_clashes(part, overlapping, low, high)
+        overlapping = [b for b in stored if b.max_ts >= low and b.min_ts <= high]
+        part, shadows = self._resolve_clashes_around_damage(part, overlapping, low, high)
         written = []
         for kind, table in (("points", part), ("shadow", shadows)):
             if table is not None and table.num_rows:
                 path = BlockPath.new(month, kind, pc.max(table["seq"]).as_py())
                 written.append(write_block(self.datadir.root, path, table))
         return written
+
+    def _resolve_clashes_around_damage(self, part: pa.Table, blocks: list[BlockRecord], low: int,
+                                       high: int) -> tuple[pa.Table, pa.Table | None]:
+        """_resolve_clashes against `blocks`, leaving out any found damaged (quarantined): a bad file must
+        not stop every flush, or the node would soon refuse writes (issue 7)."""
+        for _ in range(DAMAGE_ATTEMPTS):
+            if not blocks:
+                return part, None
+            try:
+                return self._resolve_clashes(part, [str(self.datadir.root / b.path) for b in blocks], low, high)
+            except duckdb.Error as error:
+                damaged = quarantine_damaged(self.datadir, self.catalog, blocks) if may_be_damage(error) else []
+                if not damaged:
+                    raise
+                blocks = [b for b in blocks if b.path not in damaged]
+        raise StorageError("too many damaged blocks met by one flush; run `countdb verify`")
 
     def _resolve_clashes(self, part: pa.Table, files: list[str], low: int, high: int) -> tuple[pa.Table, pa.Table | None]:
         """New points that replace stored ones get shadow rows; new points older than stored ones go."""
@@ -109,7 +127,7 @@ class Flusher:
             self._duck.register("clashes", clashes)
             kept = self._duck.sql(
                 "SELECT p.* FROM part p ANTI JOIN clashes c ON c.series = p.series AND c.ts = p.ts "
-                "AND c.old_seq > c.new_seq ORDER BY p.series, p.ts").to_arrow_table()
+                "AND c.old_seq >= c.new_seq ORDER BY p.series, p.ts").to_arrow_table()
             shadows = self._duck.sql(
                 "SELECT series, ts, new_seq AS seq FROM clashes WHERE new_seq > old_seq ORDER BY series, ts"
             ).to_arrow_table()
