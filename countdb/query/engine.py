@@ -2,29 +2,38 @@
 
 Invariant: a snapshot lists WAL segments *before* reading the catalog, so a segment that is retired in
 between is seen either as a block or (its file still open) as a segment, never as neither; a segment that
-vanishes before it is opened makes the snapshot start again.
+vanishes before it is opened makes the snapshot start again. A damaged block fails no query for long:
+run_query quarantines it and runs the query again over the rest.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from countdb.catalog.blocks import BlockRecord, snapshot
+from countdb.catalog.damage import DamagedFile, damaged_file_count, damaged_files
 from countdb.catalog.db import connect, data_version
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
 from countdb.model import months_between
+from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
 from countdb.wal.log import all_segment_paths
 from countdb.wal.unflushed import SegmentVanished, UnflushedReader
 
+log = logging.getLogger(__name__)
+
 SNAPSHOT_ATTEMPTS = 10
+DAMAGE_ATTEMPTS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class Snapshot:
     blocks_by_month: dict[str, list[BlockRecord]]
     unflushed: pa.Table
     root: Path
+    scoped: list[BlockRecord] = field(default_factory=list, compare=False, repr=False)
+    """Every block a scope() of this snapshot handed out: where run_query looks for a damaged file."""
 
     def scope(self, start_ms: int, end_ms: int, series: str | None = None) -> Scope:
         """Blocks overlapping [start_ms, end_ms] and unflushed points inside it (of `series` if given)."""
@@ -49,6 +60,7 @@ class Snapshot:
             for block in self.blocks_by_month.get(str(month), ()):
                 if block.max_ts >= start_ms and block.min_ts <= end_ms:
                     (files if block.kind == "points" else shadows).append(str(self.root / block.path))
+                    self.scoped.append(block)
         table = self.unflushed
         if table.num_rows:
             mask = pc.and_(pc.greater_equal(table["ts"], start_ms), pc.less_equal(table["ts"], end_ms))
@@ -91,6 +103,35 @@ class QueryEngine:
                 continue
             return Snapshot(blocks, unflushed, root)
         raise Unavailable("the WAL changed too fast to take a consistent snapshot; retry")
+
+    def run_query(self, work: Callable[[Snapshot], T]) -> T:
+        """`work(snapshot)` over a fresh snapshot. When DuckDB fails on a damaged block file (missing, truncated,
+        corrupt), that file is quarantined and `work` runs again over the rest (issue 7: one bad file costs its
+        own points, not the query). Any other error propagates unchanged."""
+        for _ in range(DAMAGE_ATTEMPTS):
+            current = self.snapshot()
+            try:
+                return work(current)
+            except duckdb.Error as error:
+                if not may_be_damage(error) or not self._set_aside_damaged(current, str(error)):
+                    raise
+        raise Unavailable("too many damaged block files in one query; see /health and run `countdb verify`")
+
+    def _set_aside_damaged(self, current: Snapshot, error: str) -> bool:
+        """Quarantine the damaged files among the blocks the failed query read; False if none is damaged."""
+        suspects = current.scoped or [block for blocks in current.blocks_by_month.values() for block in blocks
+                                      if block.path in error]
+        problems = find_damaged(self.datadir.root, suspects)
+        with self._catalog_lock:
+            for problem in problems:
+                quarantine_block(self.datadir, self._catalog, problem)
+            self._catalog_version = -1  # our own commits leave PRAGMA data_version as it was
+        return bool(problems)
+
+    def damaged_files(self, limit: int | None = None) -> tuple[int, list[DamagedFile]]:
+        """How many files are registered as damaged, and the newest `limit` of them (for /health)."""
+        with self._catalog_lock:
+            return damaged_file_count(self._catalog), damaged_files(self._catalog, limit)
 
     def _catalog_state(self) -> tuple[dict[str, list[BlockRecord]], frozenset[str]]:
         with self._catalog_lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from countdb.errors import InvalidInput
-from countdb.query.engine import QueryEngine
+from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.visible import used_params, visible_points
 
 AGGREGATIONS = {
@@ -40,11 +40,15 @@ def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int
 def _over_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int, select: str, tail: str = "") -> list:
     """SELECT `select` over the visible points of one series in [start_ms, end_ms] (a fresh snapshot)."""
     check_bounds(start_ms, end_ms)
-    cursor = engine.cursor()
-    try:
-        params = {"series": series, "start": start_ms, "end": end_ms}
-        relation = visible_points(cursor, engine.snapshot().scope(start_ms, end_ms, series), _WHERE, params)
-        sql = f"SELECT {select} FROM {relation}{tail}"
-        return cursor.execute(sql, used_params(sql, params)).fetchall()
-    finally:
-        cursor.close()
+
+    def run(snapshot: Snapshot) -> list:
+        cursor = engine.cursor()
+        try:
+            params = {"series": series, "start": start_ms, "end": end_ms}
+            relation = visible_points(cursor, snapshot.scope(start_ms, end_ms, series), _WHERE, params)
+            sql = f"SELECT {select} FROM {relation}{tail}"
+            return cursor.execute(sql, used_params(sql, params)).fetchall()
+        finally:
+            cursor.close()
+
+    return engine.run_query(run)

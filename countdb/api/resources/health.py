@@ -1,4 +1,5 @@
-"""GET /health (liveness and status, the original contract) and GET /ready (readiness for load balancers)."""
+"""GET /health (liveness and status, the original contract; "degraded" while damaged files are quarantined)
+and GET /ready (readiness for load balancers)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from countdb import __version__
 from countdb.api.media import send_json
 from countdb.api.services import Services
 
+DAMAGED_LISTED = 20
+
 
 class HealthResource:
     def __init__(self, services: Services):
@@ -18,14 +21,19 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         writable = self.services.datadir.is_writable()
         settings = self.services.settings
+        damaged_count, damaged = self.services.engine.damaged_files(limit=DAMAGED_LISTED)
+        # NOTE: "degraded" (quarantined damage) stays 200 so load balancers keep routing: the node serves
+        # everything else (issue 7). `countdb verify --acknowledge-damage` clears it.
         send_json(resp, {
-            "status": "healthy" if writable else "unhealthy",
+            "status": "unhealthy" if not writable else "degraded" if damaged_count else "healthy",
             "node_id": settings.node_id_value,
             "cluster_size": settings.cluster_size,
             "version": __version__,
             "uptime_seconds": round(time.monotonic() - self.services.started_monotonic, 3),
             "buffered_points": self.services.writer.buffered_points,
             "data_dir_writable": writable,
+            "damaged_files": damaged_count,
+            "damaged": [{"path": d.path, "problem": d.problem, "quarantined_as": d.quarantined_as} for d in damaged],
         }, falcon.HTTP_200 if writable else falcon.HTTP_503)
 
 
