@@ -1,10 +1,11 @@
-"""Command line: `count-server` (gunicorn with Count's config) and `countdb config|migrate|serve`."""
+"""Command line: `count-server` (gunicorn with Count's config) and `countdb config|migrate|serve|backup|restore|verify`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from countdb.config import Settings
 from countdb.errors import ConfigError, CountError
@@ -50,18 +51,53 @@ def _migrate(args) -> int:
     return 0
 
 
+def _datadir(args, program: str):
+    """--data-dir if given, else DATA_DIR from the environment; raises StorageError when it doesn't exist."""
+    from countdb.datadir import DataDir
+    from countdb.errors import StorageError
+
+    root = Path(args.data_dir) if args.data_dir else _settings_or_exit(program).data_dir
+    if not root.is_dir():
+        raise StorageError(f"no data directory at {root}", path=str(root))
+    return DataDir(root)
+
+
+def _verify(args) -> int:
+    from countdb.admin.progress import ProgressBar
+    from countdb.admin.verify import acknowledge_damage, verify
+
+    datadir = _datadir(args, "countdb verify")
+    if args.acknowledge_damage:
+        print(f"forgot {acknowledge_damage(datadir)} registered damaged files (quarantined files are kept)")
+        return 0
+    report = verify(datadir, repair=args.repair, progress=ProgressBar(sys.stderr))
+    for finding in report.findings:
+        print(finding.line())
+    problems = len(report.problems)
+    print(f"checked {report.blocks} blocks ({report.rows} rows) and {report.segments} WAL segments in "
+          f"{datadir.root}: {problems} problem{'s' * (problems != 1)}"
+          + (", repaired where it could be (see the lines above)" if args.repair and problems else ""))
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="countdb", description="Count time-series store")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the server (same as count-server)")
     commands.add_parser("config", help="print the effective configuration and check it")
     commands.add_parser("migrate", help="create or upgrade the catalog in DATA_DIR")
+    check = commands.add_parser("verify", help="check a data directory (exit 1 on any problem); safe while it runs")
+    check.add_argument("--data-dir", help="the data directory (default: DATA_DIR)")
+    check.add_argument("--repair", action="store_true",
+                       help="quarantine damaged blocks and stray files (moved to node_state/quarantine, never deleted)")
+    check.add_argument("--acknowledge-damage", action="store_true",
+                       help="forget the registered damage so /health says healthy again; checks nothing")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve_main()
         return
     try:
-        raise SystemExit({"config": _config, "migrate": _migrate}[args.command](args))
+        raise SystemExit({"config": _config, "migrate": _migrate, "verify": _verify}[args.command](args))
     except CountError as error:
         print(f"countdb {args.command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None
