@@ -80,12 +80,48 @@ def _verify(args) -> int:
     return 1 if problems else 0
 
 
+def _backup(args) -> int:
+    from countdb.admin.backup import backup
+    from countdb.admin.progress import ProgressBar, human_bytes
+
+    datadir = _datadir(args, "countdb backup")
+    report = backup(datadir, Path(args.destination), ProgressBar(sys.stderr))
+    for warning in report.warnings:
+        print(f"countdb backup: warning: {warning}", file=sys.stderr)
+    print(f"backed up {datadir.root} to {report.destination}: {report.blocks} blocks ({report.block_rows} rows), "
+          f"{report.segments} WAL segments ({report.wal_records} unflushed records), the catalog; "
+          f"{human_bytes(report.bytes_written)} in {report.seconds:.1f}s"
+          + (f" ({report.attempts} attempts)" if report.attempts > 1 else ""))
+    return 0
+
+
+def _restore(args) -> int:
+    from countdb.admin.progress import ProgressBar
+    from countdb.admin.restore import restore
+    from countdb.datadir import DataDir
+
+    report = restore(Path(args.source), DataDir(Path(args.data_dir)), ProgressBar(sys.stderr))
+    if report.moved_aside is not None:
+        print(f"countdb restore: the directory's previous contents are in {report.moved_aside}", file=sys.stderr)
+    print(f"restored {args.source} into {report.datadir}: {report.blocks} blocks ({report.block_rows} rows), "
+          f"{report.segments} WAL segments ({report.wal_records} records, replayed when the node starts) "
+          f"in {report.seconds:.1f}s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="countdb", description="Count time-series store")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the server (same as count-server)")
     commands.add_parser("config", help="print the effective configuration and check it")
     commands.add_parser("migrate", help="create or upgrade the catalog in DATA_DIR")
+    save = commands.add_parser("backup", help="consistent backup of a running node's data directory")
+    save.add_argument("destination", help="a new folder, or a file ending .tar.gz or .tgz")
+    save.add_argument("--data-dir", help="the data directory (default: DATA_DIR)")
+    load = commands.add_parser("restore", help="rebuild a data directory from a backup (the node must be stopped)")
+    load.add_argument("source", help="a backup folder or .tar.gz written by `countdb backup`")
+    load.add_argument("--data-dir", required=True,
+                      help="the directory to restore into; what it held is moved into pre-restore-<time>/")
     check = commands.add_parser("verify", help="check a data directory (exit 1 on any problem); safe while it runs")
     check.add_argument("--data-dir", help="the data directory (default: DATA_DIR)")
     check.add_argument("--repair", action="store_true",
@@ -97,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         serve_main()
         return
     try:
-        raise SystemExit({"config": _config, "migrate": _migrate, "verify": _verify}[args.command](args))
-    except CountError as error:
+        raise SystemExit({"config": _config, "migrate": _migrate, "backup": _backup, "restore": _restore,
+                          "verify": _verify}[args.command](args))
+    except (CountError, OSError) as error:  # OSError: a destination that can't be written, a full disk…
         print(f"countdb {args.command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -31,12 +31,20 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that cannot write, for tools that must leave a data directory as they found it
-    (backup, verify). Raises CatalogError when there is no catalog at `path`."""
-    try:
-        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                               isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as error:
-        raise CatalogError(f"cannot open catalog {path}: {error}", path=str(path)) from None
+    (backup, verify), even on a read-only mount. Raises CatalogError when it can't be read."""
+    uri = path.resolve().as_uri()
+    # NOTE: a read-only WAL-mode database needs its -shm file. A running node has one; on a read-only mount
+    # of a stopped node there is none and no writer either, so the file is read as immutable.
+    modes = ["mode=ro"] if path.with_name(path.name + "-wal").exists() else ["mode=ro", "immutable=1"]
+    for mode in modes:
+        try:
+            connection = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                         isolation_level=None, check_same_thread=False)
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.Error as error:
+            failure = error
+    raise CatalogError(f"cannot open catalog {path}: {failure}", path=str(path))
 
 
 @contextmanager

@@ -48,7 +48,7 @@ backup_container() {
     docker run --rm --network none --user 0:0 \
         --volumes-from "$container:ro" \
         --volume "$run_dir:/backup" \
-        "$image" countdb backup "/backup/$container"
+        "$image" countdb backup "/backup/$container" >&2  # its report goes with the progress; stdout is the run folder
 }
 
 backup_local() {
@@ -57,7 +57,7 @@ backup_local() {
         exit 2
     fi
     # countdb reads DATA_DIR (and the rest of its settings) from the environment.
-    countdb backup "$run_dir/${NODE_ID:-$HOSTNAME}"
+    countdb backup "$run_dir/${NODE_ID:-$HOSTNAME}" >&2
 }
 
 for node in "${nodes[@]}"; do
