@@ -7,6 +7,7 @@ import os
 import sqlite3
 
 from countdb.model import YearMonth
+from countdb.wal.segment import HEADER, read_segment
 
 SERIES = "damage.cpu"
 MONTHS = {name: YearMonth(2023, number) for number, name in
@@ -82,4 +83,26 @@ def test_damaged_blocks_are_quarantined_and_the_rest_keeps_answering(count_serve
     assert query(node, MONTHS["flushed_over"]).json() == [{"timestamp": late["timestamp"], "value": -1.0}]
     body = node.get("/health").json()
     assert body["status"] == "degraded" and body["damaged_files"] == 4
+    node.stop()
+
+
+def test_a_corrupt_wal_segment_left_by_a_crash_does_not_stop_the_node(count_server):
+    node = count_server(WORKERS=1, MEMORY_BUFFER_SIZE=100_000)
+    start = YearMonth(2023, 7).start_ms()
+    for i in range(6):
+        assert node.post("/insert", json={"series": "damage.wal", "timestamp": start + i, "value": 1.0}).status_code == 201
+    node.kill_all()
+    (segment,) = [p for p in (node.data_dir / "wal").glob("*/*.wal") if p.stat().st_size > 8]
+    frames, _, _ = read_segment(segment)
+    data = bytearray(segment.read_bytes())
+    data[frames[2].offset + HEADER.size + 1] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+    node = count_server(data_dir=node.data_dir, WORKERS=2)  # WAL_REPLAY=repair, the default
+    answer = node.get("/query/range/damage.wal", params={"start": start, "end": start + 10}).json()
+    assert [p["timestamp"] for p in answer] == [start, start + 1]  # the records before the damage
+    body = node.get("/health").json()
+    assert body["status"] == "degraded"
+    assert [(d["path"], d["problem"]) for d in body["damaged"]] == [
+        (str(segment.relative_to(node.data_dir)), "bad_crc")]
     node.stop()
