@@ -6,7 +6,8 @@
 #   NODE    a Docker container running Count: it is stopped (it drains and flushes), `countdb restore`
 #           writes into its /data volume from a throw-away container of the same image, then it is started
 #           again and the script waits until Docker reports it healthy; or `local`: restores into
-#           $DATA_DIR on this host, where the node must already be stopped.
+#           $DATA_DIR on this host, where the node must already be stopped. What the data directory held
+#           is kept in its pre-restore-<UTC time>/ folder; delete that once the node looks right.
 # Environment: COUNT_STOP_TIMEOUT (seconds given to stop, default 30), COUNT_HEALTH_TIMEOUT (seconds to wait
 # for health after the start, default 300).
 set -euo pipefail
