@@ -49,7 +49,10 @@ def verify(datadir: DataDir, repair: bool = False, progress: Progress | None = N
         migrate(datadir.catalog_path)
     catalog = connect(datadir.catalog_path) if repair else connect_read_only(datadir.catalog_path)
     try:
-        integrity = catalog.execute("PRAGMA quick_check").fetchall()
+        try:
+            integrity = catalog.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as error:  # "database disk image is malformed"
+            integrity = [(str(error),)]
         if integrity != [("ok",)]:
             report.findings.append(Finding("problem", "catalog", "series_index/catalog.sqlite",
                                            "; ".join(row[0] for row in integrity[:5])))

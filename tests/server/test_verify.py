@@ -136,6 +136,17 @@ def test_a_torn_tail_of_the_last_segment_is_only_a_note(data_dir):
     assert result.returncode == 0 and "NOTE     wal:torn_tail" in result.stdout
 
 
+def test_a_damaged_catalog_is_a_problem(data_dir):
+    path = data_dir / "series_index" / "catalog.sqlite"
+    data = bytearray(path.read_bytes())
+    data[4096:8192] = b"\xff" * 4096  # page 2 onward: the header still says SQLite
+    path.write_bytes(bytes(data))
+    result = verify(data_dir)
+    assert result.returncode == 1
+    (line,) = problem_lines(result)
+    assert line.split()[1] == "catalog"
+
+
 def test_verify_changes_nothing_even_when_it_finds_problems(data_dir):
     blocks(data_dir)[0].unlink()
     shutil.copy(blocks(data_dir)[0], blocks(data_dir)[0].with_name("points-00000000000000000001-0badf00d.parquet"))
