@@ -10,6 +10,7 @@ from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
 from countdb.api.resources.prometheus import RemoteWriteResource
 from countdb.api.resources.query import AggregateQueryResource, RangeQueryResource
+from countdb.api.resources.sql import SqlQueryResource
 from countdb.api.services import Services
 
 
@@ -28,6 +29,7 @@ def create_app(services: Services) -> falcon.App:
         ("/api/v1/write", RemoteWriteResource(writer, *limits)),
         ("/query/range/{series:path}", RangeQueryResource(services.engine)),
         ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine)),
+        ("/query/sql", SqlQueryResource(services.sql)),
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
     ]

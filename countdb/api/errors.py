@@ -15,6 +15,7 @@ from countdb import errors
 log = logging.getLogger(__name__)
 
 SIZE_LIMITS = {"max_body_bytes", "max_points_per_request"}
+QUERY_LIMITS = {"query_max_rows", "query_memory_limit_mb"}  # a valid query whose answer is too big: 422
 
 STATUS = [  # most specific first
     (errors.CorruptSegment, falcon.HTTP_503),
@@ -30,6 +31,8 @@ STATUS = [  # most specific first
 
 def status_of(error: errors.CountError) -> str:
     if isinstance(error, errors.LimitExceeded):
+        if error.limit in QUERY_LIMITS:
+            return falcon.HTTP_422
         return falcon.HTTP_413 if error.limit in SIZE_LIMITS else falcon.HTTP_400
     for kind, status in STATUS:
         if isinstance(error, kind):

@@ -17,6 +17,8 @@ from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
 from countdb.ingest.writer import Writer
 from countdb.query.engine import QueryEngine
+from countdb.query.sandbox import Sandbox
+from countdb.query.sql import SqlService
 from countdb.wal.log import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class Services:
     maintainer: Maintainer
     engine: QueryEngine
     started_monotonic: float
+    sql: SqlService
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
@@ -59,11 +62,14 @@ class Services:
                                 settings.wal_fsync_interval_ms / 1000, strict_replay=settings.wal_replay == "strict")
         maintainer.start()
         engine = QueryEngine(datadir, settings.query_memory_limit_mb)
-        return cls(settings, datadir, writer, maintainer, engine, time.monotonic())
+        sandbox = Sandbox(datadir.time_blocks, settings.query_memory_limit_mb, settings.query_timeout_seconds,
+                          settings.query_max_rows)
+        return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), SqlService(engine, sandbox))
 
     def close(self) -> None:
         """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""
         self.maintainer.stop()
         self.writer.close()
         self.writer.flusher.close()
+        self.sql.close()
         self.engine.close()

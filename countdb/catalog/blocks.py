@@ -83,3 +83,9 @@ def forget_retired(connection: sqlite3.Connection, paths: list[str]) -> None:
     if paths:
         with transaction(connection):
             connection.executemany("DELETE FROM retired_segments WHERE path = ?", [(p,) for p in paths])
+
+
+def series_extents(connection: sqlite3.Connection) -> list[SeriesExtent]:
+    """Every series in the index, with its tags as JSON text and its time extent in ms."""
+    rows = connection.execute("SELECT key, name, tags, first_ts, last_ts FROM series ORDER BY key")
+    return [SeriesExtent(*row) for row in rows]

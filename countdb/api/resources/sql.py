@@ -1,0 +1,77 @@
+"""POST /query/sql: one DuckDB SELECT as the body (text) or as JSON `{"sql": "…"}`, answered as JSON
+`{"columns": [{"name", "type"}], "rows": [[…], …]}`."""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+
+import falcon
+import orjson
+import pyarrow as pa
+
+from countdb.api.media import media_type, read_body
+from countdb.errors import InvalidInput, UnsupportedFormat
+from countdb.query.sql import SqlService
+
+# NOTE: curl -d sends the raw text as application/x-www-form-urlencoded; it is taken as the SQL too.
+TEXT_TYPES = ("", "text/plain", "application/sql", "application/x-www-form-urlencoded")
+MAX_SQL_BYTES = 1024 * 1024
+
+
+class SqlQueryResource:
+    def __init__(self, sql: SqlService):
+        self.sql = sql
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        table = self.sql.table(sql_text(req))
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = render_json(table)
+
+
+def sql_text(req: falcon.Request) -> str:
+    """The statement from the body: raw text, or the `sql` member of a JSON object."""
+    kind = media_type(req)
+    if kind not in TEXT_TYPES and kind != "application/json":
+        raise UnsupportedFormat(f"Content-Type {req.content_type!r} is not accepted by /query/sql; send the SQL "
+                                "as text/plain or as application/json {\"sql\": \"…\"}")
+    body = read_body(req, MAX_SQL_BYTES)
+    if kind == "application/json":
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise InvalidInput(f"body is not valid JSON: {error}", field="body") from None
+        if not isinstance(document, dict) or not isinstance(document.get("sql"), str):
+            raise InvalidInput("sql: the JSON body must be an object with a string member \"sql\"", field="sql")
+        text = document["sql"]
+    else:
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise InvalidInput("body is not UTF-8 text", field="body") from None
+    if not text.strip():
+        raise InvalidInput("sql: the statement is empty", field="sql")
+    return text
+
+
+def render_json(table: pa.Table) -> bytes:
+    """Rows as arrays in column order; timestamps as ISO 8601 UTC, maps as objects, decimals as numbers."""
+    columns = [{"name": field.name, "type": str(field.type)} for field in table.schema]
+    values = [_python_values(column) for column in table.columns]
+    return orjson.dumps({"columns": columns, "rows": list(zip(*values))},
+                        option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z, default=_json_default)
+
+
+def _python_values(column: pa.ChunkedArray) -> list:
+    values = column.to_pylist()
+    if pa.types.is_map(column.type):
+        return [None if pairs is None else dict(pairs) for pairs in values]
+    return values
+
+
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
