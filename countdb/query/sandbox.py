@@ -41,6 +41,7 @@ class Sandbox:
         for statement in (
             "SET enable_progress_bar = false",
             "SET parquet_metadata_cache = true",
+            "SET python_enable_replacements = false",  # else `FROM name` could scan a Python variable
             # NOTE: no spilling: a temp directory would be one more readable folder, and the memory
             # limit becomes a clear error instead of a disk-filling query (issue 4).
             "SET temp_directory = ''",

@@ -1,0 +1,130 @@
+"""POST /query/sql against real gunicorn: the points and series views, body forms, JSON rendering, and the
+time, row and memory limits."""
+
+from __future__ import annotations
+
+import pytest
+
+T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+
+
+def sql(server, text: str, **kwargs):
+    return server.post("/query/sql", data=text.encode(), headers={"Content-Type": "text/plain"}, **kwargs)
+
+
+def rows(server, text: str) -> list:
+    response = sql(server, text)
+    assert response.status_code == 200, response.text
+    return response.json()["rows"]
+
+
+@pytest.fixture(scope="module")
+def hosts(server):
+    """Two hosts' cpu.usage_user and one untagged series, written once for this module."""
+    points = [{"series": "sqltest.cpu", "tags": {"hostname": f"h{i % 2}", "dc": "eu"}, "timestamp": T0 + i,
+               "value": float(i)} for i in range(10)]
+    points.append({"series": "sqltest.mem", "timestamp": T0, "value": 42.0})
+    assert server.post("/insert", json=points).status_code == 201
+    return server
+
+
+def test_points_have_series_name_tags_timestamp_and_value(hosts):
+    got = rows(hosts, "SELECT series, name, tags, ts, value FROM points WHERE name = 'sqltest.cpu' ORDER BY ts LIMIT 2")
+    assert got == [
+        ['sqltest.cpu{dc="eu",hostname="h0"}', "sqltest.cpu", {"dc": "eu", "hostname": "h0"},
+         "2023-11-14T22:13:20Z", 0.0],
+        ['sqltest.cpu{dc="eu",hostname="h1"}', "sqltest.cpu", {"dc": "eu", "hostname": "h1"},
+         "2023-11-14T22:13:20.001000Z", 1.0],
+    ]
+
+
+def test_the_benchmark_statements_work(hosts):
+    assert rows(hosts, "SELECT count(*) FROM points WHERE series LIKE 'sqltest.%'") == [[11]]
+    by_host = rows(hosts, "SELECT tags['hostname'] AS hostname, avg(value) AS mean FROM points "
+                          "WHERE name = 'sqltest.cpu' GROUP BY 1 ORDER BY 1")
+    assert by_host == [["h0", 4.0], ["h1", 5.0]]
+    grouped = rows(hosts, "SELECT series, count(*) AS n, avg(value) AS mean, max(value) AS peak FROM points "
+                          "WHERE name LIKE 'sqltest.%' GROUP BY series ORDER BY series")
+    assert [row[1:] for row in grouped] == [[5, 4.0, 8.0], [5, 5.0, 9.0], [1, 42.0, 42.0]]
+
+
+def test_series_lists_keys_names_tags_and_extents(hosts):
+    got = rows(hosts, "SELECT key, name, tags, first_ts, last_ts FROM series WHERE name LIKE 'sqltest.%' ORDER BY key")
+    assert got[2] == ["sqltest.mem", "sqltest.mem", {}, "2023-11-14T22:13:20Z", "2023-11-14T22:13:20Z"]
+    assert got[0][2] == {"dc": "eu", "hostname": "h0"} and got[0][4] == "2023-11-14T22:13:20.008000Z"
+
+
+def test_sql_as_a_json_member(hosts):
+    response = hosts.post("/query/sql", json={"sql": "SELECT value FROM points WHERE series = 'sqltest.mem'"})
+    assert response.status_code == 200
+    assert response.json() == {"columns": [{"name": "value", "type": "double"}], "rows": [[42.0]]}
+
+
+def test_values_are_rendered_as_json(server):
+    got = sql(server, "SELECT 12345678901234567890::HUGEINT AS big, 1.5::DECIMAL(4,2) AS d, 'ab'::BLOB AS b, "
+                      "MAP {'k': 'v'} AS m, [1, 2] AS l, {'x': 1} AS s, NULL AS n, 'NaN'::DOUBLE AS nan, "
+                      "DATE '2024-02-29' AS day").json()
+    assert [c["name"] for c in got["columns"]] == ["big", "d", "b", "m", "l", "s", "n", "nan", "day"]
+    assert got["rows"] == [[12345678901234567890, 1.5, "YWI=", {"k": "v"}, [1, 2], {"x": 1}, None, None,
+                            "2024-02-29"]]
+
+
+def test_last_write_wins_between_a_flushed_point_and_its_unflushed_overwrite(count_server):
+    node = count_server(MEMORY_BUFFER_SIZE=100000, WORKERS=1)
+    point = {"series": "sql.lww", "tags": {"k": "v"}, "timestamp": T0}
+    assert node.post("/insert", json={**point, "value": 1.0}).status_code == 201
+    assert node.stop() == 0  # 1.0 is in a block now
+    node = count_server(data_dir=node.data_dir, MEMORY_BUFFER_SIZE=100000, WORKERS=1)
+    assert node.post("/insert", json=[{**point, "value": 2.0}, {**point, "timestamp": T0 + 1, "value": 3.0}]
+                     ).status_code == 201
+    assert rows(node, "SELECT epoch_ms(ts), value, tags['k'] FROM points ORDER BY ts") == [[T0, 2.0, "v"],
+                                                                                           [T0 + 1, 3.0, "v"]]
+    assert rows(node, "SELECT key, epoch_ms(first_ts), epoch_ms(last_ts) FROM series") == [
+        ['sql.lww{k="v"}', T0, T0 + 1]]
+    assert node.stop() == 0  # 2.0 flushed over 1.0: a shadow block hides the stored 1.0
+    node = count_server(data_dir=node.data_dir, WORKERS=1)
+    assert rows(node, "SELECT epoch_ms(ts), value FROM points ORDER BY ts") == [[T0, 2.0], [T0 + 1, 3.0]]
+    node.stop()
+
+
+@pytest.mark.parametrize("body, headers, status, message", [
+    (b"", {"Content-Type": "text/plain"}, 400, "sql: the statement is empty"),
+    (b"  \n", {"Content-Type": "text/plain"}, 400, "sql: the statement is empty"),
+    (b"{\"sql\": 1}", {"Content-Type": "application/json"}, 400, "sql: the JSON body must be an object"),
+    (b"{nope", {"Content-Type": "application/json"}, 400, "body is not valid JSON"),
+    (b"SELECT 1", {"Content-Type": "image/png"}, 415, "is not accepted by /query/sql"),
+    (b"\xff\xfe", {"Content-Type": "text/plain"}, 400, "body is not UTF-8"),
+    (b"SELEC 1", {"Content-Type": "text/plain"}, 400, "Parser Error: syntax error at or near \"SELEC\""),
+    (b"SELECT nope FROM points", {"Content-Type": "text/plain"}, 400, "Binder Error"),
+    (b"SELECT * FROM no_such_table", {"Content-Type": "text/plain"}, 400, "Catalog Error"),
+    (b"SELECT 1/0::INTEGER, 'x'::INTEGER", {"Content-Type": "text/plain"}, 400, "Conversion Error"),
+])
+def test_bad_requests_answer_a_json_error(server, body, headers, status, message):
+    response = server.post("/query/sql", data=body, headers=headers)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def limited(count_server):
+    return count_server(QUERY_TIMEOUT_SECONDS=1, QUERY_MAX_ROWS=100, QUERY_MEMORY_LIMIT_MB=64, WORKERS=1)
+
+
+def test_a_query_past_the_time_limit_is_stopped_with_504(limited):
+    response = sql(limited, "SELECT count(*) FROM range(1000000000000)")
+    assert response.status_code == 504
+    assert "QUERY_TIMEOUT_SECONDS" in response.json()["error"]
+    assert rows(limited, "SELECT 1") == [[1]]  # the worker is free again
+
+
+def test_a_result_past_the_row_limit_is_422(limited):
+    assert len(rows(limited, "SELECT * FROM range(100)")) == 100
+    response = sql(limited, "SELECT * FROM range(101)")
+    assert response.status_code == 422
+    assert "QUERY_MAX_ROWS" in response.json()["error"]
+
+
+def test_a_query_past_the_memory_limit_is_422(limited):
+    response = sql(limited, "SELECT count(DISTINCT i::VARCHAR || repeat('x', 100)) FROM range(20000000) t(i)")
+    assert response.status_code == 422
+    assert "QUERY_MEMORY_LIMIT_MB" in response.json()["error"]
