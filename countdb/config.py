@@ -43,6 +43,7 @@ class Settings:
     query_memory_limit_mb: int = 1024
     query_max_rows: int = 10_000_000
     shutdown_grace_seconds: float = 20.0
+    flight_port: int = 8815
 
     @property
     def bind_address(self) -> str:
@@ -153,6 +154,12 @@ def _bind_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError("must be a port number between 0 and 65535 (0 turns it off)")
+    return int(text)
+
+
 def _data_dir(text: str) -> Path:
     return Path(text)
 
@@ -211,5 +218,6 @@ ENVIRONMENT = {
     "QUERY_MEMORY_LIMIT_MB": ("query_memory_limit_mb", _positive_int),
     "QUERY_MAX_ROWS": ("query_max_rows", _positive_int),
     "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _positive_float),
+    "FLIGHT_PORT": ("flight_port", _port),
 }
 """Every environment variable Count reads, mapped to its Settings attribute and parser."""

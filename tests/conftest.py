@@ -103,7 +103,7 @@ def _wait_gone(pids: list[int]) -> None:
 
 
 TEST_ENV = {"BIND_ADDRESS": "127.0.0.1:0", "WORKERS": "2", "THREADS": "4", "LOG_LEVEL": "info",
-            "WAL_FSYNC_INTERVAL_MS": "100", "SHUTDOWN_GRACE_SECONDS": "15"}
+            "WAL_FSYNC_INTERVAL_MS": "100", "SHUTDOWN_GRACE_SECONDS": "15", "FLIGHT_PORT": "0"}
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from countdb.api.flight_process import FlightProcess
 from countdb.api.services import prepare_node
 from countdb.config import Settings
 from countdb.obs.logging import logging_config
@@ -28,13 +29,24 @@ limit_request_line = 8190
 logconfig_dict = logging_config(settings.log_level)
 proc_name = f"count-{settings.node_id}"
 control_socket_disable = True  # gunicorn's runtime control socket: unused, and it would write outside DATA_DIR
+flight: FlightProcess | None = None
 
 
 def on_starting(server) -> None:
+    global flight
     bound_allocators()
     replayed = prepare_node(settings)
     if replayed:
         server.log.warning("replayed %d points from the WAL of a previous run", replayed)
+    if settings.flight_port:
+        flight = FlightProcess.start()
+        server.log.info("Arrow Flight process %d listening on port %d", flight.process.pid, flight.port)
+
+
+def on_exit(server) -> None:
+    """Stop the Flight process (it flushes like a worker)."""
+    if flight is not None:
+        flight.stop(settings.shutdown_grace_seconds)
 
 
 def when_ready(server) -> None:

@@ -154,6 +154,12 @@ def parse_arrow(body: bytes, max_points: int) -> list[pa.RecordBatch]:
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
         raise InvalidInput(f"body is not an Arrow IPC stream: {error}", field="body") from None
+    return arrow_columns(table, max_points)
+
+
+def arrow_columns(table: pa.Table, max_points: int) -> list[pa.RecordBatch]:
+    """An Arrow table with the columns parse_arrow describes (optionally `tags`), checked, in the WAL's schema;
+    shared by /insert and Arrow Flight's do_put."""
     check_point_count(table.num_rows, max_points)
     for field in _FIELDS:
         if field not in table.column_names:

@@ -1,0 +1,57 @@
+"""The Flight process: opens its own services (a writer with its own WAL folder, like a gunicorn worker),
+serves Arrow Flight on BIND_ADDRESS's host and FLIGHT_PORT, and stops on SIGTERM/SIGINT or when its parent
+(the gunicorn master) is gone, flushing its buffer first.
+
+Invariant: a point is acknowledged only after its WAL append, so a kill -9 loses nothing acknowledged: the
+next start (or a live worker) adopts this process's WAL folder as a dead writer's.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import signal
+import threading
+
+import pyarrow.flight as flight
+
+from countdb.api.services import Services
+from countdb.config import Settings
+from countdb.flight.server import CountFlightServer
+from countdb.obs.logging import logging_config
+
+log = logging.getLogger(__name__)
+
+READY_FD_VARIABLE = "COUNT_FLIGHT_READY_FD"  # set by the master: where to write "<port>\n" once listening
+PARENT_CHECK_SECONDS = 0.5
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logging.config.dictConfig(logging_config(settings.log_level))
+    parent = os.getppid()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    services = Services.open(settings)
+    try:
+        server = CountFlightServer(flight.Location.for_grpc_tcp(settings.bind_host, settings.flight_port), services)
+    except Exception:
+        services.close()
+        raise
+    log.info("Arrow Flight listening on %s:%d", settings.bind_host, server.port)
+    _announce(server.port)
+    while not stop.wait(PARENT_CHECK_SECONDS):
+        if os.getppid() != parent:
+            log.warning("count-server's master is gone; Arrow Flight stops")
+            break
+    server.shutdown()
+    services.close()
+
+
+def _announce(port: int) -> None:
+    fd = os.environ.get(READY_FD_VARIABLE)
+    if fd:
+        os.write(int(fd), f"{port}\n".encode())
+        os.close(int(fd))

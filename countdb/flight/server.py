@@ -1,0 +1,107 @@
+"""CountFlightServer: Arrow Flight over the same services as HTTP. do_get runs a SQL ticket in the sandbox
+and streams the result as record batches; do_put writes Arrow batches through the /insert path.
+
+Invariant: errors reach the client as Flight errors carrying Count's message (never a traceback), mapped
+in one place, `flight_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import orjson
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from countdb import errors
+from countdb.api.services import Services
+from countdb.ingest.parse import arrow_columns
+from countdb.query.sql import SqlResult
+
+log = logging.getLogger(__name__)
+
+CLIENT_ERRORS = (errors.InvalidInput, errors.LimitExceeded, errors.UnsupportedFormat, errors.QueryRejected,
+                 errors.SeriesNotFound)
+
+
+def flight_error(error: Exception) -> flight.FlightError:
+    """The one mapping from Count's errors to Flight's; extra_info holds `{"error": …}` as JSON."""
+    if not isinstance(error, errors.CountError):
+        log.error("unexpected error in an Arrow Flight call", exc_info=error)
+        return flight.FlightInternalError("internal error; the server log has the details")
+    extra = orjson.dumps({"error": error.message})
+    if isinstance(error, errors.QueryTimeout):
+        return flight.FlightTimedOutError(error.message, extra)
+    if isinstance(error, CLIENT_ERRORS):
+        return flight.FlightServerError(error.message, extra)
+    if isinstance(error, errors.StorageError):
+        log.error("storage error in an Arrow Flight call: %s", error)
+    return flight.FlightUnavailableError(error.message, extra)
+
+
+class CountFlightServer(flight.FlightServerBase):
+    def __init__(self, location: str, services: Services):
+        super().__init__(location)
+        self.services = services
+
+    def do_get(self, context, ticket: flight.Ticket) -> flight.FlightDataStream:
+        """The ticket is one SQL SELECT (UTF-8), run exactly like POST /query/sql."""
+        try:
+            result = self.services.sql.execute(_ticket_sql(ticket.ticket))
+        except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
+            raise flight_error(error) from None
+        return flight.GeneratorStream(result.schema, _batches(result))
+
+    def do_put(self, context, descriptor, reader: flight.MetadataRecordBatchReader,
+               writer: flight.FlightMetadataWriter) -> None:
+        """Batches with the /insert Arrow columns (series, timestamp, value, optional tags), written in groups of
+        up to MAX_POINTS_PER_REQUEST; after each group is acknowledged (WAL), `{"points": total}` is sent back
+        as metadata. An invalid group stops the stream; the groups before it stay written."""
+        try:
+            limit = self.services.settings.max_points_per_request
+            pending: list[pa.RecordBatch] = []
+            total = 0
+            for batch in _slices(reader, limit):
+                if pending and sum(b.num_rows for b in pending) + batch.num_rows > limit:
+                    total += self._write(pending, writer, total)
+                    pending = []
+                pending.append(batch)
+            if pending:
+                self._write(pending, writer, total)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
+            raise flight_error(error) from None
+
+    def _write(self, batches: list[pa.RecordBatch], writer: flight.FlightMetadataWriter, before: int) -> int:
+        settings = self.services.settings
+        points = arrow_columns(pa.Table.from_batches(batches), settings.max_points_per_request)
+        written = self.services.writer.write(points)
+        writer.write(pa.py_buffer(orjson.dumps({"points": before + written})))
+        return written
+
+
+def _ticket_sql(ticket: bytes) -> str:
+    try:
+        return ticket.decode()
+    except UnicodeDecodeError:
+        raise errors.InvalidInput("the ticket must be a SQL statement in UTF-8", field="ticket") from None
+
+
+def _batches(result: SqlResult) -> Iterator[pa.RecordBatch]:
+    """The result's batches; closes it when the stream ends, fails or the client goes away."""
+    try:
+        yield from result
+    except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
+        raise flight_error(error) from None
+    finally:
+        result.close()
+
+
+def _slices(reader: flight.MetadataRecordBatchReader, max_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        for chunk in reader:
+            batch = chunk.data
+            for offset in range(0, batch.num_rows, max_rows):
+                yield batch.slice(offset, max_rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise errors.InvalidInput(f"the Arrow stream is not readable: {error}", field="body") from None
