@@ -1,5 +1,6 @@
 """CountFlightServer: Arrow Flight over the same services as HTTP. do_get runs a SQL ticket in the sandbox
-and streams the result as record batches; do_put writes Arrow batches through the /insert path.
+and streams the result as record batches; do_put writes Arrow batches through the /insert path;
+get_flight_info answers a SQL command (plain, or Flight SQL's CommandStatementQuery) with a ticket for it.
 
 Invariant: errors reach the client as Flight errors carrying Count's message (never a traceback), mapped
 in one place, `flight_error`.
@@ -16,6 +17,7 @@ import pyarrow.flight as flight
 
 from countdb import errors
 from countdb.api.services import Services
+from countdb.flight import flightsql
 from countdb.ingest.parse import arrow_columns
 from countdb.query.sql import SqlResult
 
@@ -45,10 +47,25 @@ class CountFlightServer(flight.FlightServerBase):
         super().__init__(location)
         self.services = services
 
-    def do_get(self, context, ticket: flight.Ticket) -> flight.FlightDataStream:
-        """The ticket is one SQL SELECT (UTF-8), run exactly like POST /query/sql."""
+    def get_flight_info(self, context, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        """A command descriptor holding SQL (UTF-8, or a Flight SQL CommandStatementQuery): its result schema
+        and one endpoint on this server whose ticket runs it."""
         try:
-            result = self.services.sql.execute(_ticket_sql(ticket.ticket))
+            if descriptor.descriptor_type != flight.DescriptorType.CMD:
+                raise errors.InvalidInput("send a command descriptor holding a SQL statement", field="descriptor")
+            flight_sql = flightsql.command_sql(descriptor.command)
+            sql = _utf8(descriptor.command if flight_sql is None else flight_sql)
+            schema = self.services.sql.schema(sql)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
+            raise flight_error(error) from None
+        ticket = sql.encode() if flight_sql is None else flightsql.statement_ticket(sql)
+        return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
+
+    def do_get(self, context, ticket: flight.Ticket) -> flight.FlightDataStream:
+        """The ticket is one SQL SELECT (UTF-8, or a ticket from get_flight_info), run like POST /query/sql."""
+        try:
+            flight_sql = flightsql.ticket_sql(ticket.ticket)
+            result = self.services.sql.execute(_utf8(ticket.ticket if flight_sql is None else flight_sql))
         except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
             raise flight_error(error) from None
         return flight.GeneratorStream(result.schema, _batches(result))
@@ -80,11 +97,11 @@ class CountFlightServer(flight.FlightServerBase):
         return written
 
 
-def _ticket_sql(ticket: bytes) -> str:
+def _utf8(sql: bytes) -> str:
     try:
-        return ticket.decode()
+        return sql.decode()
     except UnicodeDecodeError:
-        raise errors.InvalidInput("the ticket must be a SQL statement in UTF-8", field="ticket") from None
+        raise errors.InvalidInput("the SQL statement must be UTF-8", field="ticket") from None
 
 
 def _batches(result: SqlResult) -> Iterator[pa.RecordBatch]:

@@ -101,6 +101,11 @@ class Run:
             reader = self.cursor.sql(sql).to_arrow_reader(BATCH_ROWS)
         return reader.schema, self._stream(reader)
 
+    def schema(self, sql: str) -> pa.Schema:
+        """The statement's Arrow schema, without computing its rows."""
+        with self.errors():
+            return self.cursor.sql(sql).limit(0).to_arrow_table().schema
+
     def _stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         rows, limit = 0, self.sandbox.max_rows
         while True:

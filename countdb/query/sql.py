@@ -92,6 +92,16 @@ class SqlService:
             run.close()
             raise
 
+    def schema(self, sql: str) -> pa.Schema:
+        """The Arrow schema `sql` would answer with (checked and bound like execute, no rows computed)."""
+        self.sandbox.check(sql)
+        run = self.sandbox.start()
+        try:
+            self._create_views(run, self.engine.snapshot())
+            return run.schema(sql)
+        finally:
+            run.close()
+
     def table(self, sql: str) -> pa.Table:
         """The whole result of `sql` as one Arrow table."""
         with self.execute(sql) as result:

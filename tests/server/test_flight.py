@@ -145,3 +145,24 @@ def test_points_acknowledged_by_do_put_survive_kill_9_of_every_process(count_ser
     got = node.get("/query/aggregated/flight.kill", params={"start": T0, "end": T0 + 999, "aggregation": "count"})
     assert got.json() == 400
     node.stop()
+
+
+def test_get_flight_info_answers_the_schema_and_a_ticket_that_runs_the_sql(served):
+    _, client = served
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(
+        b"SELECT count(*) AS n FROM points WHERE series = 'flight.put'"))
+    assert info.schema.names == ["n"] and len(info.endpoints) == 1
+    assert client.do_get(info.endpoints[0].ticket).read_all().to_pylist() == [{"n": 2500}]
+
+
+def test_the_adbc_flight_sql_driver_runs_queries(served):
+    dbapi = pytest.importorskip("adbc_driver_flightsql.dbapi")
+    node, client = served
+    location = f"grpc://127.0.0.1:{node.env['FLIGHT_PORT']}"
+    with dbapi.connect(location, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT tags['host'] AS host, value FROM points WHERE name = 'flight.tagged' ORDER BY ts")
+        assert cursor.fetch_arrow_table().to_pylist() == [{"host": "a", "value": 1.0}, {"host": "b", "value": 2.0}]
+        cursor.execute("SELECT count(*) FROM points WHERE series = 'flight.put'")
+        assert cursor.fetchall() == [(2500,)]
+        with pytest.raises(dbapi.Error, match="Permission Error"):
+            cursor.execute("SELECT * FROM read_text('/etc/passwd')")
