@@ -12,6 +12,7 @@ import logging
 import logging.config
 import os
 import signal
+import socket
 import threading
 
 import pyarrow.flight as flight
@@ -34,6 +35,7 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    _check_port_free(settings.bind_host, settings.flight_port)
     services = Services.open(settings)
     try:
         server = CountFlightServer(flight.Location.for_grpc_tcp(settings.bind_host, settings.flight_port), services)
@@ -48,6 +50,18 @@ def main() -> None:
             break
     server.shutdown()
     services.close()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """gRPC binds with SO_REUSEPORT, so a second Flight server on the same port (another count-server on
+    this host) would silently share its connections; a plain bind first makes that a start-up error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise SystemExit(f"count-server: FLIGHT_PORT {port} on {host} is not free: {error.strerror}") from None
 
 
 def _announce(port: int) -> None:

@@ -166,3 +166,13 @@ def test_the_adbc_flight_sql_driver_runs_queries(served):
         assert cursor.fetchall() == [(2500,)]
         with pytest.raises(dbapi.Error, match="Permission Error"):
             cursor.execute("SELECT * FROM read_text('/etc/passwd')")
+
+
+def test_count_server_refuses_to_start_when_another_flight_server_holds_the_port(count_server):
+    port = free_port()
+    other = flight.FlightServerBase(f"grpc://127.0.0.1:{port}")  # gRPC binds with SO_REUSEPORT
+    try:
+        with pytest.raises(RuntimeError, match=f"FLIGHT_PORT {port} on 127.0.0.1 is not free"):
+            count_server(FLIGHT_PORT=port, WORKERS=1)
+    finally:
+        other.shutdown()
