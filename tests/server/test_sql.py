@@ -63,10 +63,10 @@ def test_sql_as_a_json_member(hosts):
 def test_values_are_rendered_as_json(server):
     got = sql(server, "SELECT 12345678901234567890::HUGEINT AS big, 1.5::DECIMAL(4,2) AS d, 'ab'::BLOB AS b, "
                       "MAP {'k': 'v'} AS m, [1, 2] AS l, {'x': 1} AS s, NULL AS n, 'NaN'::DOUBLE AS nan, "
-                      "DATE '2024-02-29' AS day").json()
-    assert [c["name"] for c in got["columns"]] == ["big", "d", "b", "m", "l", "s", "n", "nan", "day"]
+                      "DATE '2024-02-29' AS day, INTERVAL 1 DAY AS i").json()
+    assert [c["name"] for c in got["columns"]] == ["big", "d", "b", "m", "l", "s", "n", "nan", "day", "i"]
     assert got["rows"] == [[12345678901234567890, 1.5, "YWI=", {"k": "v"}, [1, 2], {"x": 1}, None, None,
-                            "2024-02-29"]]
+                            "2024-02-29", {"months": 0, "days": 1, "nanoseconds": 0}]]
 
 
 def test_last_write_wins_between_a_flushed_point_and_its_unflushed_overwrite(count_server):

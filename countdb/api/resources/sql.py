@@ -55,7 +55,8 @@ def sql_text(req: falcon.Request) -> str:
 
 
 def render_json(table: pa.Table) -> bytes:
-    """Rows as arrays in column order; timestamps as ISO 8601 UTC, maps as objects, decimals as numbers."""
+    """Rows as arrays in column order; timestamps as ISO 8601 UTC, maps as objects, decimals as numbers,
+    intervals as {months, days, nanoseconds}."""
     columns = [{"name": field.name, "type": str(field.type)} for field in table.schema]
     values = [_python_values(column) for column in table.columns]
     return orjson.dumps({"columns": columns, "rows": list(zip(*values))},
@@ -74,4 +75,6 @@ def _json_default(value):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
+    if isinstance(value, pa.MonthDayNano):
+        return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
     return str(value)
