@@ -45,7 +45,7 @@ class CountServer:
             try:
                 if requests.get(self.url + "/health", timeout=2).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still booting on a busy machine
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"count-server never became healthy:\n{self.log_text()}")
