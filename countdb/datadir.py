@@ -1,6 +1,6 @@
 """DataDir: the only module that knows the data directory's layout.
 
-    node_state/     locks, quarantine
+    node_state/     locks, quarantine, compaction/ (the compactor's staging area)
     series_index/   catalog.sqlite (SQLite, WAL mode): blocks, series, retired WAL segments
     time_blocks/    YYYY-MM/*.parquet, one folder per UTC month
     wal/            <writer-id>/{seq:08d}.wal, one folder per writer process
@@ -48,6 +48,15 @@ class DataDir:
         return self.node_state / "flush.lock"
 
     @property
+    def compaction_lock_path(self) -> Path:
+        return self.node_state / "compaction.lock"
+
+    @property
+    def compaction_staging(self) -> Path:
+        """Where the compactor writes new blocks (and DuckDB spills) before moving them into time_blocks/."""
+        return self.node_state / "compaction"
+
+    @property
     def quarantine(self) -> Path:
         return self.node_state / "quarantine"
 
@@ -90,5 +99,20 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def try_exclusive_lock(path: Path) -> Iterator[bool]:
+    """Like exclusive_lock, but never waits: yields False (holding nothing) when another holder has it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)

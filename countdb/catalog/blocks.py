@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from countdb.catalog.db import transaction
+from countdb.catalog.tombstones import Tombstone, read_tombstones
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,11 @@ class SeriesExtent:
 
 @dataclass(frozen=True)
 class CatalogSnapshot:
-    """What one read transaction saw: the published blocks and the retired WAL segments."""
+    """What one read transaction saw: the published blocks, the retired WAL segments and the tombstones."""
 
     blocks: tuple[BlockRecord, ...]
     retired_segments: frozenset[str]
+    tombstones: tuple[Tombstone, ...] = ()
 
 
 _COLUMNS = "path, kind, month, min_ts, max_ts, min_seq, max_seq, rows, bytes, sha256"
@@ -52,11 +54,7 @@ def publish(connection: sqlite3.Connection, blocks: list[BlockRecord], retired_s
     """Make blocks visible, retire the segments they came from and extend the series index, atomically."""
     now_ms = int(time.time() * 1000)
     with transaction(connection):
-        connection.executemany(
-            f"INSERT INTO blocks ({_COLUMNS}, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(b.path, b.kind, b.month, b.min_ts, b.max_ts, b.min_seq, b.max_seq, b.rows, b.bytes, b.sha256, now_ms)
-             for b in blocks],
-        )
+        insert_blocks(connection, blocks, now_ms)
         connection.executemany("INSERT OR IGNORE INTO retired_segments VALUES (?, ?)",
                                [(path, now_ms) for path in retired_segments])
         connection.executemany(
@@ -67,15 +65,25 @@ def publish(connection: sqlite3.Connection, blocks: list[BlockRecord], retired_s
         )
 
 
+def insert_blocks(connection: sqlite3.Connection, blocks: list[BlockRecord], now_ms: int) -> None:
+    """Add block rows; the caller holds the write transaction."""
+    connection.executemany(
+        f"INSERT INTO blocks ({_COLUMNS}, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        [(b.path, b.kind, b.month, b.min_ts, b.max_ts, b.min_seq, b.max_seq, b.rows, b.bytes, b.sha256, now_ms)
+         for b in blocks],
+    )
+
+
 def snapshot(connection: sqlite3.Connection) -> CatalogSnapshot:
-    """Blocks and retired segments as of one consistent read."""
+    """Blocks, retired segments and tombstones as of one consistent read."""
     connection.execute("BEGIN")
     try:
         blocks = tuple(BlockRecord(*row) for row in connection.execute(f"SELECT {_COLUMNS} FROM blocks ORDER BY id"))
         retired = frozenset(row[0] for row in connection.execute("SELECT path FROM retired_segments"))
+        tombstones = read_tombstones(connection)
     finally:
         connection.execute("COMMIT")
-    return CatalogSnapshot(blocks, retired)
+    return CatalogSnapshot(blocks, retired, tombstones)
 
 
 def forget_retired(connection: sqlite3.Connection, paths: list[str]) -> None:

@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from countdb.catalog.blocks import forget_retired, snapshot
+from countdb.catalog.compaction import block_files_in_use
 from countdb.catalog.damage import DamagedFile, record_damage
 from countdb.catalog.db import transaction
 from countdb.datadir import DataDir, exclusive_lock
@@ -33,8 +34,8 @@ def recover_dead_writers(datadir: DataDir, flusher: Flusher, strict: bool, own_d
     if not claimed:
         return 0
     with exclusive_lock(datadir.flush_lock_path):
-        published = {b.path for b in snapshot(flusher.catalog).blocks}
-        remove_unpublished(datadir.root, published)
+        # NOTE: retired blocks count as in use: a query may still read them (issue 7, compaction).
+        remove_unpublished(datadir.root, block_files_in_use(flusher.catalog))
     replayed = 0
     for lock in claimed:
         retired = snapshot(flusher.catalog).retired_segments

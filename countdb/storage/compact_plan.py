@@ -1,0 +1,120 @@
+"""plan_compaction: which blocks of which month to merge, trim or drop. Pure: catalog records in, jobs out.
+
+Invariant: a job only rewrites or retires blocks of one month, never touches a block twice, and retires a
+shadow block only when every points block it can hide a row in is rewritten or dropped by the same job.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from countdb.catalog.blocks import BlockRecord
+from countdb.catalog.tombstones import Tombstone
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class CompactionPolicy:
+    """When the background compactor acts; `countdb compact` uses `forced()`."""
+
+    tier_min_blocks: int = 4  # small blocks of one size tier (rows within a factor of 4) that trigger a merge
+    full_block_rows: int = 1_048_576  # rows per compacted file; a block of at least half this is not merged by size
+    trim_slack_ms: int = DAY_MS  # a block is trimmed for retention once a day of its time range has expired
+    force: bool = False  # merge every small block, trim at once, rewrite what shadows hide rows in
+
+    def forced(self) -> "CompactionPolicy":
+        return CompactionPolicy(2, self.full_block_rows, 0, True)
+
+
+@dataclass(frozen=True)
+class CompactionJob:
+    """One month's work. `rewrite`: points blocks whose visible rows are merged into new sorted blocks;
+    `merge_shadows`: shadow blocks merged into one; `retire`: blocks dropped without being read."""
+
+    month: str
+    rewrite: tuple[BlockRecord, ...]
+    merge_shadows: tuple[BlockRecord, ...]
+    retire: tuple[BlockRecord, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def replaced(self) -> list[str]:
+        return [b.path for b in (*self.rewrite, *self.merge_shadows, *self.retire)]
+
+
+def plan_compaction(blocks: tuple[BlockRecord, ...] | list[BlockRecord], tombstones: tuple[Tombstone, ...],
+                    tombstone_marks: dict[str, int], floor_ms: int, policy: CompactionPolicy,
+                    months: set[str] | None = None) -> list[CompactionJob]:
+    """Jobs for every month (of `months`, if given) with work to do, oldest month first.
+
+    `floor_ms` is the retention floor (points with ts below it are expired; 0 keeps everything);
+    `tombstone_marks` maps a compacted block to the newest tombstone id already applied to it.
+    """
+    by_month: dict[str, list[BlockRecord]] = defaultdict(list)
+    for block in blocks:
+        if months is None or block.month in months:
+            by_month[block.month].append(block)
+    jobs = []
+    for month in sorted(by_month):
+        job = _plan_month(month, by_month[month], tombstones, tombstone_marks, floor_ms, policy)
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
+def _plan_month(month: str, blocks: list[BlockRecord], tombstones: tuple[Tombstone, ...],
+                marks: dict[str, int], floor_ms: int, policy: CompactionPolicy) -> CompactionJob | None:
+    points = [b for b in blocks if b.kind == "points"]
+    shadows = [b for b in blocks if b.kind == "shadow"]
+    expired = [b for b in blocks if b.max_ts < floor_ms]
+    points = [b for b in points if b not in expired]
+    shadows = [b for b in shadows if b not in expired]
+    reasons = ["retention: whole blocks expired"] if expired else []
+    rewrite: list[BlockRecord] = []
+
+    def add(chosen: list[BlockRecord], reason: str) -> None:
+        fresh = [b for b in chosen if b not in rewrite]
+        if fresh:
+            rewrite.extend(fresh)
+            reasons.append(reason)
+
+    add([b for b in points if b.min_ts < floor_ms - policy.trim_slack_ms], "retention: trim expired rows")
+    add([b for b in points if _has_unapplied_tombstone(b, tombstones, marks)], "deletes: drop tombstoned rows")
+    add(_size_tier_merges(points, policy), "merge small blocks")
+    if policy.force:
+        add([b for b in points if any(_can_hide(s, b) for s in shadows)], "apply shadows")
+    gone = set(b.path for b in rewrite) | set(b.path for b in expired)
+    cleared = [s for s in shadows if all(b.path in gone for b in points + expired if _can_hide(s, b))]
+    left = [s for s in shadows if s not in cleared]
+    merge_shadows = left if len(left) >= policy.tier_min_blocks else []
+    if cleared:
+        reasons.append("shadows: targets rewritten")
+    if merge_shadows:
+        reasons.append("merge shadow blocks")
+    if not (rewrite or expired or cleared or merge_shadows):
+        return None
+    return CompactionJob(month, tuple(rewrite), tuple(merge_shadows), tuple(expired + cleared), tuple(reasons))
+
+
+def _size_tier_merges(points: list[BlockRecord], policy: CompactionPolicy) -> list[BlockRecord]:
+    """Small blocks of a tier with at least `tier_min_blocks` members (forced: every small block, if two)."""
+    small = [b for b in points if b.rows < policy.full_block_rows // 2]
+    if policy.force:
+        return small if len(small) >= 2 else []
+    tiers: dict[int, list[BlockRecord]] = defaultdict(list)
+    for block in small:
+        tiers[(max(block.rows, 1).bit_length() - 1) // 2].append(block)
+    return [b for tier in sorted(tiers) if len(tiers[tier]) >= policy.tier_min_blocks for b in tiers[tier]]
+
+
+def _has_unapplied_tombstone(block: BlockRecord, tombstones: tuple[Tombstone, ...], marks: dict[str, int]) -> bool:
+    """A tombstone newer than the block's mark may hide rows in it (its series is not in the catalog)."""
+    mark = marks.get(block.path, 0)
+    return any(t.id > mark and t.seq > block.min_seq and t.overlaps(block.min_ts, block.max_ts) for t in tombstones)
+
+
+def _can_hide(shadow: BlockRecord, points: BlockRecord) -> bool:
+    """Whether a shadow block may hide a row of a points block: same times, an older write."""
+    return points.min_seq < shadow.max_seq and points.min_ts <= shadow.max_ts and points.max_ts >= shadow.min_ts

@@ -1,0 +1,167 @@
+"""Compactor on real files: Flusher-written blocks in, fewer sorted blocks out, the same visible points;
+shadows, tombstones and retention applied; replaced files kept until their grace period ends."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from countdb.catalog.blocks import snapshot
+from countdb.catalog.db import connect
+from countdb.catalog.migrate import migrate
+from countdb.catalog.tombstones import add_tombstone
+from countdb.datadir import DataDir
+from countdb.ingest.flush import Flusher
+from countdb.model import YearMonth
+from countdb.query.engine import QueryEngine
+from countdb.query.range import query_range
+from countdb.storage.compact import Compactor, clean_at_start
+from countdb.storage.compact_plan import CompactionPolicy
+from countdb.wal.record import Columns, records_to_table
+
+JAN = YearMonth(2024, 1).start_ms()
+FEB = YearMonth(2024, 2).start_ms()
+
+
+@pytest.fixture
+def node(tmp_path):
+    datadir = DataDir(tmp_path / "data").create()
+    migrate(datadir.catalog_path)
+    flusher = Flusher(datadir, connect(datadir.catalog_path))
+    engine = QueryEngine(datadir, memory_limit_mb=256)
+    yield datadir, flusher, engine
+    engine.close()
+    flusher.close()
+    flusher.catalog.close()
+
+
+def flush(flusher: Flusher, seq: int, points: list[tuple[str, int, float]]) -> None:
+    columns = Columns([s for s, _, _ in points], [t for _, t, _ in points], [v for _, _, v in points])
+    flusher.flush(records_to_table([(seq, columns)]), [])
+
+
+def blocks_of(datadir: DataDir, kind: str = "points") -> list:
+    catalog = connect(datadir.catalog_path)
+    try:
+        return [b for b in snapshot(catalog).blocks if b.kind == kind]
+    finally:
+        catalog.close()
+
+
+def compactor(datadir: DataDir, retention_days: int = 0, grace_seconds: float = 3600.0, now=None,
+              policy: CompactionPolicy = CompactionPolicy()) -> Compactor:
+    return Compactor(datadir, retention_days, grace_seconds, policy, **({"clock": now} if now else {}))
+
+
+def test_small_blocks_merge_into_one_sorted_block_with_the_same_points(node):
+    datadir, flusher, engine = node
+    for n in range(6):
+        flush(flusher, n + 1, [(f"s{n % 3}", JAN + 1000 * n + i, float(n * 100 + i)) for i in range(50)])
+    before = {s: query_range(engine, s, JAN, FEB) for s in ("s0", "s1", "s2")}
+    c = compactor(datadir)
+    report = c.run(force=True)
+    c.close()
+    assert len(blocks_of(datadir)) == 1 and report.jobs[0]["blocks_in"] == 6
+    assert {s: query_range(engine, s, JAN, FEB) for s in ("s0", "s1", "s2")} == before
+    (block,) = blocks_of(datadir)
+    rows = duckdb.sql(f"SELECT series, ts FROM read_parquet('{datadir.root / block.path}')").fetchall()
+    assert rows == sorted(rows) and len(rows) == 300
+
+
+def test_merge_applies_shadows_so_the_last_write_wins_and_the_shadows_go(node):
+    datadir, flusher, engine = node
+    flush(flusher, 1, [("lww", JAN + i, 1.0) for i in range(10)])
+    flush(flusher, 2, [("lww", JAN + i, 2.0) for i in range(0, 10, 2)])
+    flush(flusher, 3, [("lww", JAN, 3.0)])
+    assert len(blocks_of(datadir, "shadow")) == 2
+    c = compactor(datadir)
+    c.run(force=True)
+    c.close()
+    assert blocks_of(datadir, "shadow") == []
+    (block,) = blocks_of(datadir)
+    assert block.rows == 10
+    assert query_range(engine, "lww", JAN, JAN + 9) == [(JAN, 3.0)] + [
+        (JAN + i, 2.0 if i % 2 == 0 else 1.0) for i in range(1, 10)]
+
+
+def test_merged_shadow_blocks_still_hide_what_each_one_hid(node):
+    datadir, flusher, engine = node
+    flush(flusher, 1, [("sh", JAN + i, 1.0) for i in range(8)] + [("big", JAN + i, 0.0) for i in range(600)])
+    for n in range(4):
+        flush(flusher, 10 + n, [("sh", JAN + n, 10.0 + n), ("sh", JAN + 4 + n, 20.0 + n)])
+    assert len(blocks_of(datadir, "shadow")) == 4
+    expected = query_range(engine, "sh", JAN, FEB)
+    c = compactor(datadir, policy=CompactionPolicy(tier_min_blocks=4, full_block_rows=1000))
+    (job,) = c.run().jobs
+    c.close()
+    assert "merge shadow blocks" in job["reasons"] and len(blocks_of(datadir, "shadow")) == 1
+    assert query_range(engine, "sh", JAN, FEB) == expected == [(JAN + n, 10.0 + n) for n in range(4)] + [
+        (JAN + 4 + n, 20.0 + n) for n in range(4)]
+
+
+def test_tombstoned_rows_are_dropped_but_a_later_write_is_kept(node):
+    datadir, flusher, engine = node
+    flush(flusher, 10, [("gone", JAN + i, float(i)) for i in range(10)])
+    catalog = connect(datadir.catalog_path)
+    add_tombstone(catalog, "gone", JAN + 2, JAN + 5, seq=20)
+    catalog.close()
+    flush(flusher, 30, [("gone", JAN + 3, 33.0)])
+    expected = [(JAN + i, float(i)) for i in (0, 1, 6, 7, 8, 9)] + [(JAN + 3, 33.0)]
+    assert query_range(engine, "gone", JAN, FEB) == sorted(expected)
+    c = compactor(datadir)
+    c.run(force=True)
+    c.close()
+    assert sum(b.rows for b in blocks_of(datadir)) == 7
+    assert query_range(engine, "gone", JAN, FEB) == sorted(expected)
+
+
+def test_retention_drops_expired_months_and_trims_the_boundary_month(node):
+    datadir, flusher, engine = node
+    flush(flusher, 1, [("r", JAN + 5, 1.0), ("r", FEB - 1, 2.0)])  # January
+    flush(flusher, 2, [("r", FEB, 3.0), ("r", FEB + 3 * 86_400_000, 4.0)])  # February
+    now = FEB + 2 * 86_400_000 + 10 * 86_400_000  # floor = now - 10 days = FEB + 2 days
+    c = compactor(datadir, retention_days=10, now=lambda: now / 1000)
+    report = c.run(force=True)
+    c.close()
+    assert {job["month"] for job in report.jobs} == {"2024-01", "2024-02"}
+    remaining = blocks_of(datadir)
+    assert [(b.month, b.rows) for b in remaining] == [("2024-02", 1)]
+
+
+def test_replaced_files_stay_until_the_grace_period_has_passed(node):
+    datadir, flusher, engine = node
+    for n in range(3):
+        flush(flusher, n + 1, [("g", JAN + n, 1.0)])
+    old_files = [datadir.root / b.path for b in blocks_of(datadir)]
+    clock = [1_000_000.0]
+    c = compactor(datadir, grace_seconds=60, now=lambda: clock[0])
+    c.run(force=True)
+    assert all(path.exists() for path in old_files)
+    clock[0] += 61
+    assert c.run().deleted_files == 3
+    c.close()
+    assert not any(path.exists() for path in old_files)
+    assert query_range(engine, "g", JAN, FEB) == [(JAN + n, 1.0) for n in range(3)]
+
+
+def test_start_up_deletes_retired_files_at_once(node):
+    datadir, flusher, engine = node
+    for n in range(2):
+        flush(flusher, n + 1, [("u", JAN + n, 1.0)])
+    old_files = [datadir.root / b.path for b in blocks_of(datadir)]
+    c = compactor(datadir)
+    c.run(force=True)
+    c.close()
+    assert all(path.exists() for path in old_files)
+    assert clean_at_start(datadir) == 2
+    assert not any(path.exists() for path in old_files)
+
+
+def test_a_big_merge_is_split_into_files_of_the_policy_size(node):
+    datadir, flusher, engine = node
+    for n in range(8):  # blocks of 500 rows: small for a policy of 1,500-row files
+        flush(flusher, n + 1, [(f"b{i % 7}", JAN + n * 500 + i, 1.0) for i in range(500)])
+    c = compactor(datadir, policy=CompactionPolicy(full_block_rows=1500))
+    c.run(force=True)
+    c.close()
+    assert sorted(b.rows for b in blocks_of(datadir)) == [1000, 1500, 1500]
