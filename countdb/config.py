@@ -44,11 +44,18 @@ class Settings:
     query_max_rows: int = 10_000_000
     shutdown_grace_seconds: float = 20.0
     flight_port: int = 8815
+    retention_days: int = 0
+    compaction_interval_seconds: float = 30.0
 
     @property
     def bind_address(self) -> str:
         host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
         return f"{host}:{self.bind_port}"
+
+    @property
+    def retired_block_grace_seconds(self) -> float:
+        """How long a block file replaced by compaction stays on disk: twice the longest a query may run."""
+        return 2 * self.query_timeout_seconds
 
     @property
     def cluster_size(self) -> int:
@@ -116,6 +123,22 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError("must be a whole number (0 or more)")
+    return int(text)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be 0 or a positive number")
     return value
 
 
@@ -219,5 +242,7 @@ ENVIRONMENT = {
     "QUERY_MAX_ROWS": ("query_max_rows", _positive_int),
     "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _positive_float),
     "FLIGHT_PORT": ("flight_port", _port),
+    "RETENTION_DAYS": ("retention_days", _non_negative_int),
+    "COMPACTION_INTERVAL_SECONDS": ("compaction_interval_seconds", _non_negative_float),
 }
 """Every environment variable Count reads, mapped to its Settings attribute and parser."""

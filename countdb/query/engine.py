@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,12 @@ import pyarrow.compute as pc
 from countdb.catalog.blocks import BlockRecord, snapshot
 from countdb.catalog.damage import DamagedFile, damaged_file_count, damaged_files
 from countdb.catalog.db import connect, data_version
+from countdb.catalog.tombstones import Tombstone
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
 from countdb.model import months_between
 from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
+from countdb.storage.hiding import retention_floor_ms
 from countdb.wal.log import all_segment_paths
 from countdb.wal.unflushed import SegmentVanished, UnflushedReader
 
@@ -38,11 +41,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Scope:
-    """What one query reads: block files (absolute paths) and the matching unflushed points."""
+    """What one query reads: block files (absolute paths), the matching unflushed points, the deletes that
+    may hide some of them, and the retention floor (no point older than `floor_ms` is visible)."""
 
     files: list[str]
     shadows: list[str]
     unflushed: pa.Table
+    tombstones: tuple[Tombstone, ...] = ()
+    floor_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,17 @@ class Snapshot:
     blocks_by_month: dict[str, list[BlockRecord]]
     unflushed: pa.Table
     root: Path
+    tombstones: tuple[Tombstone, ...] = ()
+    floor_ms: int = 0
     scoped: list[BlockRecord] = field(default_factory=list, compare=False, repr=False)
     """Every block a scope() of this snapshot handed out: where run_query looks for a damaged file."""
 
     def scope(self, start_ms: int, end_ms: int, series: str | None = None) -> Scope:
-        """Blocks overlapping [start_ms, end_ms] and unflushed points inside it (of `series` if given)."""
+        """Blocks overlapping [start_ms, end_ms] and unflushed points inside it (of `series` if given),
+        never older than the retention floor."""
+        start_ms = max(start_ms, self.floor_ms)
+        tombstones = tuple(t for t in self.tombstones
+                           if t.overlaps(start_ms, end_ms) and (series is None or t.series == series))
         files, shadows = [], []
         for month in months_between(start_ms, end_ms):
             for block in self.blocks_by_month.get(str(month), ()):
@@ -67,14 +79,15 @@ class Snapshot:
             if series is not None:
                 mask = pc.and_(mask, pc.equal(table["series"], series))
             table = table.filter(mask)
-        return Scope(files, shadows, table)
+        return Scope(files, shadows, table, tombstones, self.floor_ms)
 
 
 class QueryEngine:
     """Thread-safe: every query gets its own DuckDB cursor on the worker's one connection."""
 
-    def __init__(self, datadir: DataDir, memory_limit_mb: int, threads: int = 2):
+    def __init__(self, datadir: DataDir, memory_limit_mb: int, threads: int = 2, retention_days: int = 0):
         self.datadir = datadir
+        self.retention_days = retention_days
         self.duck = duckdb.connect(config={
             "memory_limit": f"{memory_limit_mb}MB",
             "threads": threads,
@@ -86,22 +99,24 @@ class QueryEngine:
         self._catalog_version = -1
         self._blocks: dict[str, list[BlockRecord]] = {}
         self._retired: frozenset[str] = frozenset()
+        self._tombstones: tuple[Tombstone, ...] = ()
         self._unflushed = UnflushedReader(datadir.root)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.duck.cursor()
 
     def snapshot(self) -> Snapshot:
-        """Published blocks plus every point in a live WAL segment, as of now."""
+        """Published blocks plus every point in a live WAL segment, and the deletes, as of now."""
         root = self.datadir.root
         for _ in range(SNAPSHOT_ATTEMPTS):
             listed = [str(path.relative_to(root)) for path in all_segment_paths(self.datadir.wal)]
-            blocks, retired = self._catalog_state()
+            blocks, retired, tombstones = self._catalog_state()
             try:
                 unflushed = self._unflushed.read([path for path in listed if path not in retired])
             except SegmentVanished:
                 continue
-            return Snapshot(blocks, unflushed, root)
+            return Snapshot(blocks, unflushed, root, tombstones,
+                            retention_floor_ms(self.retention_days, time.time_ns() // 1_000_000))
         raise Unavailable("the WAL changed too fast to take a consistent snapshot; retry")
 
     def run_query(self, work: Callable[[Snapshot], T]) -> T:
@@ -133,7 +148,7 @@ class QueryEngine:
         with self._catalog_lock:
             return damaged_file_count(self._catalog), damaged_files(self._catalog, limit)
 
-    def _catalog_state(self) -> tuple[dict[str, list[BlockRecord]], frozenset[str]]:
+    def _catalog_state(self) -> tuple[dict[str, list[BlockRecord]], frozenset[str], tuple[Tombstone, ...]]:
         with self._catalog_lock:
             version = data_version(self._catalog)
             if version != self._catalog_version:
@@ -142,7 +157,8 @@ class QueryEngine:
                 for block in current.blocks:
                     by_month[block.month].append(block)
                 self._blocks, self._retired, self._catalog_version = dict(by_month), current.retired_segments, version
-            return self._blocks, self._retired
+                self._tombstones = current.tombstones
+            return self._blocks, self._retired, self._tombstones
 
     def close(self) -> None:
         self._unflushed.close()

@@ -1,5 +1,6 @@
 """The visible points of a Scope as one SQL relation: stored points minus shadowed ones, merged with the
-unflushed points so that each (series, ts) appears once, the latest write winning.
+unflushed points so that each (series, ts) appears once, the latest write winning; points hidden by a
+delete (tombstone) or older than the retention floor are left out.
 
 Stored points are already unique (the Flusher guarantees it), so only the time window the unflushed points
 cover needs the costly de-duplication; everything outside it is scanned as is.
@@ -14,6 +15,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from countdb.query.engine import Scope
+from countdb.storage.hiding import not_deleted, not_shadowed, tombstone_table
 
 _EMPTY = "(SELECT NULL::VARCHAR AS series, NULL::BIGINT AS ts, NULL::DOUBLE AS value, NULL::BIGINT AS seq WHERE false)"
 _names = itertools.count()
@@ -23,7 +25,14 @@ def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, 
     """SQL for `(series, ts, value)` of every visible point of `scope` that satisfies `where` (SQL over
     series/ts using $parameters, which are added to `params`). Registers Arrow tables on `cursor`."""
     suffix = next(_names)
-    stored = _stored(scope, where, params, suffix)
+    tombstones = f"tombstones_{suffix}" if scope.tombstones else None
+    if tombstones:
+        cursor.register(tombstones, tombstone_table(scope.tombstones))
+
+    def undeleted(alias: str) -> str:
+        return f" AND {not_deleted(alias, tombstones)}" if tombstones else ""
+
+    stored = _stored(scope, where, params, suffix, undeleted("o"))
     unflushed = scope.unflushed
     if unflushed.num_rows == 0:
         return f"(SELECT series, ts, value FROM {stored} p)"
@@ -37,21 +46,23 @@ def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, 
         SELECT series, ts, value FROM (
             SELECT series, ts, value, seq, -1 AS pos FROM {stored} p WHERE ts BETWEEN $ulow{suffix} AND $uhigh{suffix}
             UNION ALL
-            SELECT series, ts, value, seq, pos FROM {table} WHERE {where}
+            SELECT series, ts, value, seq, pos FROM {table} u WHERE {where}{undeleted("u")}
         ) QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1
     )"""
 
 
-def _stored(scope: Scope, where: str, params: dict, suffix: int) -> str:
+def _stored(scope: Scope, where: str, params: dict, suffix: int, undeleted: str) -> str:
     if not scope.files:
         return _EMPTY
     params[f"files{suffix}"] = scope.files
     sql = f"(SELECT series, ts, value, seq FROM read_parquet($files{suffix}) o WHERE {where}"
+    if scope.floor_ms:
+        params[f"floor{suffix}"] = scope.floor_ms
+        sql += f" AND o.ts >= $floor{suffix}"
     if scope.shadows:
         params[f"shadows{suffix}"] = scope.shadows
-        sql += (f" AND NOT EXISTS (SELECT 1 FROM read_parquet($shadows{suffix}) s"
-                " WHERE s.series = o.series AND s.ts = o.ts AND s.seq > o.seq)")
-    return sql + ")"
+        sql += " AND " + not_shadowed("o", f"shadows{suffix}")
+    return sql + undeleted + ")"
 
 
 def used_params(sql: str, params: dict) -> dict:
