@@ -1,4 +1,5 @@
-"""Command line: `count-server` (gunicorn with Count's config) and `countdb config|migrate|serve|backup|restore|verify`."""
+"""Command line: `count-server` (gunicorn with Count's config) and
+`countdb config|migrate|serve|backup|restore|verify|compact|delete`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from dataclasses import asdict
 
 from countdb.config import Settings
 from countdb.errors import ConfigError, CountError
@@ -109,6 +111,50 @@ def _restore(args) -> int:
     return 0
 
 
+def _compact(args) -> int:
+    """Compact now (safe while the server runs: the node's compaction lock makes it wait its turn)."""
+    from countdb.catalog.migrate import migrate
+    from countdb.datadir import DataDir
+    from countdb.storage.compact import Compactor
+
+    settings = _settings_or_exit("countdb compact")
+    datadir = DataDir(settings.data_dir).create()
+    migrate(datadir.catalog_path)
+    compactor = Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds)
+    try:
+        report = compactor.run(force=True, months={args.month} if args.month else None, wait=True)
+    finally:
+        compactor.close()
+    print(json.dumps(asdict(report), indent=2))
+    return 0
+
+
+def _delete(args) -> int:
+    """Record a tombstone, exactly as DELETE /series/{series} does."""
+    import time
+
+    from countdb.catalog.migrate import migrate
+    from countdb.datadir import DataDir
+    from countdb.ingest.delete import delete_points
+
+    settings = _settings_or_exit("countdb delete")
+    datadir = DataDir(settings.data_dir).create()
+    migrate(datadir.catalog_path)
+    tombstone = delete_points(datadir, args.series, args.start, args.end, time.time_ns())
+    print(json.dumps({"series": tombstone.series, "start": tombstone.start_ms, "end": tombstone.end_ms,
+                      "seq": tombstone.seq}))
+    return 0
+
+
+def _month(text: str) -> str:
+    from countdb.model import YearMonth
+
+    try:
+        return str(YearMonth.parse(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM month") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="countdb", description="Count time-series store")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,13 +174,19 @@ def main(argv: list[str] | None = None) -> None:
                        help="quarantine damaged blocks and stray files (moved to node_state/quarantine, never deleted)")
     check.add_argument("--acknowledge-damage", action="store_true",
                        help="forget the registered damage so /health says healthy again; checks nothing")
+    compact = commands.add_parser("compact", help="merge small blocks, apply deletes and retention now")
+    compact.add_argument("--month", type=_month, help="only this UTC month (YYYY-MM)")
+    delete = commands.add_parser("delete", help="delete a series' points (bounds in ms, inclusive)")
+    delete.add_argument("series", help="canonical series key, e.g. 'cpu{host=\"a\"}'")
+    delete.add_argument("--start", type=int, help="first ms to delete (default: the beginning)")
+    delete.add_argument("--end", type=int, help="last ms to delete (default: the end)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve_main()
         return
     try:
         raise SystemExit({"config": _config, "migrate": _migrate, "backup": _backup, "restore": _restore,
-                          "verify": _verify}[args.command](args))
+                          "verify": _verify, "compact": _compact, "delete": _delete}[args.command](args))
     except (CountError, OSError) as error:  # OSError: a destination that can't be written, a full disk…
         print(f"countdb {args.command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -11,6 +11,7 @@ from countdb.api.resources.insert import InsertResource
 from countdb.api.resources.prometheus import RemoteWriteResource
 from countdb.api.resources.query import AggregateQueryResource, RangeQueryResource
 from countdb.api.resources.sql import SqlQueryResource
+from countdb.api.resources.series import SeriesResource
 from countdb.api.services import Services
 
 
@@ -30,6 +31,7 @@ def create_app(services: Services) -> falcon.App:
         ("/query/range/{series:path}", RangeQueryResource(services.engine)),
         ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine)),
         ("/query/sql", SqlQueryResource(services.sql)),
+        ("/series/{series:path}", SeriesResource(services.datadir, writer)),
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
     ]

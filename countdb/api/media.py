@@ -70,9 +70,11 @@ def send_json(resp: falcon.Response, document, status: str = falcon.HTTP_200) ->
     resp.data = orjson.dumps(document)
 
 
-def int_param(req: falcon.Request, name: str) -> int:
-    """A required integer query parameter; InvalidInput naming it otherwise."""
+def int_param(req: falcon.Request, name: str, required: bool = True) -> int | None:
+    """An integer query parameter (None when optional and absent); InvalidInput naming it otherwise."""
     raw = req.get_param(name)
+    if (raw is None or raw == "") and not required:
+        return None
     if raw is None or raw == "":
         raise InvalidInput(f"{name}: query parameter is required (milliseconds since the epoch)", field=name)
     try:

@@ -12,6 +12,7 @@ from countdb.catalog.db import connect
 from countdb.catalog.migrate import migrate
 from countdb.config import Settings
 from countdb.datadir import DataDir
+from countdb.ingest.compaction import CompactionLoop
 from countdb.ingest.flush import Flusher
 from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
@@ -19,6 +20,7 @@ from countdb.ingest.writer import Writer
 from countdb.query.engine import QueryEngine
 from countdb.query.sandbox import Sandbox
 from countdb.query.sql import SqlService
+from countdb.storage.compact import Compactor, clean_at_start
 from countdb.wal.log import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -35,10 +37,14 @@ def prepare_node(settings: Settings) -> int:
         shutil.rmtree(hidden, ignore_errors=True)
     flusher = Flusher(datadir, connect(datadir.catalog_path))
     try:
-        return recover_dead_writers(datadir, flusher, strict=settings.wal_replay == "strict")
+        replayed = recover_dead_writers(datadir, flusher, strict=settings.wal_replay == "strict")
     finally:
         flusher.close()
         flusher.catalog.close()
+    deleted = clean_at_start(datadir)
+    if deleted:
+        log.info("deleted %d block files retired by compaction", deleted)
+    return replayed
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Services:
     engine: QueryEngine
     started_monotonic: float
     sql: SqlService
+    compaction: CompactionLoop
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
@@ -61,13 +68,18 @@ class Services:
         maintainer = Maintainer(writer, datadir, settings.flush_interval_seconds,
                                 settings.wal_fsync_interval_ms / 1000, strict_replay=settings.wal_replay == "strict")
         maintainer.start()
-        engine = QueryEngine(datadir, settings.query_memory_limit_mb)
+        engine = QueryEngine(datadir, settings.query_memory_limit_mb, retention_days=settings.retention_days)
         sandbox = Sandbox(datadir.time_blocks, settings.query_memory_limit_mb, settings.query_timeout_seconds,
                           settings.query_max_rows)
-        return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), SqlService(engine, sandbox))
+        compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds),
+                                    settings.compaction_interval_seconds)
+        compaction.start()
+        return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), SqlService(engine, sandbox),
+                   compaction)
 
     def close(self) -> None:
         """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""
+        self.compaction.stop()
         self.maintainer.stop()
         self.writer.close()
         self.writer.flusher.close()

@@ -103,6 +103,11 @@ class Writer:
         unflushed = self._buffer.points + sum(s.points for s in self._pending)
         return self._closed or unflushed <= MAX_UNFLUSHED_FACTOR * self.buffer_points
 
+    def next_seq(self) -> int:
+        """A sequence number later than every write this worker acknowledged (deletes use it)."""
+        with self._lock:
+            return self._clock.next()
+
     @property
     def closed(self) -> bool:
         return self._closed

@@ -10,7 +10,7 @@ from countdb.catalog.blocks import snapshot
 from countdb.catalog.db import connect
 from countdb.catalog.migrate import migrate
 from countdb.catalog.tombstones import add_tombstone
-from countdb.datadir import DataDir
+from countdb.datadir import DataDir, try_exclusive_lock
 from countdb.ingest.flush import Flusher
 from countdb.model import YearMonth
 from countdb.query.engine import QueryEngine
@@ -165,3 +165,13 @@ def test_a_big_merge_is_split_into_files_of_the_policy_size(node):
     c.run(force=True)
     c.close()
     assert sorted(b.rows for b in blocks_of(datadir)) == [1000, 1500, 1500]
+
+
+def test_only_one_compactor_runs_per_node_and_countdb_compact_waits_its_turn(node):
+    datadir, flusher, engine = node
+    c = compactor(datadir)
+    with try_exclusive_lock(datadir.compaction_lock_path) as held:  # as another worker's compactor would
+        assert held
+        assert c.run() is None  # the background kind gives up at once
+    assert c.run(wait=True) is not None
+    c.close()

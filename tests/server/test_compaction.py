@@ -1,0 +1,124 @@
+"""Compaction on a real node: while points are written and queried in a loop, the background compactor and
+`countdb compact` merge blocks, and every query sees each acknowledged point exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import duckdb
+from support.lifecycle import catalog_rows, countdb, files_on_disk, wait_for
+
+JAN_2023 = 1_672_531_200_000
+LOAD_ENV = dict(MEMORY_BUFFER_SIZE=20, FLUSH_INTERVAL_SECONDS=1, COMPACTION_INTERVAL_SECONDS=0.3,
+                QUERY_TIMEOUT_SECONDS=1, WORKERS=2)
+
+
+class Workload:
+    """Writes batches (some overwriting earlier points) and records what was acknowledged, in order."""
+
+    def __init__(self, node, series: str, batches: int):
+        self.node, self.series, self.batches = node, series, batches
+        self.history: dict[int, list[float]] = {}  # ts -> every value written, acknowledged or in flight
+        self.acked: dict[int, float] = {}  # ts -> last acknowledged value
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for n in range(self.batches):
+                points = {JAN_2023 + 10 * n + i: float(n * 10 + i) for i in range(10)}
+                if n % 7 == 6:  # overwrite three earlier points: shadows for the compactor to apply
+                    points.update({JAN_2023 + 10 * (n - 5) + i: -float(n) for i in range(3)})
+                self.write(points)
+        finally:
+            self.done.set()
+
+    def write(self, points: dict[int, float]) -> None:
+        """POST until acknowledged: 503 (flushes behind, Retry-After) is retried as a client would."""
+        with self.lock:
+            for ts, value in points.items():
+                self.history.setdefault(ts, []).append(value)
+        body = [{"series": self.series, "timestamp": ts, "value": v} for ts, v in points.items()]
+        for _ in range(100):
+            status = self.node.post("/insert", json=body).status_code
+            if status != 503:
+                break
+            time.sleep(0.1)
+        assert status == 201
+        with self.lock:
+            self.acked.update(points)
+
+
+def check_queries_while(workload: Workload, problems: list[str]) -> int:
+    """Query the whole series in a loop until the workload ends; returns how many queries ran."""
+    queries = 0
+    while not workload.done.is_set():
+        with workload.lock:
+            acked_before = dict(workload.acked)
+        rows = workload.node.get(f"/query/range/{workload.series}",
+                                 params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
+        with workload.lock:
+            history = {ts: list(values) for ts, values in workload.history.items()}
+        seen = [row["timestamp"] for row in rows]
+        if len(seen) != len(set(seen)):
+            problems.append(f"query {queries}: a point appears twice")
+        missing = set(acked_before) - set(seen)
+        if missing:
+            problems.append(f"query {queries}: {len(missing)} acknowledged points missing, e.g. {min(missing)}")
+        wrong = [row for row in rows if row["value"] not in history.get(row["timestamp"], ())]
+        if wrong:
+            problems.append(f"query {queries}: values never written: {wrong[:3]}")
+        queries += 1
+    return queries
+
+
+def test_queries_during_ingest_and_compaction_see_every_point_exactly_once(count_server):
+    node = count_server(**LOAD_ENV)
+    workload = Workload(node, "compaction.load", batches=300)
+    writer = threading.Thread(target=workload.run)
+    writer.start()
+    problems: list[str] = []
+    checkers = [threading.Thread(target=lambda: problems.append(check_queries_while(workload, problems)))
+                for _ in range(2)]
+    for checker in checkers:
+        checker.start()
+    while not workload.done.is_set():
+        countdb(node.data_dir, "compact", QUERY_TIMEOUT_SECONDS=1)
+    writer.join()
+    for checker in checkers:
+        checker.join()
+    failures = [p for p in problems if isinstance(p, str)]
+    assert failures == [], failures[:5]
+    assert sum(p for p in problems if isinstance(p, int)) > 0
+    rows = node.get("/query/range/compaction.load", params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
+    assert {row["timestamp"]: row["value"] for row in rows} == workload.acked
+    assert "compacted 2023-01" in node.log_text()
+    node.stop()
+
+
+def test_compact_on_demand_leaves_one_block_no_shadows_and_deletes_old_files_after_the_grace(count_server):
+    quiet = {**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 0}
+    node = count_server(**quiet)
+    workload = Workload(node, "compaction.once", batches=40)
+    workload.run()
+    assert node.stop() == 0
+    workload.node = node = count_server(data_dir=node.data_dir, **quiet)
+    workload.write({JAN_2023 + i: 1000.0 + i for i in range(5)})  # over stored points: a shadow block
+    assert node.stop() == 0
+    before = dict(catalog_rows(node.data_dir, "SELECT kind, count(*) FROM blocks GROUP BY kind"))
+    assert before["points"] >= 2 and before["shadow"] >= 1
+    node = count_server(data_dir=node.data_dir, **quiet)
+    report = countdb(node.data_dir, "compact", "--month", "2023-01", QUERY_TIMEOUT_SECONDS=1).stdout
+    assert '"month": "2023-01"' in report
+    assert catalog_rows(node.data_dir, "SELECT kind, count(*) FROM blocks GROUP BY kind") == [("points", 1)]
+    published = {path for (path,) in catalog_rows(node.data_dir, "SELECT path FROM blocks")}
+    assert files_on_disk(node.data_dir) > published  # replaced files wait out the grace period (2 s here)
+    assert wait_for(lambda: countdb(node.data_dir, "compact", QUERY_TIMEOUT_SECONDS=1)
+                    and files_on_disk(node.data_dir) == published)
+    (path,) = published
+    rows = duckdb.sql(f"SELECT ts, value FROM read_parquet('{node.data_dir / path}') ORDER BY ts").fetchall()
+    assert dict(rows) == workload.acked
+    rows = node.get("/query/range/compaction.once", params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
+    assert {row["timestamp"]: row["value"] for row in rows} == workload.acked
+    node.stop()
