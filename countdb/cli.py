@@ -115,7 +115,8 @@ def _compact(args) -> int:
     """Compact now (safe while the server runs: the node's compaction lock makes it wait its turn)."""
     from countdb.catalog.migrate import migrate
     from countdb.datadir import DataDir
-    from countdb.storage.compact import Compactor
+    from countdb.storage.compact import Compactor, delete_retired_files
+    from countdb.wal.log import any_live_writer
 
     settings = _settings_or_exit("countdb compact")
     datadir = DataDir(settings.data_dir).create()
@@ -123,6 +124,10 @@ def _compact(args) -> int:
     compactor = Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds)
     try:
         report = compactor.run(force=True, months={args.month} if args.month else None, wait=True)
+        # NOTE: checked after the swap: with no worker alive, no query holds a snapshot that lists the
+        # replaced files, and any worker started later sees the new ones, so they can go now.
+        if not any_live_writer(datadir.wal):
+            report.deleted_files += delete_retired_files(datadir, compactor.catalog, before_ms=2**62)
     finally:
         compactor.close()
     print(json.dumps(asdict(report), indent=2))

@@ -81,6 +81,19 @@ def claim_dead_writers(wal_root: Path, own_dir: Path | None = None) -> list[Writ
     return claimed
 
 
+def any_live_writer(wal_root: Path) -> bool:
+    """Whether some writer folder's lock is held: a worker process of this node is running."""
+    for writer_dir in writer_dirs(wal_root):
+        try:
+            lock = WriterLock(writer_dir)
+        except FileNotFoundError:
+            continue
+        if not lock.try_acquire():
+            return True
+        lock.release()
+    return False
+
+
 def remove_writer_dir(lock: WriterLock) -> None:
     """Delete a claimed, fully replayed writer folder, then release its lock."""
     shutil.rmtree(lock.writer_dir, ignore_errors=True)

@@ -122,3 +122,14 @@ def test_compact_on_demand_leaves_one_block_no_shadows_and_deletes_old_files_aft
     rows = node.get("/query/range/compaction.once", params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
     assert {row["timestamp"]: row["value"] for row in rows} == workload.acked
     node.stop()
+
+
+def test_compact_on_a_stopped_node_deletes_the_replaced_files_at_once(count_server):
+    node = count_server(**{**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 0})
+    workload = Workload(node, "compaction.offline", batches=30)
+    workload.run()
+    assert node.stop() == 0
+    assert len(files_on_disk(node.data_dir)) > 1
+    countdb(node.data_dir, "compact")  # no worker alive: no query can still be reading them
+    published = {path for (path,) in catalog_rows(node.data_dir, "SELECT path FROM blocks")}
+    assert len(published) == 1 and files_on_disk(node.data_dir) == published
