@@ -51,7 +51,8 @@ class Run:
         self.results.setdefault("phase_seconds", {})[name] = round(time.monotonic() - began, 2)
 
     def server(self, name: str) -> CountServer:
-        return CountServer(self.work_dir / name, self.work_dir / f"{name}.log")
+        # NOTE: no background compaction, so storage is measured as flushed, then after `countdb compact`.
+        return CountServer(self.work_dir / name, self.work_dir / f"{name}.log", {"COMPACTION_INTERVAL_SECONDS": "0"})
 
     def ingest_phase(self) -> None:
         """Every protocol writes its own time slice of the data set (RSS sampled throughout), then SIGTERM flushes."""
@@ -81,6 +82,8 @@ class Run:
                                     + sum(entry["points"] for entry in result["backfill"]))
         self.results["storage"] = {"cpu": storage.storage_result(server.data_dir, self.dataset.points(),
                                                                  result["points_written"])}
+        self.results["storage"]["cpu_compacted"] = storage.compacted_result(server.data_dir, self.dataset.points(),
+                                                                            result["points_written"])
 
     def _flush_on_sigterm(self, server: CountServer, result: dict) -> None:
         """SIGTERM (the server flushes everything to Parquet) while the workers' memory is sampled; sync the disk."""

@@ -6,6 +6,10 @@ ts) what a columnar layout usually gets; neither always wins, so the target is j
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -69,6 +73,15 @@ def storage_result(data_dir: Path, points: Points, written: int | None = None) -
         "zstd_reference": best,
         "reduction_vs_zstd": round(1 - count_bpp / reference, 4) if reference and count_bpp else None,
     }
+
+
+def compacted_result(data_dir: Path, points: Points, written: int) -> dict:
+    """`countdb compact` on the stopped node's DATA_DIR (it deletes the replaced files at once), then the same
+    figures as storage_result over what is left, plus how long compaction took."""
+    done = subprocess.run([sys.executable, "-m", "countdb", "compact"], capture_output=True, text=True, check=True,
+                          env={**os.environ, "DATA_DIR": str(data_dir)})
+    report = json.loads(done.stdout)
+    return {**storage_result(data_dir, points, written), "compaction_seconds": report["seconds"]}
 
 
 def zstd_baseline(points: Points) -> dict:
