@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import duckdb
-from support.lifecycle import catalog_rows, countdb, files_on_disk, wait_for
+from support.lifecycle import catalog_rows, countdb, files_on_disk, insert_acknowledged, wait_for
 
 JAN_2023 = 1_672_531_200_000
 LOAD_ENV = dict(MEMORY_BUFFER_SIZE=20, FLUSH_INTERVAL_SECONDS=1, COMPACTION_INTERVAL_SECONDS=0.3,
@@ -35,17 +34,11 @@ class Workload:
             self.done.set()
 
     def write(self, points: dict[int, float]) -> None:
-        """POST until acknowledged: 503 (flushes behind, Retry-After) is retried as a client would."""
         with self.lock:
             for ts, value in points.items():
                 self.history.setdefault(ts, []).append(value)
-        body = [{"series": self.series, "timestamp": ts, "value": v} for ts, v in points.items()]
-        for _ in range(100):
-            status = self.node.post("/insert", json=body).status_code
-            if status != 503:
-                break
-            time.sleep(0.1)
-        assert status == 201
+        insert_acknowledged(self.node, [{"series": self.series, "timestamp": ts, "value": v}
+                                        for ts, v in points.items()])
         with self.lock:
             self.acked.update(points)
 

@@ -34,3 +34,14 @@ def wait_for(condition, seconds: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def insert_acknowledged(node, body: list[dict]) -> None:
+    """POST /insert until acknowledged: a 503 (flushes behind ingest, Retry-After) is retried as a client
+    would; tiny test buffers make it likely on a busy machine."""
+    for _ in range(100):
+        status = node.post("/insert", json=body).status_code
+        if status != 503:
+            break
+        time.sleep(0.1)
+    assert status == 201
