@@ -36,8 +36,8 @@ from countdb.storage.paths import TIME_BLOCKS, BlockPath
 
 log = logging.getLogger(__name__)
 
-COMPACTION_MEMORY_LIMIT = "256MB"
-BATCH_ROWS = 65_536
+COMPACTION_MEMORY_LIMIT = "128MB"  # DuckDB spills the sort beyond this (measured: ~300 MB peak RSS per job)
+BATCH_ROWS = 16_384
 
 
 @dataclass
@@ -207,12 +207,16 @@ def delete_retired_files(datadir: DataDir, catalog: sqlite3.Connection, before_m
 
 
 def _chunks(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
-    """Tables of exactly `rows` rows (the last may be smaller), series dictionary-encoded to save memory."""
+    """Tables of exactly `rows` rows (the last may be smaller), series dictionary-encoded to save memory.
+
+    The other columns are copied: DuckDB's batches share one allocation, so keeping a view of them would
+    keep every batch's series strings alive too (measured: 925 MB instead of 572 MB for 5 M rows).
+    """
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in reader:
-        series = pc.dictionary_encode(batch.column(0))
-        pending.append(pa.RecordBatch.from_arrays([series, *batch.columns[1:]], names=batch.schema.names))
+        columns = [pc.dictionary_encode(batch.column(0)), *(pa.concat_arrays([c]) for c in batch.columns[1:])]
+        pending.append(pa.RecordBatch.from_arrays(columns, names=batch.schema.names))
         count += batch.num_rows
         while count >= rows:
             table = pa.Table.from_batches(pending)
