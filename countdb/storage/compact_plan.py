@@ -66,18 +66,16 @@ def plan_compaction(blocks: tuple[BlockRecord, ...] | list[BlockRecord], tombsto
 
 def _plan_month(month: str, blocks: list[BlockRecord], tombstones: tuple[Tombstone, ...],
                 marks: dict[str, int], floor_ms: int, policy: CompactionPolicy) -> CompactionJob | None:
-    points = [b for b in blocks if b.kind == "points"]
-    shadows = [b for b in blocks if b.kind == "shadow"]
     expired = [b for b in blocks if b.max_ts < floor_ms]
-    points = [b for b in points if b not in expired]
-    shadows = [b for b in shadows if b not in expired]
+    points = [b for b in blocks if b.kind == "points" and b.max_ts >= floor_ms]
+    shadows = [b for b in blocks if b.kind == "shadow" and b.max_ts >= floor_ms]
     reasons = ["retention: whole blocks expired"] if expired else []
-    rewrite: list[BlockRecord] = []
+    rewrite: dict[str, BlockRecord] = {}  # by path, in the order chosen
 
     def add(chosen: list[BlockRecord], reason: str) -> None:
-        fresh = [b for b in chosen if b not in rewrite]
+        fresh = [b for b in chosen if b.path not in rewrite]
         if fresh:
-            rewrite.extend(fresh)
+            rewrite.update((b.path, b) for b in fresh)
             reasons.append(reason)
 
     add([b for b in points if b.min_ts < floor_ms - policy.trim_slack_ms], "retention: trim expired rows")
@@ -85,8 +83,9 @@ def _plan_month(month: str, blocks: list[BlockRecord], tombstones: tuple[Tombsto
     add(_size_tier_merges(points, policy), "merge small blocks")
     if policy.force:
         add([b for b in points if any(_can_hide(s, b) for s in shadows)], "apply shadows")
-    gone = set(b.path for b in rewrite) | set(b.path for b in expired)
-    cleared = [s for s in shadows if all(b.path in gone for b in points + expired if _can_hide(s, b))]
+    # expired points blocks need not be checked: every row a shadow could hide in them is expired anyway
+    survivors = [b for b in points if b.path not in rewrite]
+    cleared = [s for s in shadows if not any(_can_hide(s, b) for b in survivors)]
     left = [s for s in shadows if s not in cleared]
     merge_shadows = left if len(left) >= policy.tier_min_blocks else []
     if cleared:
@@ -95,7 +94,8 @@ def _plan_month(month: str, blocks: list[BlockRecord], tombstones: tuple[Tombsto
         reasons.append("merge shadow blocks")
     if not (rewrite or expired or cleared or merge_shadows):
         return None
-    return CompactionJob(month, tuple(rewrite), tuple(merge_shadows), tuple(expired + cleared), tuple(reasons))
+    return CompactionJob(month, tuple(rewrite.values()), tuple(merge_shadows), tuple(expired + cleared),
+                         tuple(reasons))
 
 
 def _size_tier_merges(points: list[BlockRecord], policy: CompactionPolicy) -> list[BlockRecord]:
