@@ -73,9 +73,9 @@ def send_json(resp: falcon.Response, document, status: str = falcon.HTTP_200) ->
 def int_param(req: falcon.Request, name: str, required: bool = True) -> int | None:
     """An integer query parameter (None when optional and absent); InvalidInput naming it otherwise."""
     raw = req.get_param(name)
-    if (raw is None or raw == "") and not required:
-        return None
     if raw is None or raw == "":
+        if not required:
+            return None
         raise InvalidInput(f"{name}: query parameter is required (milliseconds since the epoch)", field=name)
     try:
         return int(raw)

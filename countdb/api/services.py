@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def prepare_node(settings: Settings) -> int:
-    """Create the data directory, migrate the catalog, replay every WAL left behind; returns points replayed.
+    """Create the data directory, migrate the catalog, replay every WAL left behind, delete the block files
+    compaction retired (no query runs yet); returns points replayed.
     Run in the gunicorn master before workers fork (it opens and closes its own connections)."""
     datadir = DataDir(settings.data_dir).create()
     applied = migrate(datadir.catalog_path)
