@@ -42,6 +42,7 @@ class Settings:
     query_timeout_seconds: float = 30.0
     query_memory_limit_mb: int = 1024
     query_max_rows: int = 10_000_000
+    query_max_series: int = 10_000
     shutdown_grace_seconds: float = 20.0
     flight_port: int = 8815
     retention_days: int = 0
@@ -240,6 +241,7 @@ ENVIRONMENT = {
     "QUERY_TIMEOUT_SECONDS": ("query_timeout_seconds", _positive_float),
     "QUERY_MEMORY_LIMIT_MB": ("query_memory_limit_mb", _positive_int),
     "QUERY_MAX_ROWS": ("query_max_rows", _positive_int),
+    "QUERY_MAX_SERIES": ("query_max_series", _positive_int),
     "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _positive_float),
     "FLIGHT_PORT": ("flight_port", _port),
     "RETENTION_DAYS": ("retention_days", _non_negative_int),

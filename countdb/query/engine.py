@@ -27,6 +27,7 @@ from countdb.catalog.tombstones import Tombstone
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
 from countdb.model import months_between
+from countdb.query.series_index import SeriesIndex
 from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
 from countdb.storage.hiding import retention_floor_ms
 from countdb.wal.log import all_segment_paths
@@ -101,6 +102,7 @@ class QueryEngine:
         self._retired: frozenset[str] = frozenset()
         self._tombstones: tuple[Tombstone, ...] = ()
         self._unflushed = UnflushedReader(datadir.root)
+        self.series_index = SeriesIndex(datadir.catalog_path)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.duck.cursor()
@@ -162,5 +164,6 @@ class QueryEngine:
 
     def close(self) -> None:
         self._unflushed.close()
+        self.series_index.close()
         self._catalog.close()
         self.duck.close()

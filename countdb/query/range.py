@@ -1,54 +1,73 @@
-"""Range and aggregate queries over one series: bounds inclusive, last write wins, unflushed included."""
+"""Range and aggregate queries over one series (the original Count API), with step= downsampling.
+
+Invariant: without a step a range answers exactly the visible points in time order; with one it answers one
+row per non-empty epoch-aligned bucket in [start, end] (every bucket, with a fill), labelled by its start.
+"""
 
 from __future__ import annotations
 
-from countdb.errors import InvalidInput
-from countdb.query.engine import QueryEngine, Snapshot
-from countdb.query.visible import used_params, visible_points
+from dataclasses import dataclass
 
-AGGREGATIONS = {
-    "sum": "sum(value)",
-    "mean": "avg(value)",
-    "avg": "avg(value)",
-    "min": "min(value)",
-    "max": "max(value)",
-    "count": "count(*)",
-}
+import pyarrow as pa
 
-_WHERE = "series = $series AND ts BETWEEN $start AND $end"
+from countdb.errors import LimitExceeded
+from countdb.query.aggregations import Aggregation, grouped_sql
+from countdb.query.buckets import Fill, bucket_count, fill_buckets
+from countdb.query.engine import QueryEngine
+from countdb.query.execute import check_bounds, select_visible
 
-
-def check_bounds(start_ms: int, end_ms: int) -> None:
-    if start_ms > end_ms:
-        raise InvalidInput(f"start ({start_ms}) is after end ({end_ms})", field="start")
+MAX_FILLED_POINTS = 1_000_000
+BUCKET_WINDOW = ('greatest("timestamp", $start)', 'least("timestamp" + $step, $end)')
+WHOLE_WINDOW = ("$start", "$end")
 
 
-def query_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int) -> list[tuple[int, float]]:
-    """Every visible point of `series` with start_ms <= ts <= end_ms, in time order."""
-    return _over_range(engine, series, start_ms, end_ms, "ts, value", " ORDER BY ts")
+@dataclass(frozen=True)
+class Downsample:
+    """step=: aggregate each `step_ms` bucket with `aggregation`; answer empty buckets per `fill`."""
+
+    step_ms: int
+    aggregation: Aggregation
+    fill: Fill
+
+    def bucketed_sql(self, source: str, keys: list[tuple[str, str]]) -> str:
+        """One row per (keys…, bucket start "timestamp") of `source` that has points."""
+        return grouped_sql(self.aggregation, source, [*keys, ("ts - ts % $step", "timestamp")], BUCKET_WINDOW)
+
+    def check_fill_size(self, start_ms: int, end_ms: int, series: int) -> None:
+        """LimitExceeded when filling would answer more than MAX_FILLED_POINTS buckets in all."""
+        buckets = bucket_count(start_ms, end_ms, self.step_ms) * series
+        if self.fill.policy != "none" and buckets > MAX_FILLED_POINTS:
+            raise LimitExceeded(f"fill: {buckets} buckets to answer, over the limit of {MAX_FILLED_POINTS}; "
+                                "use a larger step or a shorter range", limit="max_filled_points",
+                                maximum=MAX_FILLED_POINTS)
+
+    def fill_table(self, table: pa.Table, start_ms: int, end_ms: int) -> pa.Table:
+        """(timestamp, value) of one series' non-empty buckets → every bucket of [start_ms, end_ms]."""
+        grid, values = fill_buckets(table["timestamp"].combine_chunks(), table["value"].combine_chunks(),
+                                    start_ms, end_ms, self.step_ms, self.fill)
+        return pa.table({"timestamp": grid, "value": values})
 
 
-def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int, aggregation: str) -> float | int | None:
-    """One aggregate over the range: `count` of no points is 0, the others are None."""
-    expression = AGGREGATIONS.get(aggregation)
-    if expression is None:
-        raise InvalidInput(f"aggregation: {aggregation!r} is not one of {', '.join(AGGREGATIONS)}",
-                           field="aggregation")
-    return _over_range(engine, series, start_ms, end_ms, expression)[0][0]
-
-
-def _over_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int, select: str, tail: str = "") -> list:
-    """SELECT `select` over the visible points of one series in [start_ms, end_ms] (a fresh snapshot)."""
+def query_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
+                downsample: Downsample | None = None) -> pa.RecordBatchReader | pa.Table:
+    """Rows (timestamp, value) of `series` in [start_ms, end_ms]: its visible points, or with `downsample`
+    its buckets. Raises InvalidInput (bounds), LimitExceeded (fill too large)."""
+    params = {"series": series}
+    if downsample is None:
+        return select_visible(engine, start_ms, end_ms, "series = $series", params,
+                              lambda points: f"SELECT ts AS timestamp, value FROM {points} ORDER BY ts",
+                              series=series)
     check_bounds(start_ms, end_ms)
+    downsample.check_fill_size(start_ms, end_ms, 1)
+    rows = select_visible(engine, start_ms, end_ms, "series = $series", {**params, "step": downsample.step_ms},
+                          lambda points: downsample.bucketed_sql(points, []) + " ORDER BY 1", series=series)
+    if downsample.fill.policy == "none":
+        return rows
+    return downsample.fill_table(rows.read_all(), start_ms, end_ms)
 
-    def run(snapshot: Snapshot) -> list:
-        cursor = engine.cursor()
-        try:
-            params = {"series": series, "start": start_ms, "end": end_ms}
-            relation = visible_points(cursor, snapshot.scope(start_ms, end_ms, series), _WHERE, params)
-            sql = f"SELECT {select} FROM {relation}{tail}"
-            return cursor.execute(sql, used_params(sql, params)).fetchall()
-        finally:
-            cursor.close()
 
-    return engine.run_query(run)
+def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
+                    aggregation: Aggregation) -> pa.RecordBatchReader:
+    """One row, column `value`: the aggregate over the range (`count` of no points is 0, the others null)."""
+    return select_visible(engine, start_ms, end_ms, "series = $series", {"series": series},
+                          lambda points: grouped_sql(aggregation, points, [], WHOLE_WINDOW), series=series)
