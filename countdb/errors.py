@@ -37,6 +37,10 @@ class UnsupportedFormat(CountError):
     """The content type or encoding is not one the endpoint takes."""
 
 
+class NotAcceptable(CountError):
+    """None of the response formats the client accepts is one the endpoint can produce."""
+
+
 class SeriesNotFound(CountError):
     """A series that must exist does not."""
 

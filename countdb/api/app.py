@@ -5,13 +5,15 @@ from __future__ import annotations
 import falcon
 
 from countdb.api import errors
+from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
 from countdb.api.resources.prometheus import RemoteWriteResource
-from countdb.api.resources.query import AggregateQueryResource, RangeQueryResource
+from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregateQueryResource,
+                                         MatchingRangeQueryResource, RangeQueryResource)
+from countdb.api.resources.series import SeriesDeleteResource
 from countdb.api.resources.sql import SqlQueryResource
-from countdb.api.resources.series import SeriesResource
 from countdb.api.services import Services
 
 
@@ -31,7 +33,12 @@ def create_app(services: Services) -> falcon.App:
         ("/query/range/{series:path}", RangeQueryResource(services.engine)),
         ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine)),
         ("/query/sql", SqlQueryResource(services.sql)),
-        ("/series/{series:path}", SeriesResource(services.datadir, writer)),
+        ("/series/{series:path}", SeriesDeleteResource(services.datadir, writer)),
+        ("/query/range", MatchingRangeQueryResource(services.engine, settings.query_max_series)),
+        ("/query/aggregated", GroupedAggregateQueryResource(services.engine, settings.query_max_series)),
+        ("/series", SeriesResource(services.engine)),
+        ("/tags", TagsResource(services.engine)),
+        ("/tags/{key}/values", TagValuesResource(services.engine)),
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
     ]

@@ -21,6 +21,7 @@ STATUS = [  # most specific first
     (errors.CorruptSegment, falcon.HTTP_503),
     (errors.InvalidInput, falcon.HTTP_400),
     (errors.UnsupportedFormat, falcon.HTTP_415),
+    (errors.NotAcceptable, falcon.HTTP_406),
     (errors.SeriesNotFound, falcon.HTTP_404),
     (errors.QueryRejected, falcon.HTTP_400),
     (errors.QueryTimeout, falcon.HTTP_504),

@@ -1,13 +1,16 @@
-"""GET /query/range/{series} and GET /query/aggregated/{series} (the original Count query API)."""
+"""GET /query/range and /query/aggregated: one series by path (the original Count API), or every series a
+match= selector picks; answered in the negotiated format (api/results.py)."""
 
 from __future__ import annotations
 
 import falcon
 
-from countdb.api.media import int_param, send_json
-from countdb.errors import InvalidInput
+from countdb.api import query_params as params
+from countdb.api.json_shapes import json_groups, json_series
+from countdb.api.results import choose_format, json_scalar, send_result
 from countdb.query.engine import QueryEngine
 from countdb.query.range import query_aggregate, query_range
+from countdb.query.selection import parse_group_by, query_aggregate_grouped, query_range_matching
 
 
 class RangeQueryResource:
@@ -15,8 +18,20 @@ class RangeQueryResource:
         self.engine = engine
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
-        rows = query_range(self.engine, series, int_param(req, "start"), int_param(req, "end"))
-        send_json(resp, [{"timestamp": ts, "value": value} for ts, value in rows])
+        result_format, downsample = choose_format(req), params.downsample(req)
+        rows = query_range(self.engine, series, *params.bounds(req), downsample)
+        send_result(resp, result_format, rows)
+
+
+class MatchingRangeQueryResource:
+    def __init__(self, engine: QueryEngine, max_series: int):
+        self.engine = engine
+        self.max_series = max_series
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        result_format, selector, downsample = choose_format(req), params.selector(req), params.downsample(req)
+        rows = query_range_matching(self.engine, selector, *params.bounds(req), downsample, self.max_series)
+        send_result(resp, result_format, rows, json_series)
 
 
 class AggregateQueryResource:
@@ -24,9 +39,19 @@ class AggregateQueryResource:
         self.engine = engine
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
-        aggregation = req.get_param("aggregation")
-        if not aggregation:
-            raise InvalidInput("aggregation: query parameter is required (sum, mean, avg, min, max, count)",
-                               field="aggregation")
-        start, end = int_param(req, "start"), int_param(req, "end")
-        send_json(resp, query_aggregate(self.engine, series, start, end, aggregation.lower()))
+        result_format, aggregation = choose_format(req), params.aggregation(req)
+        rows = query_aggregate(self.engine, series, *params.bounds(req), aggregation)
+        send_result(resp, result_format, rows, json_scalar)
+
+
+class GroupedAggregateQueryResource:
+    def __init__(self, engine: QueryEngine, max_series: int):
+        self.engine = engine
+        self.max_series = max_series
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        result_format, selector, aggregation = choose_format(req), params.selector(req), params.aggregation(req)
+        group_by = parse_group_by(req.get_param("group_by"))
+        rows = query_aggregate_grouped(self.engine, selector, *params.bounds(req), aggregation, group_by,
+                                       self.max_series)
+        send_result(resp, result_format, rows, json_groups)

@@ -10,7 +10,7 @@ from countdb.ingest.delete import delete_points
 from countdb.ingest.writer import Writer
 
 
-class SeriesResource:
+class SeriesDeleteResource:
     def __init__(self, datadir: DataDir, writer: Writer):
         self.datadir = datadir
         self.writer = writer

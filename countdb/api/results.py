@@ -1,0 +1,165 @@
+"""Query results in the format the client asks for: JSON (default), NDJSON, CSV, Arrow IPC stream or Parquet.
+
+Invariant: one negotiation for every query endpoint (`format=` wins over `Accept`; nothing acceptable is a 406
+before any query runs), and a result of more than STREAM_ROWS rows is streamed batch by batch from its Arrow
+reader, never built whole in memory. JSON layouts are per endpoint (api/json_shapes.py); the other formats
+are the flat rows as they are.
+"""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from itertools import chain
+from typing import Callable, Iterable, Iterator
+
+import falcon
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from countdb.errors import InvalidInput, NotAcceptable
+
+FORMATS = {
+    "json": "application/json",
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv",
+    "arrow": "application/vnd.apache.arrow.stream",
+    "parquet": "application/vnd.apache.parquet",
+}
+_BY_MEDIA_TYPE = {media_type: name for name, media_type in FORMATS.items()}
+STREAM_ROWS = 64 * 1024
+
+JsonShape = Callable[[Iterable[pa.RecordBatch]], Iterator[bytes]]
+Rows = pa.RecordBatchReader | pa.Table
+
+
+def choose_format(req: falcon.Request) -> str:
+    """The format name for this request: `format=` if given, else the best match of `Accept` (JSON when
+    absent or `*/*`). Call before running the query. InvalidInput for an unknown format=, NotAcceptable
+    when Accept allows none of FORMATS."""
+    asked = req.get_param("format")
+    if asked is not None:
+        if asked.lower() not in FORMATS:
+            raise InvalidInput(f"format: {asked!r} is not one of {', '.join(FORMATS)}", field="format")
+        return asked.lower()
+    preferred = req.client_prefers(list(FORMATS.values()))
+    if preferred is None:
+        raise NotAcceptable(f"Accept: {req.accept!r} allows none of the result types "
+                            f"({', '.join(FORMATS.values())}); or use format={'|'.join(FORMATS)}")
+    return _BY_MEDIA_TYPE[preferred]
+
+
+def send_result(resp: falcon.Response, result_format: str, rows: Rows, json_shape: JsonShape | None = None) -> None:
+    """Answer `rows` in `result_format`; JSON is laid out by `json_shape` (default: an array of row objects).
+    Small results get a Content-Length; bigger ones are streamed (chunked) as the reader yields batches."""
+    batches = iter(rows.to_batches() if isinstance(rows, pa.Table) else rows)
+    head, total = [], 0
+    for batch in batches:
+        head.append(batch)
+        total += batch.num_rows
+        if total > STREAM_ROWS:
+            break
+    if result_format == "json":
+        chunks = (json_shape or json_rows)(chain(head, batches))
+    else:
+        chunks = RENDERERS[result_format](rows.schema, chain(head, batches))
+    resp.content_type = FORMATS[result_format]
+    if total > STREAM_ROWS:
+        resp.stream = chunks
+    else:
+        resp.data = b"".join(chunks)
+
+
+def json_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    """`[{column: value, …}, …]`: the original /query/range layout."""
+    yield b"["
+    separator = b""
+    for batch in batches:
+        if batch.num_rows:
+            yield separator + dumps(python_rows(batch))[1:-1]
+            separator = b","
+    yield b"]"
+
+
+def json_scalar(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    """The first column of the first row as a bare JSON value (null when there is none)."""
+    for batch in batches:
+        if batch.num_rows:
+            yield dumps(batch.column(0)[0].as_py())
+            return
+    yield b"null"
+
+
+def python_rows(batch: pa.RecordBatch) -> list[dict]:
+    return batch.to_pylist(maps_as_pydicts="strict")
+
+
+def dumps(document) -> bytes:
+    return orjson.dumps(document, default=_json_default)
+
+
+def _json_default(value):
+    """Types DuckDB can return that orjson doesn't write (decimals, intervals, blobs…)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _ndjson(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    for batch in batches:
+        if batch.num_rows:
+            yield b"".join(dumps(row) + b"\n" for row in python_rows(batch))
+
+
+def _csv(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    """RFC 4180 CSV with a header; nested values (tags) are written as JSON text, nulls as empty fields."""
+    sink = io.BytesIO()
+    flat_schema = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_nested(f.type) else f for f in schema])
+    with pacsv.CSVWriter(sink, flat_schema) as writer:
+        for batch in batches:
+            writer.write_batch(_flat(batch))
+            yield _drain(sink)
+    yield _drain(sink)
+
+
+def _arrow(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            yield _drain(sink)
+    yield _drain(sink)
+
+
+def _parquet(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    """One row group per batch, zstd; the footer comes last, so a reader needs the whole body."""
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            yield _drain(sink)
+    yield _drain(sink)
+
+
+def _drain(sink: io.BytesIO) -> bytes:
+    data = sink.getvalue()
+    sink.seek(0)
+    sink.truncate()
+    return data
+
+
+def _flat(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Nested columns as JSON text, for CSV."""
+    nested = [i for i, field in enumerate(batch.schema) if pa.types.is_nested(field.type)]
+    for i in nested:
+        texts = [None if value is None else dumps(value).decode()
+                 for value in batch.column(i).to_pylist(maps_as_pydicts="strict")]
+        batch = batch.set_column(i, batch.schema.field(i).name, pa.array(texts, pa.string()))
+    return batch
+
+
+RENDERERS = {"ndjson": _ndjson, "csv": _csv, "arrow": _arrow, "parquet": _parquet}
