@@ -44,6 +44,9 @@ def choose_format(req: falcon.Request) -> str:
         if asked.lower() not in FORMATS:
             raise InvalidInput(f"format: {asked!r} is not one of {', '.join(FORMATS)}", field="format")
         return asked.lower()
+    accept = req.get_header("Accept")
+    if accept is None or accept == "*/*":
+        return "json"
     preferred = req.client_prefers(list(FORMATS.values()))
     if preferred is None:
         raise NotAcceptable(f"Accept: {req.accept!r} allows none of the result types "
@@ -93,7 +96,10 @@ def json_scalar(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
 
 
 def python_rows(batch: pa.RecordBatch) -> list[dict]:
-    return batch.to_pylist(maps_as_pydicts="strict")
+    """Rows as dicts; maps (tags) as dicts too. NOTE: maps_as_pydicts costs 4x, so only when there are maps."""
+    if any(pa.types.is_map(field.type) for field in batch.schema):
+        return batch.to_pylist(maps_as_pydicts="strict")
+    return batch.to_pylist()
 
 
 def dumps(document) -> bytes:

@@ -69,10 +69,11 @@ class Snapshot:
         tombstones = tuple(t for t in self.tombstones
                            if t.overlaps(start_ms, end_ms) and (series is None or t.series == series))
         files, shadows = [], []
+        root = str(self.root)  # NOTE: string joins, not pathlib: this runs for every block of every query
         for month in months_between(start_ms, end_ms):
             for block in self.blocks_by_month.get(str(month), ()):
                 if block.max_ts >= start_ms and block.min_ts <= end_ms:
-                    (files if block.kind == "points" else shadows).append(str(self.root / block.path))
+                    (files if block.kind == "points" else shadows).append(f"{root}/{block.path}")
                     self.scoped.append(block)
         table = self.unflushed
         if table.num_rows:

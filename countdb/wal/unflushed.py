@@ -58,6 +58,11 @@ class SegmentTail:
                     self._chunks = [pa.concat_tables(self._chunks).combine_chunks()]
         return self._chunks
 
+    @property
+    def offset(self) -> int:
+        """Bytes of the segment decoded so far."""
+        return self._offset
+
     def close(self) -> None:
         os.close(self._fd)
 
@@ -69,6 +74,7 @@ class UnflushedReader:
         self.root = root
         self._tails: dict[str, SegmentTail] = {}
         self._lock = threading.Lock()
+        self._last: tuple[tuple, pa.Table] = ((), UNFLUSHED_SCHEMA.empty_table())
 
     def read(self, live_segments: list[str]) -> pa.Table:
         """Every point in `live_segments` (paths relative to DATA_DIR). Raises SegmentVanished when one is
@@ -78,14 +84,19 @@ class UnflushedReader:
             for gone in [path for path in self._tails if path not in wanted]:
                 self._tails.pop(gone).close()
             chunks: list[pa.Table] = []
+            state = []
             for relative in live_segments:
                 tail = self._tails.get(relative)
                 if tail is None:
                     tail = self._tails[relative] = SegmentTail(self.root / relative)
                 chunks.extend(tail.refresh())
-            if not chunks:
-                return UNFLUSHED_SCHEMA.empty_table()
-            return pa.concat_tables(chunks)
+                state.append((relative, tail.offset))
+            # NOTE: an unchanged WAL answers the same table object: no concat per query, and callers may cache
+            # what they derive from it by identity (issue 4: query overhead).
+            if tuple(state) != self._last[0]:
+                table = pa.concat_tables(chunks) if chunks else UNFLUSHED_SCHEMA.empty_table()
+                self._last = (tuple(state), table)
+            return self._last[1]
 
     def close(self) -> None:
         with self._lock:
