@@ -95,7 +95,7 @@ def month_of(ts_ms: Millis) -> YearMonth:
 
 def months_between(start_ms: Millis, end_ms: Millis) -> list[YearMonth]:
     """Every month touched by the inclusive range [start_ms, end_ms], in order."""
-    if start_ms > end_ms:
+    if start_ms > end_ms or start_ms > MAX_TIMESTAMP_MS or end_ms < 0:
         return []
     months, current, last = [], month_of(max(start_ms, 0)), month_of(min(end_ms, MAX_TIMESTAMP_MS))
     while current <= last:

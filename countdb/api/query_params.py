@@ -12,6 +12,7 @@ from countdb.errors import InvalidInput
 from countdb.model import MAX_TIMESTAMP_MS
 from countdb.query.aggregations import Aggregation, parse_aggregation
 from countdb.query.buckets import parse_fill, parse_step
+from countdb.query.execute import check_bounds
 from countdb.query.range import Downsample
 from countdb.query.selectors import Selector, parse_selector
 
@@ -19,15 +20,24 @@ _STEP_ONLY = ("aggregation", "quantile", "fill")
 
 
 def bounds(req: falcon.Request) -> tuple[int, int]:
-    """Required start= and end= (ms, inclusive)."""
-    return int_param(req, "start"), int_param(req, "end")
+    """Required start= and end= (ms, inclusive), clamped to just outside the timestamps points can have (so the
+    same points are selected, and nothing overflows): any 64-bit integer is taken, e.g. end=Long.MAX_VALUE."""
+    return _clamped(int_param(req, "start"), int_param(req, "end"))
 
 
 def optional_bounds(req: falcon.Request) -> tuple[int, int]:
     """start= and end= when given, else all of time."""
     start = int_param(req, "start") if req.get_param("start") is not None else 0
     end = int_param(req, "end") if req.get_param("end") is not None else MAX_TIMESTAMP_MS
-    return start, end
+    return _clamped(start, end)
+
+
+def _clamped(start: int, end: int) -> tuple[int, int]:
+    for name, value in (("start", start), ("end", end)):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidInput(f"{name}: {value} is outside the 64-bit range", field=name)
+    check_bounds(start, end)
+    return min(max(start, -1), MAX_TIMESTAMP_MS + 1), min(max(end, -1), MAX_TIMESTAMP_MS + 1)
 
 
 def downsample(req: falcon.Request) -> Downsample | None:

@@ -139,3 +139,23 @@ def test_aggregated_rate_over_the_whole_range(mixed):
 def test_unknown_aggregation_is_named_in_the_400(mixed):
     response = mixed.get("/query/aggregated/ds.mixed", params={"start": 0, "end": 1, "aggregation": "mode"})
     assert response.status_code == 400 and "'mode'" in response.json()["error"]
+
+
+LONG_MAX, LONG_MIN = 2**63 - 1, -(2**63)
+
+
+@pytest.mark.parametrize("params, status", [
+    ({"start": 0, "end": 10**20}, 400),
+    ({"start": -(10**20), "end": 5}, 400),
+    ({"start": 0, "end": LONG_MAX, "step": "1d"}, 200),
+    ({"start": LONG_MAX, "end": LONG_MAX, "step": "1ms", "fill": "null"}, 200),
+    ({"start": LONG_MAX - 1, "end": LONG_MAX, "step": "1ms", "aggregation": "rate"}, 200),
+    ({"start": LONG_MIN, "end": LONG_MIN + 1, "step": "1ms", "fill": "previous"}, 200),
+])
+def test_extreme_bounds_are_answered_or_refused_never_a_500(mixed, params, status):
+    response = mixed.get("/query/range/ds.mixed", params=params)
+    assert response.status_code == status, response.text
+
+
+def test_a_range_reaching_past_every_timestamp_still_finds_the_points(mixed):
+    assert len(range_of(mixed, "ds.mixed", start=LONG_MIN, end=LONG_MAX)) == 60
