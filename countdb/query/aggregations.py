@@ -84,11 +84,11 @@ def grouped_sql(aggregation: Aggregation, source: str, keys: list[tuple[str, str
     group = f" GROUP BY {', '.join(aliases)}" if keys else ""
     if not aggregation.is_rate:
         return f"SELECT {', '.join([*selected, f'{aggregation.expression} AS value'])} FROM {source} g{group}"
-    per_series = [("series", "series")] + [key for key in keys if key[1] != "series"]
-    partition = ", ".join(expression for expression, _ in per_series)
+    partition = ", ".join(["series", *(expression for expression, _ in keys)])
     stats = f"""
-        SELECT {', '.join(f"{e} AS {quoted(a)}" for e, a in per_series)}, count(*) AS n, min(ts) AS t0, max(ts) AS t1,
-               arg_min(value, ts) AS v0, sum(CASE WHEN delta < 0 THEN value ELSE coalesce(delta, 0) END) AS inc
+        SELECT {', '.join(['series AS "__series"', *selected])}, count(*) AS n,
+               min(ts) AS t0, max(ts) AS t1, arg_min(value, ts) AS v0,
+               sum(CASE WHEN delta < 0 THEN value ELSE coalesce(delta, 0) END) AS inc
         FROM (SELECT *, value - lag(value) OVER (PARTITION BY {partition} ORDER BY ts) AS delta FROM {source} g) d
         GROUP BY ALL"""
     rates = f"SELECT *, {_extrapolated_rate(*window)} AS rate FROM ({stats}) s"

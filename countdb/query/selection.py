@@ -80,12 +80,24 @@ def query_aggregate_grouped(engine: QueryEngine, selector: Selector, start_ms: i
     check_bounds(start_ms, end_ms)
     snapshot = engine.snapshot()
     matched = match_series(engine, selector, start_ms, end_ms, snapshot, max_series)
-    keys = [("name" if key == NAME_TAG else f"tags['{key}']", key) for key in group_by]
+    # NOTE: each series' group values as plain columns g0, g1…: joining them to every point is far cheaper than
+    # joining the tags map (10x for rate over a day of 100 series).
+    groups = pa.table({"series": matched["series"], **{f"g{i}": _tag_values(matched, key) for i, key in enumerate(group_by)}})
+    keys = [(f"g{i}", key) for i, key in enumerate(group_by)]
     order = f" ORDER BY {', '.join(quoted(key) for key in group_by)}" if group_by else ""
 
     def build(points: str) -> str:
-        source = f"(SELECT p.*, m.name, m.tags FROM {points} p JOIN matched m ON m.series = p.series)"
+        source = f"(SELECT p.*, m.* EXCLUDE (series) FROM {points} p JOIN matched m ON m.series = p.series)"
         return grouped_sql(aggregation, source, keys, WHOLE_WINDOW) + order
 
     return select_visible(engine, start_ms, end_ms, _IN_MATCHED, {}, build, snapshot=snapshot,
-                          tables={"matched": matched.select(["series", "name", "tags"])})
+                          tables={"matched": groups})
+
+
+def _tag_values(series: pa.Table, key: str) -> pa.ChunkedArray:
+    """Each series' value of tag `key` (null where it has none); NAME_TAG: its name."""
+    if key == NAME_TAG:
+        return series["name"]
+    if series.num_rows == 0:
+        return pa.chunked_array([], pa.string())
+    return pc.map_lookup(series["tags"], pa.scalar(key), "first")

@@ -94,3 +94,9 @@ def test_rate_per_bucket_never_spans_two_buckets():
     keys = [("ts - ts % 30000", "bucket")]
     got = run("rate", rows, keys, window=('"bucket"', '"bucket" + 30000'))
     assert got == [(0, pytest.approx(1.0)), (30_000, pytest.approx(1.0))]
+
+
+def test_rate_grouped_by_a_key_named_series_still_sums_per_series_rates():
+    rows = [(s, i * 10_000, i * slope) for s, slope in (("a", 1), ("b", 3)) for i in range(7)]
+    got = run("rate", rows, keys=[("'all'", "series")])
+    assert got == [("all", pytest.approx(0.1 + 0.3))]
