@@ -69,6 +69,7 @@ def send_result(resp: falcon.Response, result_format: str, rows: Rows, json_shap
     else:
         chunks = RENDERERS[result_format](rows.schema, chain(head, batches))
     resp.content_type = FORMATS[result_format]
+    resp.vary = ("Accept",)
     if total > STREAM_ROWS:
         resp.stream = chunks
     else:
@@ -122,9 +123,9 @@ def _ndjson(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[by
 
 
 def _csv(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
-    """RFC 4180 CSV with a header; nested values (tags) are written as JSON text, nulls as empty fields."""
+    """RFC 4180 CSV with a header; nested values (tags) as JSON text, bytes as hex, nulls as empty fields."""
     sink = io.BytesIO()
-    flat_schema = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_nested(f.type) else f for f in schema])
+    flat_schema = pa.schema([pa.field(f.name, pa.string()) if _as_text(f.type) else f for f in schema])
     with pacsv.CSVWriter(sink, flat_schema) as writer:
         for batch in batches:
             writer.write_batch(_flat(batch))
@@ -159,13 +160,18 @@ def _drain(sink: io.BytesIO) -> bytes:
 
 
 def _flat(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Nested columns as JSON text, for CSV."""
-    nested = [i for i, field in enumerate(batch.schema) if pa.types.is_nested(field.type)]
-    for i in nested:
-        texts = [None if value is None else dumps(value).decode()
-                 for value in batch.column(i).to_pylist(maps_as_pydicts="strict")]
-        batch = batch.set_column(i, batch.schema.field(i).name, pa.array(texts, pa.string()))
+    """Nested columns (tags) as JSON text and binary ones as hex, as in JSON: what CSV can hold."""
+    for i, field in enumerate(batch.schema):
+        if _as_text(field.type):
+            texts = [None if value is None else value.hex() if isinstance(value, bytes) else dumps(value).decode()
+                     for value in batch.column(i).to_pylist(maps_as_pydicts="strict")]
+            batch = batch.set_column(i, field.name, pa.array(texts, pa.string()))
     return batch
+
+
+def _as_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_nested(arrow_type) or pa.types.is_binary(arrow_type) or \
+        pa.types.is_large_binary(arrow_type) or pa.types.is_fixed_size_binary(arrow_type)
 
 
 RENDERERS = {"ndjson": _ndjson, "csv": _csv, "arrow": _arrow, "parquet": _parquet}

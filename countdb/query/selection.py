@@ -74,7 +74,8 @@ def _fill_each(table: pa.Table, downsample: Downsample, start_ms: int, end_ms: i
 
 
 def query_aggregate_grouped(engine: QueryEngine, selector: Selector, start_ms: int, end_ms: int,
-                            aggregation: Aggregation, group_by: list[str], max_series: int) -> pa.RecordBatchReader | pa.Table:
+                            aggregation: Aggregation, group_by: list[str],
+                            max_series: int) -> pa.RecordBatchReader | pa.Table:
     """Rows (<group_by keys>…, value): the aggregate over the points of all matched series in each group
     (rate: the sum of each series' rate). Without group_by one row over everything matched."""
     check_bounds(start_ms, end_ms)
@@ -82,7 +83,8 @@ def query_aggregate_grouped(engine: QueryEngine, selector: Selector, start_ms: i
     matched = match_series(engine, selector, start_ms, end_ms, snapshot, max_series)
     # NOTE: each series' group values as plain columns g0, g1…: joining them to every point is far cheaper than
     # joining the tags map (10x for rate over a day of 100 series).
-    groups = pa.table({"series": matched["series"], **{f"g{i}": _tag_values(matched, key) for i, key in enumerate(group_by)}})
+    groups = pa.table({"series": matched["series"],
+                       **{f"g{i}": _tag_values(matched, key) for i, key in enumerate(group_by)}})
     keys = [(f"g{i}", key) for i, key in enumerate(group_by)]
     order = f" ORDER BY {', '.join(quoted(key) for key in group_by)}" if group_by else ""
 

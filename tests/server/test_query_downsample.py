@@ -98,7 +98,8 @@ def test_fill_none_leaves_empty_buckets_out(mixed):
 @pytest.mark.parametrize("params, field", [
     ({"aggregation": "sum"}, "aggregation"), ({"fill": "null"}, "fill"), ({"quantile": "0.5"}, "quantile"),
     ({"step": "60"}, "step"), ({"step": "1y"}, "step"), ({"step": "1m", "fill": "maybe"}, "fill"),
-    ({"step": "1m", "aggregation": "mode"}, "aggregation"), ({"step": "1ms", "fill": "null", "end": T0 + 100 * MIN}, "fill"),
+    ({"step": "1m", "aggregation": "mode"}, "aggregation"),
+    ({"step": "1ms", "fill": "null", "end": T0 + 100 * MIN}, "fill"),
 ])
 def test_bad_step_parameters_get_400_naming_the_field(mixed, params, field):
     response = mixed.get("/query/range/ds.mixed", params={"start": T0, "end": T0 + 10 * MIN, **params})

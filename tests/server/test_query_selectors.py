@@ -97,8 +97,10 @@ def test_grouped_aggregates_pool_the_points_of_each_group(node):
     assert groups(node, match="sel.cpu", aggregation="count", group_by="region") == [
         {"tags": {"region": "eu"}, "value": 8}, {"tags": {"region": "us"}, "value": 8}]
     assert groups(node, match="sel.cpu", aggregation="max", group_by="region,host") == [
-        {"tags": {"region": "eu", "host": "h1"}, "value": 500.0}, {"tags": {"region": "eu", "host": "h2"}, "value": 23.0},
-        {"tags": {"region": "us", "host": "h10"}, "value": 103.0}, {"tags": {"region": "us", "host": "h3"}, "value": 33.0}]
+        {"tags": {"region": "eu", "host": "h1"}, "value": 500.0},
+        {"tags": {"region": "eu", "host": "h2"}, "value": 23.0},
+        {"tags": {"region": "us", "host": "h10"}, "value": 103.0},
+        {"tags": {"region": "us", "host": "h3"}, "value": 33.0}]
 
 
 def test_without_group_by_one_group_covers_every_matched_series(node):

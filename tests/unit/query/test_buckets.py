@@ -9,8 +9,8 @@ from countdb.errors import InvalidInput
 from countdb.query.buckets import Fill, bucket_count, bucket_of, fill_buckets, parse_fill, parse_step
 
 
-@pytest.mark.parametrize("text, step_ms", [("10s", 10_000), ("1m", 60_000), ("1h", 3_600_000),
-                                           ("1d", 86_400_000), ("250ms", 250), ("1h30m", 5_400_000), ("2w", 1_209_600_000)])
+@pytest.mark.parametrize("text, step_ms", [("10s", 10_000), ("1m", 60_000), ("1h", 3_600_000), ("1d", 86_400_000),
+                                           ("250ms", 250), ("1h30m", 5_400_000), ("2w", 1_209_600_000)])
 def test_steps_are_durations_with_units(text, step_ms):
     assert parse_step(text) == step_ms
 

@@ -68,7 +68,8 @@ def matching(text: str) -> list[int]:
     where = " AND ".join(matcher_sql(m, params, i) for i, m in enumerate(parse_selector(text).matchers))
     connection = duckdb.connect()
     connection.register("series", SERIES)
-    return [row[0] for row in connection.sql(f"SELECT id FROM series WHERE {where} ORDER BY id", params=params).fetchall()]
+    rows = connection.sql(f"SELECT id FROM series WHERE {where} ORDER BY id", params=params).fetchall()
+    return [row[0] for row in rows]
 
 
 @pytest.mark.parametrize("text, ids", [
