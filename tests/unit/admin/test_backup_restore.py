@@ -20,10 +20,11 @@ from countdb.errors import StorageError, Unavailable
 from countdb.ingest.flush import Flusher
 from countdb.ingest.writer import Writer
 from countdb.query.engine import QueryEngine
-from countdb.query.range import query_range
 from countdb.storage.paths import BlockPath
 from countdb.wal.log import WriteAheadLog
 from countdb.wal.record import Columns
+
+from support.query import series_points
 
 SERIES = "backup.unit"
 
@@ -61,7 +62,7 @@ def restored_points(backup_path, root) -> list[tuple[int, float]]:
     prepare_node(Settings.for_tests(root))  # replays the restored WAL, as a starting node does
     engine = QueryEngine(datadir, 256)
     try:
-        return query_range(engine, SERIES, 0, 10**12)
+        return series_points(engine, SERIES, 0, 10**12)
     finally:
         engine.close()
 
@@ -192,7 +193,7 @@ def test_restore_moves_what_the_directory_held_aside(node, tmp_path):
     assert report.moved_aside is not None and (report.moved_aside / "series_index" / "catalog.sqlite").exists()
     prepare_node(Settings.for_tests(target))
     engine = QueryEngine(DataDir(target), 256)
-    assert query_range(engine, SERIES, 0, 10**12) == written
+    assert series_points(engine, SERIES, 0, 10**12) == written
     engine.close()
 
 

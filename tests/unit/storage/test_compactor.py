@@ -14,10 +14,11 @@ from countdb.datadir import DataDir, try_exclusive_lock
 from countdb.ingest.flush import Flusher
 from countdb.model import YearMonth
 from countdb.query.engine import QueryEngine
-from countdb.query.range import query_range
 from countdb.storage.compact import Compactor, clean_at_start
 from countdb.storage.compact_plan import CompactionPolicy
 from countdb.wal.record import Columns, records_to_table
+
+from support.query import series_points
 
 JAN = YearMonth(2024, 1).start_ms()
 FEB = YearMonth(2024, 2).start_ms()
@@ -57,12 +58,12 @@ def test_small_blocks_merge_into_one_sorted_block_with_the_same_points(node):
     datadir, flusher, engine = node
     for n in range(6):
         flush(flusher, n + 1, [(f"s{n % 3}", JAN + 1000 * n + i, float(n * 100 + i)) for i in range(50)])
-    before = {s: query_range(engine, s, JAN, FEB) for s in ("s0", "s1", "s2")}
+    before = {s: series_points(engine, s, JAN, FEB) for s in ("s0", "s1", "s2")}
     c = compactor(datadir)
     report = c.run(force=True)
     c.close()
     assert len(blocks_of(datadir)) == 1 and report.jobs[0]["blocks_in"] == 6
-    assert {s: query_range(engine, s, JAN, FEB) for s in ("s0", "s1", "s2")} == before
+    assert {s: series_points(engine, s, JAN, FEB) for s in ("s0", "s1", "s2")} == before
     (block,) = blocks_of(datadir)
     rows = duckdb.sql(f"SELECT series, ts FROM read_parquet('{datadir.root / block.path}')").fetchall()
     assert rows == sorted(rows) and len(rows) == 300
@@ -80,7 +81,7 @@ def test_merge_applies_shadows_so_the_last_write_wins_and_the_shadows_go(node):
     assert blocks_of(datadir, "shadow") == []
     (block,) = blocks_of(datadir)
     assert block.rows == 10
-    assert query_range(engine, "lww", JAN, JAN + 9) == [(JAN, 3.0)] + [
+    assert series_points(engine, "lww", JAN, JAN + 9) == [(JAN, 3.0)] + [
         (JAN + i, 2.0 if i % 2 == 0 else 1.0) for i in range(1, 10)]
 
 
@@ -90,12 +91,12 @@ def test_merged_shadow_blocks_still_hide_what_each_one_hid(node):
     for n in range(4):
         flush(flusher, 10 + n, [("sh", JAN + n, 10.0 + n), ("sh", JAN + 4 + n, 20.0 + n)])
     assert len(blocks_of(datadir, "shadow")) == 4
-    expected = query_range(engine, "sh", JAN, FEB)
+    expected = series_points(engine, "sh", JAN, FEB)
     c = compactor(datadir, policy=CompactionPolicy(tier_min_blocks=4, full_block_rows=1000))
     (job,) = c.run().jobs
     c.close()
     assert "merge shadow blocks" in job["reasons"] and len(blocks_of(datadir, "shadow")) == 1
-    assert query_range(engine, "sh", JAN, FEB) == expected == [(JAN + n, 10.0 + n) for n in range(4)] + [
+    assert series_points(engine, "sh", JAN, FEB) == expected == [(JAN + n, 10.0 + n) for n in range(4)] + [
         (JAN + 4 + n, 20.0 + n) for n in range(4)]
 
 
@@ -107,12 +108,12 @@ def test_tombstoned_rows_are_dropped_but_a_later_write_is_kept(node):
     catalog.close()
     flush(flusher, 30, [("gone", JAN + 3, 33.0)])
     expected = [(JAN + i, float(i)) for i in (0, 1, 6, 7, 8, 9)] + [(JAN + 3, 33.0)]
-    assert query_range(engine, "gone", JAN, FEB) == sorted(expected)
+    assert series_points(engine, "gone", JAN, FEB) == sorted(expected)
     c = compactor(datadir)
     c.run(force=True)
     c.close()
     assert sum(b.rows for b in blocks_of(datadir)) == 7
-    assert query_range(engine, "gone", JAN, FEB) == sorted(expected)
+    assert series_points(engine, "gone", JAN, FEB) == sorted(expected)
 
 
 def test_retention_drops_expired_months_and_trims_the_boundary_month(node):
@@ -141,7 +142,7 @@ def test_replaced_files_stay_until_the_grace_period_has_passed(node):
     assert c.run().deleted_files == 3
     c.close()
     assert not any(path.exists() for path in old_files)
-    assert query_range(engine, "g", JAN, FEB) == [(JAN + n, 1.0) for n in range(3)]
+    assert series_points(engine, "g", JAN, FEB) == [(JAN + n, 1.0) for n in range(3)]
 
 
 def test_start_up_deletes_retired_files_at_once(node):
