@@ -5,6 +5,7 @@ Invariant: a Settings object is always valid; anything wrong raises ConfigError 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ class Settings:
     cluster_nodes: tuple[str, ...] = ()
     replication_factor: int = 2
     cluster_secret: str = ""
-    workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 1))
+    workers: int = field(default_factory=lambda: max(2, usable_cpu_count()))
     threads: int = 4
     wal_fsync: str = "interval"
     wal_fsync_interval_ms: int = 1000
@@ -107,6 +108,9 @@ class Settings:
         if self.cluster_enabled and self.replication_factor > len(self.cluster_nodes):
             raise ConfigError("REPLICATION_FACTOR",
                               f"{self.replication_factor} is more than the {len(self.cluster_nodes)} nodes in CLUSTER_NODES")
+        if self.cluster_enabled and not self.cluster_secret:
+            raise ConfigError("CLUSTER_SECRET", "must be set (a long random string shared by the nodes) "
+                                                "when CLUSTER_ENABLED is true")
 
     def describe(self) -> dict:
         """The effective configuration, printable (the secret is masked)."""
@@ -116,6 +120,40 @@ class Settings:
         shown["cluster_secret"] = "***" if self.cluster_secret else ""
         shown["bind_address"] = self.bind_address
         return shown
+
+
+def usable_cpu_count(cgroup_root: Path = Path("/sys/fs/cgroup"),
+                     own_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """CPUs this process may actually use: its CPU affinity, capped by the cgroup v2 `cpu.max` quota (rounded
+    up) of its cgroup or any parent. os.cpu_count() counts the host's CPUs, too many in a container."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    count = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    quota = _cgroup_cpu_quota(cgroup_root, own_cgroup)
+    return max(1, min(count, quota) if quota else count)
+
+
+def _cgroup_cpu_quota(cgroup_root: Path, own_cgroup: Path) -> int | None:
+    """The smallest `cpu.max` quota from this process's cgroup up to the root, in whole CPUs; None if none."""
+    try:
+        lines = own_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    relative = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if relative is None:
+        return None  # cgroup v1 only: not read
+    folder, quotas = cgroup_root / relative.lstrip("/"), []
+    # NOTE: inside a container's cgroup namespace the path may be "/" or may not exist under the mount; walking
+    # up to cgroup_root itself covers both, since that is where the container's own limit is then shown.
+    while True:
+        try:
+            quota, period = (folder / "cpu.max").read_text().split()
+            if quota != "max":
+                quotas.append(math.ceil(int(quota) / int(period)))
+        except (OSError, ValueError):
+            pass
+        if folder == cgroup_root or cgroup_root not in folder.parents:
+            return min(quotas, default=None)
+        folder = folder.parent
 
 
 def _positive_int(text: str) -> int:

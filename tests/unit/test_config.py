@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from countdb.config import ENVIRONMENT, Settings
+from countdb.config import ENVIRONMENT, Settings, usable_cpu_count
 from countdb.errors import ConfigError
 
 
@@ -70,3 +70,55 @@ def test_server_refuses_to_start_on_bad_configuration_in_one_line():
     result = _run(["serve"], FLUSH_INTERVAL_SECONDS="soon")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "FLUSH_INTERVAL_SECONDS" in result.stderr
+
+
+def test_cluster_mode_needs_a_secret():
+    cluster = {"CLUSTER_ENABLED": "true", "CLUSTER_NODES": "a:8080,b:8080"}
+    for secret in (None, "", "   "):
+        env = cluster if secret is None else {**cluster, "CLUSTER_SECRET": secret}
+        with pytest.raises(ConfigError) as raised:
+            Settings.from_env(env)
+        assert raised.value.variable == "CLUSTER_SECRET"
+    assert Settings.from_env({**cluster, "CLUSTER_SECRET": "s3cret"}).cluster_secret == "s3cret"
+    assert Settings.from_env({"CLUSTER_SECRET": ""}).cluster_secret == ""  # no cluster, no secret needed
+
+
+def test_cluster_without_a_secret_stops_start_up_in_one_line():
+    result = _run(["serve"], CLUSTER_ENABLED="true", CLUSTER_NODES="a:8080,b:8080", CLUSTER_SECRET="")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "CLUSTER_SECRET" in result.stderr
+
+
+def _cgroup_tree(root, own: str, limits: dict[str, str]):
+    for folder, cpu_max in limits.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "cpu.max").write_text(cpu_max + "\n")
+    own_cgroup = root.parent / "self-cgroup"
+    own_cgroup.write_text(f"4:memory:/ignored\n0::{own}\n")
+    return {"cgroup_root": root, "own_cgroup": own_cgroup}
+
+
+@pytest.mark.parametrize("own, limits, expected", [
+    ("/pod/count", {"pod": "400000 100000", "pod/count": "50000 100000"}, 1),  # 0.5 CPU rounds up to 1
+    ("/pod/count", {"pod": "100000 100000", "pod/count": "max 100000"}, 1),  # a parent's quota applies too
+    ("/", {".": "100000 100000"}, 1),  # inside a cgroup namespace: the container's own cpu.max at the root
+    ("/not/mounted/here", {".": "100000 100000"}, 1),  # the host's path, not visible in the container
+    ("/pod/count", {"pod": "max 100000", "pod/count": "max 100000"}, None),  # no quota: the affinity
+])
+def test_usable_cpus_follow_the_cgroup_v2_quota(tmp_path, own, limits, expected):
+    affinity = len(os.sched_getaffinity(0))
+    found = usable_cpu_count(**_cgroup_tree(tmp_path / "cgroup", own, limits))
+    assert found == (affinity if expected is None else min(expected, affinity))
+
+
+def test_cgroup_v1_only_means_the_affinity_alone(tmp_path):
+    own_cgroup = tmp_path / "self-cgroup"
+    own_cgroup.write_text("4:cpu,cpuacct:/docker/abc\n")
+    assert usable_cpu_count(tmp_path, own_cgroup) == len(os.sched_getaffinity(0))
+
+
+def test_default_workers_follow_the_cpu_affinity_not_the_host():
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from countdb.config import Settings, usable_cpu_count; print(usable_cpu_count(), Settings().workers)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["1", "2"]  # one usable CPU; at least 2 workers all the same
