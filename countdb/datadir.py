@@ -1,6 +1,7 @@
 """DataDir: the only module that knows the data directory's layout.
 
-    node_state/     locks, quarantine, compaction/ (the compactor's staging area)
+    node_state/     locks, quarantine, compaction/ (the compactor's staging area),
+                    duckdb_tmp/ (DuckDB spill files, one folder per connection)
     series_index/   catalog.sqlite (SQLite, WAL mode): blocks, series, retired WAL segments
     time_blocks/    YYYY-MM/*.parquet, one folder per UTC month
     wal/            <writer-id>/{seq:08d}.wal, one folder per writer process
@@ -60,9 +61,18 @@ class DataDir:
     def quarantine(self) -> Path:
         return self.node_state / "quarantine"
 
+    @property
+    def duckdb_tmp(self) -> Path:
+        return self.node_state / "duckdb_tmp"
+
+    def duckdb_temp_dir(self, owner: str) -> Path:
+        """DuckDB's temp_directory for one connection of this process. NOTE: one folder per DuckDB instance,
+        since DuckDB 1.x names spill files alike in every instance and two sharing a folder corrupt each other."""
+        return self.duckdb_tmp / f"{owner}-{os.getpid()}"
+
     def create(self) -> "DataDir":
         """Make every folder; raises StorageError naming the folder that can't be made."""
-        for folder in (self.node_state, self.series_index, self.time_blocks, self.wal):
+        for folder in (self.node_state, self.duckdb_tmp, self.series_index, self.time_blocks, self.wal):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:

@@ -36,6 +36,8 @@ def prepare_node(settings: Settings) -> int:
         log.info("catalog migrated: %s", ", ".join(applied))
     for hidden in datadir.wal.glob(".*"):
         shutil.rmtree(hidden, ignore_errors=True)
+    for spill in datadir.duckdb_tmp.iterdir():  # DuckDB spill folders of processes that are gone
+        shutil.rmtree(spill, ignore_errors=True)
     flusher = Flusher(datadir, connect(datadir.catalog_path))
     try:
         replayed = recover_dead_writers(datadir, flusher, strict=settings.wal_replay == "strict")

@@ -61,7 +61,8 @@ class Flusher:
         self.catalog = catalog
         # NOTE: DuckDB's default memory limit is 80 % of RAM per process, and its allocator keeps up to 128 MB
         # of freed memory; a flush needs little of either (issue 2: worker RSS ≤ 300 MB).
-        self._duck = duckdb.connect(config={"threads": 1, "memory_limit": FLUSH_MEMORY_LIMIT})
+        self._duck = duckdb.connect(config={"threads": 1, "memory_limit": FLUSH_MEMORY_LIMIT,
+                                            "temp_directory": str(datadir.duckdb_temp_dir("flush"))})
         self._duck.execute("SET enable_progress_bar = false")
         self._duck.execute("SET allocator_flush_threshold = '8MB'")
         self._names: dict[str, tuple[str, str]] = {}

@@ -93,6 +93,7 @@ class QueryEngine:
         self.duck = duckdb.connect(config={
             "memory_limit": f"{memory_limit_mb}MB",
             "threads": threads,
+            "temp_directory": str(datadir.duckdb_temp_dir("query")),
         })
         self.duck.execute("SET enable_progress_bar = false")
         self.duck.execute("SET parquet_metadata_cache = true")
