@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from countdb.api import errors
+from countdb.api.middleware import RequestObserver
 from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
@@ -19,7 +20,7 @@ from countdb.api.services import Services
 
 def create_app(services: Services) -> falcon.App:
     settings = services.settings
-    app = falcon.App(media_type=falcon.MEDIA_JSON)
+    app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=[RequestObserver()])
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = False
     errors.register(app)

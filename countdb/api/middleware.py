@@ -1,0 +1,46 @@
+"""RequestObserver: the Falcon middleware that gives each request an id and an access-log line.
+
+Invariant: every log line emitted while a request is handled carries its id (REQUEST_ID is set before routing
+and reset after the response, in the worker thread that handles it), and the id is echoed in X-Request-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import falcon
+
+from countdb.obs.logging import REQUEST_ID
+
+access_log = logging.getLogger("countdb.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # printable ASCII, no spaces: safe in a header and a log line
+UNMATCHED_ROUTE = "unmatched"
+
+
+def request_id_of(header: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new random one (32 hex digits)."""
+    if header is not None and _CLIENT_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+class RequestObserver:
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.request_id = request_id_of(req.get_header(REQUEST_ID_HEADER))
+        req.context.request_id_token = REQUEST_ID.set(req.context.request_id)
+        req.context.started = time.perf_counter()
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        seconds = time.perf_counter() - req.context.started
+        route = req.uri_template or UNMATCHED_ROUTE
+        status = resp.status_code
+        resp.set_header(REQUEST_ID_HEADER, req.context.request_id)
+        access_log.info("%s %s %d", req.method, req.path, status, extra={"fields": {
+            "method": req.method, "path": req.path, "route": route, "status": status,
+            "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}})
+        REQUEST_ID.reset(req.context.request_id_token)
