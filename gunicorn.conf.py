@@ -2,4 +2,4 @@
 the environment (see README); the logic lives in countdb/api/gunicorn_conf.py so installed copies share it."""
 
 from countdb.api.gunicorn_conf import *  # noqa: F401,F403
-from countdb.api.gunicorn_conf import on_starting, when_ready, worker_exit  # noqa: F401  (hooks by name)
+from countdb.api.gunicorn_conf import child_exit, on_starting, when_ready, worker_exit  # noqa: F401  (hooks by name)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from countdb.datadir import DataDir
 from countdb.errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -48,6 +49,7 @@ class Settings:
     flight_port: int = 8815
     retention_days: int = 0
     compaction_interval_seconds: float = 30.0
+    metrics_dir: Path | None = None  # None: DATA_DIR/node_state/metrics
 
     @property
     def bind_address(self) -> str:
@@ -118,6 +120,7 @@ class Settings:
         shown["data_dir"] = str(self.data_dir)
         shown["cluster_nodes"] = list(self.cluster_nodes)
         shown["cluster_secret"] = "***" if self.cluster_secret else ""
+        shown["metrics_dir"] = str(self.metrics_dir or DataDir(self.data_dir).metrics)
         shown["bind_address"] = self.bind_address
         return shown
 
@@ -284,5 +287,6 @@ ENVIRONMENT = {
     "FLIGHT_PORT": ("flight_port", _port),
     "RETENTION_DAYS": ("retention_days", _non_negative_int),
     "COMPACTION_INTERVAL_SECONDS": ("compaction_interval_seconds", _non_negative_float),
+    "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _data_dir),
 }
 """Every environment variable Count reads, mapped to its Settings attribute and parser."""

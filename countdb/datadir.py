@@ -1,7 +1,7 @@
 """DataDir: the only module that knows the data directory's layout.
 
-    node_state/     locks, quarantine, compaction/ (the compactor's staging area),
-                    duckdb_tmp/ (DuckDB spill files, one folder per connection)
+    node_state/     locks, quarantine, compaction/ (the compactor's staging area), metrics/ (prometheus-client
+                    files), duckdb_tmp/ (DuckDB spill files, one folder per connection)
     series_index/   catalog.sqlite (SQLite, WAL mode): blocks, series, retired WAL segments
     time_blocks/    YYYY-MM/*.parquet, one folder per UTC month
     wal/            <writer-id>/{seq:08d}.wal, one folder per writer process
@@ -60,6 +60,11 @@ class DataDir:
     @property
     def quarantine(self) -> Path:
         return self.node_state / "quarantine"
+
+    @property
+    def metrics(self) -> Path:
+        """The default PROMETHEUS_MULTIPROC_DIR: per-process metric files of this node's gunicorn workers."""
+        return self.node_state / "metrics"
 
     @property
     def duckdb_tmp(self) -> Path:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import falcon
 
 from countdb.api import errors
+from countdb.api.collectors import StorageCollector
 from countdb.api.middleware import RequestObserver
 from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
+from countdb.api.resources.metrics import MetricsResource
 from countdb.api.resources.prometheus import RemoteWriteResource
 from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregateQueryResource,
                                          MatchingRangeQueryResource, RangeQueryResource)
@@ -42,6 +44,7 @@ def create_app(services: Services) -> falcon.App:
         ("/tags/{key}/values", TagValuesResource(services.engine)),
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
+        ("/metrics", MetricsResource(StorageCollector(services.datadir))),
     ]
     for template, resource in routes:
         app.add_route(template, resource)

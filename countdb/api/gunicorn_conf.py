@@ -1,7 +1,7 @@
 """gunicorn settings and hooks for Count (the repo's gunicorn.conf.py re-exports this module).
 
-The master prepares the node (migrations, WAL replay) before forking; each worker opens its own services
-when it imports countdb.api.wsgi, and flushes them in worker_exit on SIGTERM/SIGINT.
+The master prepares the node (metrics folder, migrations, WAL replay) before forking; each worker opens its
+own services when it imports countdb.api.wsgi, and flushes them in worker_exit on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 
 from countdb.api.flight_process import FlightProcess
-from countdb.api.services import prepare_node
 from countdb.config import Settings
+from countdb.datadir import DataDir
 from countdb.obs.logging import logging_config
 from countdb.obs.memory import bound_allocators
+from countdb.obs.multiprocess import use_metrics_dir
 
 settings = Settings.from_env()
+# NOTE: before anything imports prometheus_client (the hooks below import Count's services lazily for this):
+# it chooses multiprocess mode once, at import, from PROMETHEUS_MULTIPROC_DIR (issue 6).
+use_metrics_dir(settings.metrics_dir or DataDir(settings.data_dir).metrics)
 
 wsgi_app = "countdb.api.wsgi:app"
 bind = [settings.bind_address]
@@ -35,6 +39,8 @@ flight: FlightProcess | None = None
 def on_starting(server) -> None:
     global flight
     bound_allocators()
+    from countdb.api.services import prepare_node
+
     replayed = prepare_node(settings)
     if replayed:
         server.log.warning("replayed %d points from the WAL of a previous run", replayed)
@@ -66,3 +72,10 @@ def worker_exit(server, worker) -> None:
     wsgi = sys.modules.get("countdb.api.wsgi")
     if wsgi is not None:
         wsgi.services.close()
+
+
+def child_exit(server, worker) -> None:
+    """A dead worker's live gauges (buffered points) stop counting; its counters and histograms stay summed."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,4 +1,4 @@
-"""RequestObserver: the Falcon middleware that gives each request an id and an access-log line.
+"""RequestObserver: the Falcon middleware that gives each request an id, an access-log line and its metrics.
 
 Invariant: every log line emitted while a request is handled carries its id (REQUEST_ID is set before routing
 and reset after the response, in the worker thread that handles it), and the id is echoed in X-Request-ID.
@@ -12,14 +12,17 @@ import time
 import uuid
 
 import falcon
+from falcon.constants import COMBINED_METHODS
 
+from countdb.obs import metrics
 from countdb.obs.logging import REQUEST_ID
 
 access_log = logging.getLogger("countdb.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # printable ASCII, no spaces: safe in a header and a log line
-UNMATCHED_ROUTE = "unmatched"
+_METHODS = frozenset(COMBINED_METHODS)
+UNMATCHED_ROUTE = "unmatched"  # 404s: one label value, not one per path a scanner tries
 
 
 def request_id_of(header: str | None) -> str:
@@ -38,8 +41,11 @@ class RequestObserver:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         seconds = time.perf_counter() - req.context.started
         route = req.uri_template or UNMATCHED_ROUTE
+        method = req.method if req.method in _METHODS else "other"
         status = resp.status_code
         resp.set_header(REQUEST_ID_HEADER, req.context.request_id)
+        metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+        metrics.HTTP_REQUEST_SECONDS.labels(route).observe(seconds)
         access_log.info("%s %s %d", req.method, req.path, status, extra={"fields": {
             "method": req.method, "path": req.path, "route": route, "status": status,
             "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}})

@@ -97,3 +97,9 @@ def series_extents(connection: sqlite3.Connection) -> list[SeriesExtent]:
     """Every series in the index, with its tags as JSON text and its time extent in ms."""
     rows = connection.execute("SELECT key, name, tags, first_ts, last_ts FROM series ORDER BY key")
     return [SeriesExtent(*row) for row in rows]
+
+
+def totals_by_month(connection: sqlite3.Connection) -> list[tuple[str, str, int, int]]:
+    """(month, kind, blocks, bytes) of the published blocks, per UTC month and kind."""
+    return connection.execute("SELECT month, kind, count(*), sum(bytes) FROM blocks GROUP BY month, kind "
+                              "ORDER BY month, kind").fetchall()

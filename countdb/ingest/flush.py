@@ -23,6 +23,7 @@ from countdb.catalog.blocks import BlockRecord, SeriesExtent, forget_retired, pu
 from countdb.datadir import DataDir, exclusive_lock, fsync_dir
 from countdb.errors import StorageError
 from countdb.model import YearMonth, months_between, parse_series_key
+from countdb.obs import metrics
 from countdb.storage.blocks import write_block
 from countdb.storage.damage import may_be_damage, quarantine_damaged
 from countdb.storage.paths import BlockPath
@@ -89,7 +90,9 @@ class Flusher:
         if segments:
             fsync_dir(segments[0].parent)
             forget_retired(self.catalog, retired)
-        return FlushResult(blocks, deduped.num_rows if deduped is not None else 0, time.monotonic() - started)
+        result = FlushResult(blocks, deduped.num_rows if deduped is not None else 0, time.monotonic() - started)
+        metrics.observe_flush(result.seconds, result.points)
+        return result
 
     def _write_month(self, month: YearMonth, part: pa.Table, stored: list[BlockRecord]) -> list[BlockRecord]:
         low, high = (scalar.as_py() for scalar in pc.min_max(part["ts"]).values())

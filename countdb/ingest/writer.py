@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from countdb.errors import CountError, StorageError, Unavailable
 from countdb.ingest.flush import Flusher
+from countdb.obs import metrics
 from countdb.wal.log import WriteAheadLog
 from countdb.wal.record import Columns, encode_points, records_to_table
 
@@ -79,11 +80,14 @@ class Writer:
     def write(self, batches: list[Points]) -> int:
         """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable."""
         encoded = [encode_points(points) for points in batches]
+        count = sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
         with self._lock:
             # NOTE: back-pressure by waiting, then 503: this bounds worker memory (issue 2: ≤ 300 MB RSS).
             if not self._room.wait_for(self._has_room, BACKPRESSURE_WAIT_SECONDS):
+                metrics.reject_points("unavailable", count)
                 raise Unavailable("flushes are behind ingest (or failing); refusing writes until they catch up")
             if self._closed:
+                metrics.reject_points("unavailable", count)
                 raise Unavailable("node is shutting down")
             seq = self._clock.next()
             for (record_type, payload), points in zip(encoded, batches):
@@ -93,11 +97,12 @@ class Writer:
                     raise StorageError(f"WAL append failed: {error.strerror}", path=str(self.wal.current_path)) from None
                 self._buffer.add(seq, points)
             full = self._buffer.points >= self.buffer_points
+            metrics.BUFFERED_POINTS.set(self.buffered_points)
         if self.fsync_always:
             self.wal.sync_to(position)
         if full:
             self.flush_wanted.set()
-        return sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
+        return count
 
     def _has_room(self) -> bool:
         unflushed = self._buffer.points + sum(s.points for s in self._pending)
@@ -137,11 +142,13 @@ class Writer:
             try:
                 result = self.flusher.flush(records_to_table(records), [s.segment for s in pending])
             except (CountError, OSError) as error:
+                metrics.FLUSHES.labels("error").inc()
                 log.error("flush of %d points failed, will retry: %s", sum(s.points for s in pending), error)
                 return 0
             with self._lock:
                 self._pending = self._pending[len(pending):]
                 self._room.notify_all()
+                metrics.BUFFERED_POINTS.set(self.buffered_points)
             log.info("flushed %d points into %d blocks in %.3fs", result.points, len(result.blocks), result.seconds)
             return result.points
 

@@ -1,1 +1,1 @@
-"""Observability: structured logs (and, later, metrics)."""
+"""Observability: structured logs with request ids, and Prometheus metrics."""

@@ -119,9 +119,9 @@ def test_runtime_writes_only_to_data_and_tmp():
 def test_runtime_defaults_are_valid_count_settings():
     env = env_of(runtime())
     count_env = {key: value for key, value in env.items() if key in ENVIRONMENT}
-    assert set(count_env) == {"BIND_ADDRESS", "DATA_DIR"}
+    assert set(count_env) == {"BIND_ADDRESS", "DATA_DIR", "PROMETHEUS_MULTIPROC_DIR"}
     settings = Settings.from_env(count_env)
-    assert settings.bind_host == "0.0.0.0"
+    assert settings.bind_host == "0.0.0.0" and str(settings.metrics_dir).startswith("/tmp/")
     assert arguments_of("EXPOSE", runtime()) == [str(settings.bind_port)]
     assert env["PYTHONUNBUFFERED"] == "1"
 

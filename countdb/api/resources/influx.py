@@ -16,6 +16,7 @@ from countdb.errors import InvalidInput
 from countdb.ingest.lineprotocol import ParsedLines, normalize_precision, parse_lines
 from countdb.ingest.validate import check_point_count
 from countdb.ingest.writer import Writer
+from countdb.obs import metrics
 from countdb.wal.record import Columns
 
 STRING_FIELDS_HEADER = "X-Count-String-Fields-Skipped"
@@ -37,10 +38,13 @@ class LineProtocolResource:
         parsed = parse_lines(read_body(req, self.max_body_bytes), precision, time.time_ns())
         check_point_count(len(parsed.ts_ms), self.max_points)
         partial_ok = self.api != "v3" or req.get_param_as_bool("accept_partial", default=True)
+        metrics.reject_points("invalid", len(parsed.errors))
         if parsed.errors and not partial_ok:
+            metrics.reject_points("invalid_batch", len(parsed.ts_ms))
             raise _line_errors("parsing failed for write_lp endpoint", parsed)
         if parsed.ts_ms:
             self.writer.write([Columns(parsed.series, parsed.ts_ms, parsed.values)])
+            metrics.POINTS_INGESTED.labels("line_protocol").inc(len(parsed.ts_ms))
         resp.set_header(STRING_FIELDS_HEADER, str(parsed.string_fields))
         if parsed.errors:
             raise _line_errors("partial write of line protocol occurred", parsed)

@@ -8,6 +8,7 @@ from countdb.api.media import media_type, read_body, send_json
 from countdb.errors import UnsupportedFormat
 from countdb.ingest import parse
 from countdb.ingest.writer import Writer
+from countdb.obs import metrics
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PARSERS = {
@@ -18,6 +19,7 @@ PARSERS = {
     "text/csv": parse.parse_csv,
     ARROW_STREAM: parse.parse_arrow,
 }
+FORMATS = {parse.parse_json: "json", parse.parse_ndjson: "ndjson", parse.parse_csv: "csv", parse.parse_arrow: "arrow"}
 
 
 class InsertResource:
@@ -33,4 +35,5 @@ class InsertResource:
                                     + ", ".join(t for t in PARSERS if t))
         points = parser(read_body(req, self.max_body_bytes), self.max_points)
         written = self.writer.write(points if isinstance(points, list) else [points])
+        metrics.POINTS_INGESTED.labels(FORMATS[parser]).inc(written)
         send_json(resp, {"status": "created", "points": written}, falcon.HTTP_201)

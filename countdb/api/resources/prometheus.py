@@ -15,6 +15,7 @@ from countdb.errors import InvalidInput
 from countdb.ingest.remote_write import decode_write_request
 from countdb.ingest.validate import check_point_count
 from countdb.ingest.writer import Writer
+from countdb.obs import metrics
 from countdb.wal.record import Columns
 
 
@@ -28,8 +29,10 @@ class RemoteWriteResource:
         parsed = decode_write_request(read_body(req, self.max_body_bytes, passthrough=("snappy",)),
                                       self.max_body_bytes)
         check_point_count(len(parsed.ts_ms), self.max_points)
+        metrics.reject_points("invalid", parsed.invalid_samples)
         keep = [i for i, value in enumerate(parsed.values) if math.isfinite(value)]
         dropped = len(parsed.values) - len(keep)
+        metrics.reject_points("non_finite", dropped)
         if dropped:
             parsed.reject(dropped, f"{dropped} samples with NaN or infinite values dropped")
             columns = Columns([parsed.series[i] for i in keep], [parsed.ts_ms[i] for i in keep],
@@ -38,6 +41,7 @@ class RemoteWriteResource:
             columns = Columns(parsed.series, parsed.ts_ms, parsed.values)
         if columns.ts:
             self.writer.write([columns])
+            metrics.POINTS_INGESTED.labels("remote_write").inc(len(columns.ts))
         if parsed.invalid_samples:
             raise InvalidInput(f"{parsed.invalid_samples} invalid samples were not stored: "
                                + "; ".join(parsed.invalid), field="body")

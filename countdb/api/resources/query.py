@@ -8,6 +8,7 @@ import falcon
 from countdb.api import query_params as params
 from countdb.api.json_shapes import json_groups, json_series
 from countdb.api.results import choose_format, json_scalar, send_result
+from countdb.obs import metrics
 from countdb.query.engine import QueryEngine
 from countdb.query.range import query_aggregate, query_range
 from countdb.query.selection import parse_group_by, query_aggregate_grouped, query_range_matching
@@ -19,7 +20,8 @@ class RangeQueryResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
         result_format, downsample = choose_format(req), params.downsample(req)
-        rows = query_range(self.engine, series, *params.bounds(req), downsample)
+        with metrics.QUERY_SECONDS.labels("range").time():
+            rows = query_range(self.engine, series, *params.bounds(req), downsample)
         send_result(resp, result_format, rows)
 
 
@@ -30,7 +32,8 @@ class MatchingRangeQueryResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         result_format, selector, downsample = choose_format(req), params.selector(req), params.downsample(req)
-        rows = query_range_matching(self.engine, selector, *params.bounds(req), downsample, self.max_series)
+        with metrics.QUERY_SECONDS.labels("range").time():
+            rows = query_range_matching(self.engine, selector, *params.bounds(req), downsample, self.max_series)
         send_result(resp, result_format, rows, json_series)
 
 
@@ -40,7 +43,8 @@ class AggregateQueryResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
         result_format, aggregation = choose_format(req), params.aggregation(req)
-        rows = query_aggregate(self.engine, series, *params.bounds(req), aggregation)
+        with metrics.QUERY_SECONDS.labels("aggregate").time():
+            rows = query_aggregate(self.engine, series, *params.bounds(req), aggregation)
         send_result(resp, result_format, rows, json_scalar)
 
 
@@ -52,6 +56,7 @@ class GroupedAggregateQueryResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         result_format, selector, aggregation = choose_format(req), params.selector(req), params.aggregation(req)
         group_by = parse_group_by(req.get_param("group_by"))
-        rows = query_aggregate_grouped(self.engine, selector, *params.bounds(req), aggregation, group_by,
-                                       self.max_series)
+        with metrics.QUERY_SECONDS.labels("aggregate").time():
+            rows = query_aggregate_grouped(self.engine, selector, *params.bounds(req), aggregation, group_by,
+                                           self.max_series)
         send_result(resp, result_format, rows, json_groups)

@@ -1,0 +1,102 @@
+"""Count's Prometheus metrics (prometheus-client), defined once here so that every layer can update them.
+
+Invariant: under gunicorn, PROMETHEUS_MULTIPROC_DIR is set before this module is first imported
+(countdb/obs/multiprocess.py), so each process writes its samples to its own files there and exposition()
+adds up every worker's; without it (unit tests) the metrics live in this process alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.process_collector import ProcessCollector
+
+# NOTE: the classic text format that generate_latest() writes, named as every Prometheus 2.x server expects;
+# newer clients label it version=1.0.0, which only matters for UTF-8 metric names, and Count has none.
+EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+HTTP_REQUESTS = Counter("count_http_requests", "HTTP requests answered, by route template, method and status code",
+                        ["route", "method", "status"])
+HTTP_REQUEST_SECONDS = Histogram("count_http_request_duration_seconds",
+                                 "Time from request to response in the application, by route template",
+                                 ["route"], buckets=LATENCY_BUCKETS_SECONDS)
+POINTS_INGESTED = Counter("count_points_ingested", "Points acknowledged, by write protocol or /insert format",
+                          ["protocol"])
+POINTS_REJECTED = Counter("count_points_rejected",
+                          "Points refused: invalid (malformed line, sample or label set), invalid_batch (valid points "
+                          "refused with a batch that had invalid ones), non_finite (NaN or infinite value), "
+                          "unavailable (node shutting down or flushes behind)", ["reason"])
+BUFFERED_POINTS = Gauge("count_buffered_points", "Points acknowledged but not yet flushed to Parquet, all workers",
+                        multiprocess_mode="livesum")
+FLUSHES = Counter("count_flushes", "Flushes of buffered points to Parquet blocks, by outcome", ["outcome"])
+FLUSH_SECONDS = Histogram("count_flush_duration_seconds", "Duration of successful flushes",
+                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0))
+FLUSHED_POINTS = Counter("count_flushed_points", "Points published in Parquet blocks by flushes")
+QUERY_SECONDS = Histogram("count_query_duration_seconds", "Time to answer a query (snapshot and DuckDB), by kind",
+                          ["kind"], buckets=LATENCY_BUCKETS_SECONDS)
+
+
+def reject_points(reason: str, points: int) -> None:
+    if points:
+        POINTS_REJECTED.labels(reason).inc(points)
+
+
+def observe_flush(seconds: float, points: int) -> None:
+    FLUSHES.labels("ok").inc()
+    FLUSH_SECONDS.observe(seconds)
+    FLUSHED_POINTS.inc(points)
+
+
+class Collector(Protocol):
+    def collect(self) -> Iterable[Metric]: ...
+
+
+def exposition(collectors: Iterable[Collector] = ()) -> bytes:
+    """Every metric of the node in Prometheus text format, plus those of `collectors` (read at scrape time)."""
+    # NOTE: prometheus-client's own variable, read as it reads it: it decides where the samples are.
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        sources = [multiprocess.MultiProcessCollector(None, folder), NodeProcessCollector(os.getppid())]
+    else:
+        sources = [REGISTRY]
+    return generate_latest(_Together([*sources, *collectors]))
+
+
+class _Together:
+    def __init__(self, collectors: list[Collector]):
+        self.collectors = collectors
+
+    def collect(self) -> Iterable[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+class NodeProcessCollector:
+    """The standard process_* metrics of the gunicorn master and of each worker, labelled `role` and `pid`.
+    In multiprocess mode the client's ProcessCollector would describe only the worker answering the scrape."""
+
+    def __init__(self, master_pid: int):
+        self.master_pid = master_pid
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        processes = [(self.master_pid, "master")] + [(pid, "worker") for pid in _children(self.master_pid)]
+        for pid, role in processes:
+            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
+                merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "role": role, "pid": str(pid)}, sample.value)
+        return families.values()
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes of the master (Linux's children list); this process alone if it can't be read."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return [os.getpid()]
