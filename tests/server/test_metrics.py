@@ -163,8 +163,8 @@ def test_prometheus_scrapes_count_with_the_deployed_job(count_server, tmp_path):
     assert job["metrics_path"] == "/metrics"
     job.update(scrape_interval="1s", scrape_timeout="1s",
                static_configs=[{"targets": [node.url.removeprefix("http://")], "labels": {"cluster": "test"}}])
-    with running_prometheus(tmp_path / "prometheus", {"global": {"scrape_interval": "1s"},
-                                                      "scrape_configs": [job]}) as prometheus:
+    config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [job]}
+    with running_prometheus(tmp_path / "prometheus", lambda port: config) as prometheus:
         deadline = time.monotonic() + DEADLINE_SECONDS
         while True:
             targets = prometheus.api("targets")["activeTargets"]  # empty until discovery has run

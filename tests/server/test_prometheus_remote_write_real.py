@@ -10,7 +10,7 @@ import urllib.parse
 import requests
 
 from countdb.model import series_key
-from support.prometheus import free_loopback_port, running_prometheus
+from support.prometheus import running_prometheus
 
 SCRAPES = 10  # ~10 s of samples at a 1 s scrape interval
 DEADLINE_SECONDS = 40
@@ -48,14 +48,15 @@ def until(what: str, check, deadline: float, log):
 def test_samples_remote_written_by_prometheus_match_its_own_api(count_server, tmp_path):
     started = time.monotonic()
     node = count_server(WORKERS=2)
-    port = free_loopback_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
-        "remote_write": [{"url": node.url + "/api/v1/write",
-                          "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"}}],
-    }
-    with running_prometheus(tmp_path / "prometheus", config, port) as prometheus:
+
+    def config_for(port: int) -> dict:
+        return {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
+            "remote_write": [{"url": node.url + "/api/v1/write", "queue_config": {
+                "batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"}}],
+        }
+    with running_prometheus(tmp_path / "prometheus", config_for) as prometheus:
         deadline = started + DEADLINE_SECONDS
         up = until(f"{SCRAPES} scrapes of itself", lambda: [
             samples for samples in raw_samples(prometheus, 'up{job="prometheus"}', int(time.time() * 1000)).values()

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import requests
 import yaml
@@ -17,6 +17,7 @@ import yaml
 from support.tools import require_tool
 
 STARTUP_DEADLINE_SECONDS = 30
+PORT_ATTEMPTS = 3
 
 
 def free_loopback_port() -> int:
@@ -41,40 +42,52 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def running_prometheus(folder: Path, config: dict, port: int | None = None) -> Iterator[Prometheus]:
-    """Prometheus with `config` (a prometheus.yml as a dict) listening on 127.0.0.1:`port` (free if None)."""
+def running_prometheus(folder: Path, config_for: Callable[[int], dict]) -> Iterator[Prometheus]:
+    """Prometheus on a free 127.0.0.1 port with the config `config_for(port)` returns (a prometheus.yml as a
+    dict). A port taken between choosing and binding it (other tests run beside this one) means another try."""
     binary = require_tool("prometheus")
-    port = port or free_loopback_port()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log_path = folder / "prometheus.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Prometheus(f"http://127.0.0.1:{port}", log_path)
-    try:
-        _wait_ready(proc, server)
-        yield server
-    finally:
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_loopback_port()
+        (folder / "prometheus.yml").write_text(yaml.safe_dump(config_for(port)))
+        log_path = folder / f"prometheus-{attempt}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
+                                     f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = Prometheus(f"http://127.0.0.1:{port}", log_path)
+        try:
+            if _ready(proc, server):
+                yield server
+                return
+        finally:
+            _stop(proc)
+    raise RuntimeError(f"prometheus found no free port in {PORT_ATTEMPTS} tries:\n{server.log_text()}")
+
+
+def _ready(proc: subprocess.Popen, server: Prometheus) -> bool:
+    """True once /-/ready answers; False if it exited because its port was taken; raises otherwise."""
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while True:
+        if proc.poll() is not None:
+            if "address already in use" in server.log_text():
+                return False
+            raise RuntimeError(f"prometheus exited with {proc.returncode}:\n{server.log_text()}")
+        try:
+            if requests.get(server.url + "/-/ready", timeout=2).status_code == 200:
+                return True
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"prometheus was not ready within {STARTUP_DEADLINE_SECONDS}s:\n{server.log_text()}")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(30)
-
-
-def _wait_ready(proc: subprocess.Popen, server: Prometheus) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {proc.returncode}:\n{server.log_text()}")
-        try:
-            if requests.get(server.url + "/-/ready", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"prometheus was not ready within {STARTUP_DEADLINE_SECONDS}s:\n{server.log_text()}")
-        time.sleep(0.1)
