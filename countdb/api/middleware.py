@@ -20,7 +20,7 @@ from countdb.obs.logging import REQUEST_ID
 access_log = logging.getLogger("countdb.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # printable ASCII, no spaces: safe in a header and a log line
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # the proxies' rule (nginx/): UUIDs, hex and trace ids
 _METHODS = frozenset(COMBINED_METHODS)
 UNMATCHED_ROUTE = "unmatched"  # 404s: one label value, not one per path a scanner tries
 
