@@ -128,3 +128,20 @@ def test_a_query_past_the_memory_limit_is_422(limited):
     response = sql(limited, "SELECT count(DISTINCT i::VARCHAR || repeat('x', 100)) FROM range(20000000) t(i)")
     assert response.status_code == 422
     assert "QUERY_MEMORY_LIMIT_MB" in response.json()["error"]
+
+
+def test_results_come_in_the_format_accept_or_format_asks_for(hosts):
+    import io
+
+    import pyarrow.ipc
+
+    query = "SELECT value FROM points WHERE name = 'sqltest.cpu' ORDER BY ts"
+    as_csv = sql(hosts, query, params={"format": "csv"})
+    assert as_csv.status_code == 200 and as_csv.text.splitlines()[:3] == ['"value"', "0", "1"]
+    as_arrow = hosts.post("/query/sql", data=query.encode(), headers={
+        "Content-Type": "text/plain", "Accept": "application/vnd.apache.arrow.stream"})
+    assert as_arrow.status_code == 200
+    assert pyarrow.ipc.open_stream(io.BytesIO(as_arrow.content)).read_all()["value"].to_pylist() == [
+        float(i) for i in range(10)]
+    refused = hosts.post("/query/sql", data=query.encode(), headers={"Content-Type": "text/plain", "Accept": "image/png"})
+    assert refused.status_code == 406

@@ -1,5 +1,5 @@
 """POST /query/sql: one DuckDB SELECT as the body (text) or as JSON `{"sql": "…"}`, answered as JSON
-`{"columns": [{"name", "type"}], "rows": [[…], …]}`."""
+`{"columns": [{"name", "type"}], "rows": [[…], …]}` or in the format `Accept`/`format=` asks for."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import orjson
 import pyarrow as pa
 
 from countdb.api.media import media_type, read_body
+from countdb.api.results import choose_format, send_result
 from countdb.errors import InvalidInput, UnsupportedFormat
 from countdb.query.sql import SqlService
 
@@ -24,9 +25,9 @@ class SqlQueryResource:
         self.sql = sql
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        result_format = choose_format(req)
         table = self.sql.table(sql_text(req))
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = render_json(table)
+        send_result(resp, result_format, table, lambda _batches: iter([render_json(table)]))
 
 
 def sql_text(req: falcon.Request) -> str:
