@@ -34,11 +34,6 @@ FLUSH_MEMORY_LIMIT = "128MB"
 NAMES_CACHE_LIMIT = 100_000  # series whose name and tags JSON a Flusher remembers
 DAMAGE_ATTEMPTS = 8
 
-_DEDUP = """
-    SELECT series, ts, value, seq FROM buffer
-    QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1
-    ORDER BY series, ts
-"""
 _CLASHES = """
     SELECT n.series, n.ts, n.seq AS new_seq, max(o.seq) AS old_seq
     FROM part n JOIN read_parquet($files) o ON o.series = n.series AND o.ts = n.ts
@@ -77,7 +72,7 @@ class Flusher:
         root = self.datadir.root
         with exclusive_lock(self.datadir.flush_lock_path):
             current = snapshot(self.catalog)
-            deduped = self._duck.from_arrow(points).query("buffer", _DEDUP).to_arrow_table() if points.num_rows else None
+            deduped = latest_per_point(points) if points.num_rows else None
             blocks: list[BlockRecord] = []
             if deduped is not None:
                 for month, part in _split_by_month(deduped):
@@ -142,6 +137,21 @@ class Flusher:
 
     def close(self) -> None:
         self._duck.close()
+
+
+def latest_per_point(points: pa.Table) -> pa.Table:
+    """(series, ts, value, seq) sorted by series, ts, keeping the latest write (seq, then pos) of each point.
+
+    NOTE: pyarrow's sort, not DuckDB's window: 3x faster and half the memory on a 200 k-point flush (issue 2)."""
+    order = pc.sort_indices(points, sort_keys=[("series", "ascending"), ("ts", "ascending"),
+                                               ("seq", "descending"), ("pos", "descending")])
+    ordered = points.drop_columns(["pos"]).take(order)
+    if ordered.num_rows < 2:
+        return ordered
+    series, ts = ordered["series"], ordered["ts"]
+    repeated = pc.and_(pc.equal(series[1:], series[:-1]), pc.equal(ts[1:], ts[:-1]))
+    first = pa.chunked_array([pa.array([True]), pc.invert(repeated)])
+    return ordered.filter(first)
 
 
 def _split_by_month(table: pa.Table) -> list[tuple[YearMonth, pa.Table]]:

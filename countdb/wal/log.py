@@ -131,15 +131,15 @@ class WriteAheadLog:
     def current_path(self) -> Path:
         return self._segment.path
 
-    def append_unsynced(self, record_type: int, seq: int, payload: bytes) -> int:
+    def append_unsynced(self, record_type: int, seq: int, payload: bytes | memoryview) -> int:
         """Append one record; returns a position to pass to sync_to(). Durable against process death only."""
         frame = encode_frame(record_type, seq, payload)
         with self._write_lock:
             self._segment.append_unsynced(frame)
-            self._written_total += len(frame)
+            self._written_total += len(frame[0]) + len(frame[1])
             return self._written_total
 
-    def append(self, record_type: int, seq: int, payload: bytes) -> None:
+    def append(self, record_type: int, seq: int, payload: bytes | memoryview) -> None:
         """Append one record and return only after it is fsynced (group-committed)."""
         self.sync_to(self.append_unsynced(record_type, seq, payload))
 

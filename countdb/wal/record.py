@@ -32,10 +32,10 @@ class Columns:
         return len(self.ts)
 
 
-def encode_points(columns: Columns | pa.RecordBatch) -> tuple[int, bytes]:
+def encode_points(columns: Columns | pa.RecordBatch) -> tuple[int, bytes | memoryview]:
     """Pick the cheaper record type for these points; returns (record type, payload)."""
     if isinstance(columns, pa.RecordBatch):
-        return ARROW_BATCH, columns.serialize().to_pybytes()
+        return ARROW_BATCH, memoryview(columns.serialize())
     if len(columns) <= ROWS_LIMIT:
         parts = [_COUNT.pack(len(columns))]
         for key, ts, value in zip(columns.series, columns.ts, columns.values):
@@ -47,7 +47,7 @@ def encode_points(columns: Columns | pa.RecordBatch) -> tuple[int, bytes]:
         [pa.array(columns.series, pa.string()), pa.array(columns.ts, pa.int64()), pa.array(columns.values, pa.float64())],
         schema=WAL_BATCH_SCHEMA,
     )
-    return ARROW_BATCH, batch.serialize().to_pybytes()
+    return ARROW_BATCH, memoryview(batch.serialize())
 
 
 def decode_points(record_type: int, payload: bytes) -> Columns | pa.RecordBatch:

@@ -33,10 +33,11 @@ class ReadProblem:
     offset: int
 
 
-def encode_frame(record_type: int, seq: int, payload: bytes) -> bytes:
+def encode_frame(record_type: int, seq: int, payload: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
+    """A frame as (header, payload): written with one writev, so a large payload is never copied."""
     meta = struct.pack("<Bq", record_type, seq)
     crc = zlib.crc32(payload, zlib.crc32(meta))
-    return HEADER.pack(len(payload), crc, record_type, seq) + payload
+    return HEADER.pack(len(payload), crc, record_type, seq), payload
 
 
 class SegmentWriter:
@@ -46,11 +47,19 @@ class SegmentWriter:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self.size = 0
-        self._write_all(MAGIC)
+        self._write_all((MAGIC,))
 
-    def append_unsynced(self, frame: bytes) -> int:
-        """Write one encoded frame; returns the file size after it. In the kernel, not yet on disk."""
-        self._write_all(frame)
+    def append_unsynced(self, frame: tuple[bytes, bytes | memoryview]) -> int:
+        """Write one encoded frame; returns the file size after it. In the kernel, not yet on disk.
+
+        A failed write (disk full) is cut off again, so the frames appended after it stay readable."""
+        start = self.size
+        try:
+            self._write_all(frame)
+        except OSError:
+            os.ftruncate(self._fd, start)
+            self.size = start
+            raise
         return self.size
 
     def sync(self) -> None:
@@ -62,12 +71,15 @@ class SegmentWriter:
             os.close(self._fd)
             self._fd = -1
 
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+    def _write_all(self, parts: tuple[bytes | memoryview, ...]) -> None:
+        views = [memoryview(part).cast("B") for part in parts if len(part)]
+        while views:
+            written = os.writev(self._fd, views)
             self.size += written
+            while views and written >= len(views[0]):
+                written -= len(views.pop(0))
+            if views:
+                views[0] = views[0][written:]
 
 
 def parse_frames(data: bytes | memoryview, base_offset: int) -> tuple[list[Frame], int, ReadProblem | None]:

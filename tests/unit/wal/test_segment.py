@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
+import pyarrow as pa
 import pytest
 
 from countdb.wal.log import WriteAheadLog
@@ -75,3 +79,36 @@ def test_group_commit_syncs_everything_written_before_it(tmp_path):
     wal.sync_to(position)
     assert wal._synced_total == position
     wal.close()
+
+
+def test_a_failed_append_is_cut_off_so_later_records_stay_readable(tmp_path, monkeypatch):
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.append_unsynced(*_record(0))
+    real_writev = os.writev
+
+    def disk_full_after_some_bytes(fd, views):
+        real_writev(fd, [bytes(views[0][:5])])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", disk_full_after_some_bytes)
+    with pytest.raises(OSError):
+        wal.append_unsynced(*_record(1))
+    monkeypatch.setattr(os, "writev", real_writev)
+    wal.append_unsynced(*_record(2))
+    path = wal.current_path
+    wal.close()
+    frames, _, problem = read_segment(path)
+    assert problem is None
+    assert [f.seq for f in frames] == [0, 2]
+
+
+def test_an_arrow_batch_record_round_trips_without_copying_through_bytes(tmp_path):
+    batch = pa.record_batch([pa.array(["a", "b"]), pa.array([1, 2], pa.int64()), pa.array([0.5, 1.5])],
+                            names=["series", "ts", "value"])
+    wal = WriteAheadLog(tmp_path / "wal")
+    record_type, payload = encode_points(batch)
+    wal.append_unsynced(record_type, 7, payload)
+    path = wal.current_path
+    wal.close()
+    (frame,), _, problem = read_segment(path)
+    assert problem is None and decode_points(frame.record_type, frame.payload).equals(batch)
