@@ -82,10 +82,7 @@ class Writer:
         encoded = [encode_points(points) for points in batches]
         count = sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
         with self._lock:
-            # NOTE: back-pressure by waiting, then 503: this bounds worker memory (issue 2: ≤ 300 MB RSS).
-            if not self._room.wait_for(self._has_room, BACKPRESSURE_WAIT_SECONDS):
-                metrics.reject_points("unavailable", count)
-                raise Unavailable("flushes are behind ingest (or failing); refusing writes until they catch up")
+            self._await_room(count)
             if self._closed:
                 metrics.reject_points("unavailable", count)
                 raise Unavailable("node is shutting down")
@@ -103,6 +100,20 @@ class Writer:
         if full:
             self.flush_wanted.set()
         return count
+
+    def wait_for_room(self) -> None:
+        """Wait (up to BACKPRESSURE_WAIT_SECONDS) until flushes leave room; raises Unavailable otherwise.
+
+        Called before a request's body is parsed, so waiting requests hold raw bytes, not parsed points."""
+        with self._lock:
+            self._await_room(0)
+
+    def _await_room(self, points: int) -> None:
+        """With the lock held: wait for room, else count `points` as rejected and raise Unavailable."""
+        # NOTE: back-pressure by waiting, then 503: this bounds worker memory (issue 2: ≤ 300 MB RSS).
+        if not self._room.wait_for(self._has_room, BACKPRESSURE_WAIT_SECONDS):
+            metrics.reject_points("unavailable", points)
+            raise Unavailable("flushes are behind ingest (or failing); refusing writes until they catch up")
 
     def _has_room(self) -> bool:
         unflushed = self._buffer.points + sum(s.points for s in self._pending)

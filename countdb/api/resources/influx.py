@@ -35,6 +35,7 @@ class LineProtocolResource:
         if not req.get_param(namespace):
             raise InvalidInput(f"{namespace}: query parameter is required", field=namespace)
         precision = normalize_precision(req.get_param("precision") or "", self.api)
+        self.writer.wait_for_room()
         parsed = parse_lines(read_body(req, self.max_body_bytes), precision, time.time_ns())
         check_point_count(len(parsed.ts_ms), self.max_points)
         partial_ok = self.api != "v3" or req.get_param_as_bool("accept_partial", default=True)

@@ -33,6 +33,7 @@ class InsertResource:
         if parser is None:
             raise UnsupportedFormat(f"Content-Type {req.content_type!r} is not accepted by /insert; use one of: "
                                     + ", ".join(t for t in PARSERS if t))
+        self.writer.wait_for_room()
         points = parser(read_body(req, self.max_body_bytes), self.max_points)
         written = self.writer.write(points if isinstance(points, list) else [points])
         metrics.POINTS_INGESTED.labels(FORMATS[parser]).inc(written)

@@ -26,6 +26,7 @@ class RemoteWriteResource:
         self.max_points = max_points
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.writer.wait_for_room()
         parsed = decode_write_request(read_body(req, self.max_body_bytes, passthrough=("snappy",)),
                                       self.max_body_bytes)
         check_point_count(len(parsed.ts_ms), self.max_points)
