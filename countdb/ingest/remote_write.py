@@ -35,6 +35,8 @@ class ParsedSamples:
     ts_ms: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     staleness_markers: int = 0
+    non_finite: int = 0
+    """Other NaN and ±Inf samples: valid in Prometheus (a summary with no observations), not storable here."""
     invalid_samples: int = 0
     invalid: list[str] = field(default_factory=list)
     """One reason per rejected series or sample, at most 100; `invalid_samples` has the full count."""
@@ -53,7 +55,8 @@ def decode_write_request(body: bytes, max_decompressed_bytes: int) -> ParsedSamp
     """Decode a remote write 1.0 body into samples with millisecond timestamps.
 
     Labels become tags and `__name__` the series name; a label with an empty value is absent (as in
-    Prometheus). Staleness markers are counted, not stored; other NaN and ±Inf values are stored as sent.
+    Prometheus). Staleness markers and other NaN and ±Inf values are counted, not stored (Count stores finite
+values only, and Prometheus sends NaN routinely, so they are not an error).
     A series with a bad label set (no name, duplicate or disallowed label, not UTF-8, key too long) or a
     sample outside 0..MAX_TIMESTAMP_MS is dropped and explained in `invalid`. Raises
     LimitExceeded(limit="max_body_bytes") if the snappy header announces more than `max_decompressed_bytes`
@@ -144,8 +147,11 @@ def _add_samples(out: ParsedSamples, key: str, samples, index: int) -> None:
     series, ts_ms, values = out.series, out.ts_ms, out.values
     for sample in samples:
         value, timestamp = sample.value, sample.timestamp
-        if value != value and struct.pack("<d", value) == _STALE_NAN_BYTES:
-            out.staleness_markers += 1
+        if value - value != 0.0:  # NaN or ±Inf
+            if value != value and struct.pack("<d", value) == _STALE_NAN_BYTES:
+                out.staleness_markers += 1
+            else:
+                out.non_finite += 1
             continue
         if not 0 <= timestamp <= MAX_TIMESTAMP_MS:
             out.reject(1, f"timeseries[{index}]: timestamp {timestamp} ms is outside 0..{MAX_TIMESTAMP_MS}")

@@ -74,3 +74,6 @@ def test_samples_remote_written_by_prometheus_match_its_own_api(count_server, tm
         while held_by_count() != expected and time.monotonic() < deadline:
             time.sleep(0.5)  # remote write runs behind the scrapes by up to a batch deadline
         assert held_by_count() == expected
+        # Count accepted every batch: NaN quantiles are dropped, not a reason to fail Prometheus's batches
+        failed = prometheus.api("query", query="sum(prometheus_remote_storage_samples_failed_total)")["result"]
+        assert failed and float(failed[0]["value"][1]) == 0, failed

@@ -1,12 +1,10 @@
 """POST /api/v1/write: Prometheus remote write 1.0 (snappy-compressed protobuf), answering 204.
 
-Valid samples are written; invalid ones (bad labels, non-finite values, out-of-range timestamps) are
-reported with 400, which Prometheus does not retry. Staleness markers are dropped, not stored.
+Valid samples are written; invalid ones (bad labels, out-of-range timestamps) are reported with 400, which
+Prometheus does not retry. Staleness markers and other NaN/±Inf samples are dropped and counted, not stored.
 """
 
 from __future__ import annotations
-
-import math
 
 import falcon
 
@@ -31,15 +29,8 @@ class RemoteWriteResource:
                                       self.max_body_bytes)
         check_point_count(len(parsed.ts_ms), self.max_points)
         metrics.reject_points("invalid", parsed.invalid_samples)
-        keep = [i for i, value in enumerate(parsed.values) if math.isfinite(value)]
-        dropped = len(parsed.values) - len(keep)
-        metrics.reject_points("non_finite", dropped)
-        if dropped:
-            parsed.reject(dropped, f"{dropped} samples with NaN or infinite values dropped")
-            columns = Columns([parsed.series[i] for i in keep], [parsed.ts_ms[i] for i in keep],
-                              [parsed.values[i] for i in keep])
-        else:
-            columns = Columns(parsed.series, parsed.ts_ms, parsed.values)
+        metrics.reject_points("non_finite", parsed.non_finite)
+        columns = Columns(parsed.series, parsed.ts_ms, parsed.values)
         if columns.ts:
             self.writer.write([columns])
             metrics.POINTS_INGESTED.labels("remote_write").inc(len(columns.ts))
