@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 
 import duckdb
-from support.lifecycle import catalog_rows, countdb, files_on_disk, insert_acknowledged, wait_for
+from support.lifecycle import catalog_rows, countdb, files_on_disk, insert_acknowledged
+from support.waiting import wait_for
 
 JAN_2023 = 1_672_531_200_000
 LOAD_ENV = dict(MEMORY_BUFFER_SIZE=20, FLUSH_INTERVAL_SECONDS=1, COMPACTION_INTERVAL_SECONDS=0.3,

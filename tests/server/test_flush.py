@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 import duckdb
+
+from support.waiting import wait_for
 
 JAN_2022 = 1_640_995_200_000  # 2022-01-01T00:00:00.000Z
 
 
 def parquet_rows(data_dir) -> list[tuple]:
-    files = sorted((data_dir / "time_blocks").glob("*/*.parquet"))
+    files = sorted((data_dir / "time_blocks").glob("*/[!.]*.parquet"))  # not a flush's .tmp- file
     if not files:
         return []
     return duckdb.sql(f"SELECT series, ts, value FROM read_parquet({[str(f) for f in files]}) "
                       "ORDER BY series, ts").fetchall()
-
-
-def wait_for(condition, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_a_full_buffer_is_flushed(count_server):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import duckdb
-from support.lifecycle import catalog_rows, countdb, files_on_disk, wait_for
+from support.lifecycle import catalog_rows, countdb, files_on_disk
+from support.waiting import wait_for
 
 from countdb.model import month_of
 

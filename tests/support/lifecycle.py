@@ -27,15 +27,6 @@ def files_on_disk(data_dir: Path) -> set[str]:
     return {str(p.relative_to(data_dir)) for p in (data_dir / "time_blocks").glob("*/*.parquet")}
 
 
-def wait_for(condition, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def insert_acknowledged(node, body: list[dict]) -> None:
     """POST /insert until acknowledged: a 503 (flushes behind ingest, Retry-After) is retried as a client
     would; tiny test buffers make it likely on a busy machine."""
