@@ -70,6 +70,7 @@ def test_damaged_blocks_are_quarantined_and_the_rest_keeps_answering(count_serve
     body = health.json()
     assert body["status"] == "degraded" and body["damaged_files"] == 3
     assert {d["problem"] for d in body["damaged"]} == {"size", "missing", "unreadable"}
+    assert "\ncount_damaged_files 3.0\n" in node.get("/metrics").text
     quarantine = data_dir / "node_state" / "quarantine" / "time_blocks"
     assert sorted(p.parent.name for p in quarantine.glob("*/*.parquet")) == ["2023-01", "2023-03"]
 
