@@ -59,7 +59,8 @@ ENV PATH=/opt/count/bin:$PATH \
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 VOLUME ["/data"]
-EXPOSE 8080
+# 8080: HTTP (BIND_ADDRESS); 8815: Arrow Flight (FLIGHT_PORT)
+EXPOSE 8080 8815
 
 # The image has no curl: the check uses Python's urllib, on the port BIND_ADDRESS names. urlopen raises on any
 # status other than 2xx, so an unhealthy node (503) fails the check. start-period covers WAL replay at start.

@@ -122,7 +122,7 @@ def test_runtime_defaults_are_valid_count_settings():
     assert set(count_env) == {"BIND_ADDRESS", "DATA_DIR", "PROMETHEUS_MULTIPROC_DIR"}
     settings = Settings.from_env(count_env)
     assert settings.bind_host == "0.0.0.0" and str(settings.metrics_dir).startswith("/tmp/")
-    assert arguments_of("EXPOSE", runtime()) == [str(settings.bind_port)]
+    assert arguments_of("EXPOSE", runtime()) == [f"{settings.bind_port} {settings.flight_port}"]
     assert env["PYTHONUNBUFFERED"] == "1"
 
 
