@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from countdb.errors import InvalidInput
-from countdb.ingest.validate import check_point_count, check_timestamp, check_value, keyed_series
+from countdb.ingest.validate import check_point_count, check_series, check_timestamp, check_value, keyed_series
 from countdb.model import MAX_TIMESTAMP_MS
-from countdb.wal.record import WAL_BATCH_SCHEMA, Columns
+from countdb.wal.record import WAL_DICTIONARY_SCHEMA, Columns
 
 _FIELDS = ("series", "timestamp", "value")
 
@@ -149,7 +149,7 @@ def _number(text: str, kind: type, where: str, field: str):
 
 def parse_arrow(body: bytes, max_points: int) -> list[pa.RecordBatch]:
     """An Arrow IPC stream with `series` (string or dictionary), `timestamp` (timestamp or int64 ms) and
-    `value` (float64); returns batches in the WAL's schema."""
+    `value` (float64); returns batches in the WAL's dictionary schema."""
     try:
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
@@ -158,8 +158,8 @@ def parse_arrow(body: bytes, max_points: int) -> list[pa.RecordBatch]:
 
 
 def arrow_columns(table: pa.Table, max_points: int) -> list[pa.RecordBatch]:
-    """An Arrow table with the columns parse_arrow describes (optionally `tags`), checked, in the WAL's schema;
-    shared by /insert and Arrow Flight's do_put."""
+    """An Arrow table with the columns parse_arrow describes (optionally `tags`), checked, in the WAL's
+    dictionary schema; shared by /insert and Arrow Flight's do_put."""
     check_point_count(table.num_rows, max_points)
     for field in _FIELDS:
         if field not in table.column_names:
@@ -169,20 +169,27 @@ def arrow_columns(table: pa.Table, max_points: int) -> list[pa.RecordBatch]:
     series = _arrow_series(table)
     ts = _arrow_timestamps(table["timestamp"])
     value = _arrow_values(table["value"])
-    return pa.Table.from_arrays([series, ts, value], schema=WAL_BATCH_SCHEMA).combine_chunks().to_batches()
+    return pa.Table.from_arrays([series, ts, value], schema=WAL_DICTIONARY_SCHEMA).combine_chunks().to_batches()
 
 
-def _arrow_series(table: pa.Table) -> pa.ChunkedArray:
+def _arrow_series(table: pa.Table) -> pa.DictionaryArray:
+    """The series column as one dictionary of canonical keys; each distinct key is checked once."""
     column = table["series"]
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    value_type = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
         raise InvalidInput(f"series: Arrow column must be string, got {column.type}", field="series")
-    column = column.cast(pa.string())
-    if column.null_count or pc.any(pc.equal(pc.utf8_length(column), 0)).as_py():
-        raise InvalidInput("series: must be non-empty strings (null or empty found)", field="series")
+    if column.null_count:
+        raise InvalidInput("series: must be non-empty strings (null found)", field="series")
     if "tags" in table.column_names:
-        return _with_tags(column, table["tags"])
+        return _with_tags(column, table["tags"]).dictionary_encode()
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(pa.dictionary(pa.int32(), pa.string())).combine_chunks()
+        if column.indices.null_count:
+            raise InvalidInput("series: must be non-empty strings (null found)", field="series")
+    else:
+        column = column.cast(pa.string()).combine_chunks().dictionary_encode()
+    for name in column.dictionary.take(pc.unique(column.indices)).to_pylist():  # the keys rows use
+        check_series(name, "")
     return column
 
 

@@ -2,6 +2,8 @@
 
 POINT_ROWS (1): a few points packed with struct (cheap for single-point requests).
 ARROW_BATCH (2): an Arrow IPC record-batch message with WAL_BATCH_SCHEMA (cheap for big batches).
+ARROW_STREAM (3): an Arrow IPC stream of one batch with series dictionary-encoded (WAL_DICTIONARY_SCHEMA), as
+  Arrow clients send it: its keys are never expanded to one string per row.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import pyarrow as pa
 
 POINT_ROWS = 1
 ARROW_BATCH = 2
+ARROW_STREAM = 3
 
+SERIES_TYPE = pa.dictionary(pa.int32(), pa.string())
 WAL_BATCH_SCHEMA = pa.schema([("series", pa.string()), ("ts", pa.int64()), ("value", pa.float64())])
+WAL_DICTIONARY_SCHEMA = pa.schema([("series", SERIES_TYPE), ("ts", pa.int64()), ("value", pa.float64())])
 _ROW = struct.Struct("<qdH")
 _COUNT = struct.Struct("<I")
 ROWS_LIMIT = 32  # up to this many points a record is POINT_ROWS, above it ARROW_BATCH
@@ -35,6 +40,11 @@ class Columns:
 def encode_points(columns: Columns | pa.RecordBatch) -> tuple[int, bytes | memoryview]:
     """Pick the cheaper record type for these points; returns (record type, payload)."""
     if isinstance(columns, pa.RecordBatch):
+        if pa.types.is_dictionary(columns.schema.field("series").type):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, columns.schema) as stream:
+                stream.write_batch(columns)
+            return ARROW_STREAM, memoryview(sink.getvalue())
         return ARROW_BATCH, memoryview(columns.serialize())
     if len(columns) <= ROWS_LIMIT:
         parts = [_COUNT.pack(len(columns))]
@@ -54,6 +64,11 @@ def decode_points(record_type: int, payload: bytes) -> Columns | pa.RecordBatch:
     """The inverse of encode_points. Raises ValueError for an unknown type or malformed payload."""
     if record_type == ARROW_BATCH:
         return pa.ipc.read_record_batch(pa.py_buffer(payload), WAL_BATCH_SCHEMA)
+    if record_type == ARROW_STREAM:
+        reader = pa.ipc.open_stream(pa.py_buffer(payload))
+        if not reader.schema.equals(WAL_DICTIONARY_SCHEMA):
+            raise ValueError(f"ARROW_STREAM record has schema {reader.schema}")
+        return reader.read_next_batch()
     if record_type != POINT_ROWS:
         raise ValueError(f"unknown WAL record type {record_type}")
     (count,) = _COUNT.unpack_from(payload, 0)
@@ -70,10 +85,19 @@ def decode_points(record_type: int, payload: bytes) -> Columns | pa.RecordBatch:
     return columns
 
 
-UNFLUSHED_SCHEMA = pa.schema([("series", pa.string()), ("ts", pa.int64()), ("value", pa.float64()),
+UNFLUSHED_SCHEMA = pa.schema([("series", SERIES_TYPE), ("ts", pa.int64()), ("value", pa.float64()),
                               ("seq", pa.int64()), ("pos", pa.int64())])
 """Decoded WAL points. `seq` is the request's write sequence; `pos` orders points inside one segment, so
-two points of one request with the same series and timestamp resolve to the later one."""
+two points of one request with the same series and timestamp resolve to the later one. Series keys are
+dictionary-encoded: a batch repeats few keys of ~100 bytes each (issue 2: worker RSS)."""
+
+
+def with_series_dictionary(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with its series column dictionary-encoded (a no-op if it already is)."""
+    series = batch.column(0)
+    if pa.types.is_dictionary(series.type):
+        return batch
+    return batch.set_column(0, "series", series.dictionary_encode())
 
 
 def records_to_table(records: list[tuple[int, Columns | pa.RecordBatch]], first_pos: int = 0) -> pa.Table:
@@ -82,7 +106,7 @@ def records_to_table(records: list[tuple[int, Columns | pa.RecordBatch]], first_
 
     def take_rows() -> None:
         if ts:
-            batches.append(pa.record_batch([pa.array(series, pa.string()), pa.array(ts, pa.int64()),
+            batches.append(pa.record_batch([pa.array(series, pa.string()).dictionary_encode(), pa.array(ts, pa.int64()),
                                             pa.array(values, pa.float64()), pa.array(seqs, pa.int64())],
                                            names=["series", "ts", "value", "seq"]))
             series.clear(), ts.clear(), values.clear(), seqs.clear()
@@ -90,7 +114,8 @@ def records_to_table(records: list[tuple[int, Columns | pa.RecordBatch]], first_
     for seq, points in records:
         if isinstance(points, pa.RecordBatch):
             take_rows()
-            batches.append(points.append_column("seq", pa.repeat(pa.scalar(seq, pa.int64()), points.num_rows)))
+            batch = with_series_dictionary(points)
+            batches.append(batch.append_column("seq", pa.repeat(pa.scalar(seq, pa.int64()), batch.num_rows)))
         else:
             series.extend(points.series)
             ts.extend(points.ts)

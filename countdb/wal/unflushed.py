@@ -94,7 +94,8 @@ class UnflushedReader:
             # NOTE: an unchanged WAL answers the same table object: no concat per query, and callers may cache
             # what they derive from it by identity (issue 4: query overhead).
             if tuple(state) != self._last[0]:
-                table = pa.concat_tables(chunks) if chunks else UNFLUSHED_SCHEMA.empty_table()
+                # one series dictionary for every chunk, so group-bys and joins over the table work
+                table = pa.concat_tables(chunks).unify_dictionaries() if chunks else UNFLUSHED_SCHEMA.empty_table()
                 self._last = (tuple(state), table)
             return self._last[1]
 

@@ -94,3 +94,31 @@ def test_arrow_ipc_stream_insert(server):
                            headers={"Content-Type": "application/vnd.apache.arrow.stream"})
     assert response.status_code == 201
     assert count(server, "arrow.a") == 1 and count(server, "arrow.b") == 1
+
+
+def arrow_body(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("bad_key, reason", [("", "non-empty"), ("bad\nkey", "control characters"),
+                                             ("k" * 5000, "longer than")])
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_arrow_series_keys_are_checked_like_json_ones(server, bad_key, reason, dictionary):
+    series = pa.array(["arrow.ok", bad_key])
+    table = pa.table({"series": series.dictionary_encode() if dictionary else series,
+                      "timestamp": pa.array([T0, T0 + 1], pa.int64()), "value": pa.array([1.0, 2.0])})
+    response = server.post("/insert", data=arrow_body(table),
+                           headers={"Content-Type": "application/vnd.apache.arrow.stream"})
+    assert response.status_code in (400, 413) and reason in response.json()["error"]
+
+
+def test_an_unused_dictionary_entry_is_not_checked(server):
+    series = pa.DictionaryArray.from_arrays(pa.array([0, 0], pa.int32()), pa.array(["arrow.used", ""]))
+    table = pa.table({"series": series, "timestamp": pa.array([T0, T0 + 1], pa.int64()),
+                      "value": pa.array([1.0, 2.0])})
+    response = server.post("/insert", data=arrow_body(table),
+                           headers={"Content-Type": "application/vnd.apache.arrow.stream"})
+    assert response.status_code == 201 and count(server, "arrow.used") == 2
