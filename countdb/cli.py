@@ -115,15 +115,23 @@ def _compact(args) -> int:
     """Compact now (safe while the server runs: the node's compaction lock makes it wait its turn)."""
     from countdb.catalog.migrate import migrate
     from countdb.datadir import DataDir
+    import duckdb
+
+    from countdb.errors import StorageError
     from countdb.storage.compact import Compactor, delete_retired_files
     from countdb.wal.log import any_live_writer
 
     settings = _settings_or_exit("countdb compact")
     datadir = DataDir(settings.data_dir).create()
     migrate(datadir.catalog_path)
-    compactor = Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds)
+    compactor = Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds,
+                          memory_limit_mb=args.memory_limit_mb)
     try:
-        report = compactor.run(force=True, months={args.month} if args.month else None, wait=True)
+        try:
+            report = compactor.run(force=True, months={args.month} if args.month else None, wait=True)
+        except duckdb.OutOfMemoryException as error:
+            raise StorageError(f"compaction ran out of memory ({str(error).splitlines()[0]}); nothing was "
+                               "swapped: retry with a larger --memory-limit-mb", path=str(datadir.root)) from None
         # NOTE: checked after the swap: with no worker alive, no query holds a snapshot that lists the
         # replaced files, and any worker started later sees the new ones, so they can go now.
         if not any_live_writer(datadir.wal):
@@ -181,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
                        help="forget the registered damage so /health says healthy again; checks nothing")
     compact = commands.add_parser("compact", help="merge small blocks, apply deletes and retention now")
     compact.add_argument("--month", type=_month, help="only this UTC month (YYYY-MM)")
+    compact.add_argument("--memory-limit-mb", type=int, default=1024,
+                         help="DuckDB memory for the merge sort (default 1024; the background compactor uses 128)")
     delete = commands.add_parser("delete", help="delete a series' points (bounds in ms, inclusive)")
     delete.add_argument("series", help="canonical series key, e.g. 'cpu{host=\"a\"}'")
     delete.add_argument("--start", type=int, help="first ms to delete (default: the beginning)")

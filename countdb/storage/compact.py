@@ -36,7 +36,7 @@ from countdb.storage.paths import TIME_BLOCKS, BlockPath
 
 log = logging.getLogger(__name__)
 
-COMPACTION_MEMORY_LIMIT = "128MB"  # DuckDB spills the sort beyond this (measured: ~300 MB peak RSS per job)
+BACKGROUND_MEMORY_LIMIT_MB = 128  # DuckDB spills the sort beyond this (measured: ~300 MB peak RSS per job)
 BATCH_ROWS = 16_384
 
 
@@ -54,7 +54,8 @@ class Compactor:
     """Not thread-safe: one run at a time per instance (the node lock serialises instances)."""
 
     def __init__(self, datadir: DataDir, retention_days: int, retired_grace_seconds: float,
-                 policy: CompactionPolicy = CompactionPolicy(), clock: Callable[[], float] = time.time):
+                 policy: CompactionPolicy = CompactionPolicy(), clock: Callable[[], float] = time.time,
+                 memory_limit_mb: int = BACKGROUND_MEMORY_LIMIT_MB):
         self.datadir = datadir
         self.retention_days = retention_days
         self.retired_grace_ms = int(retired_grace_seconds * 1000)
@@ -62,7 +63,7 @@ class Compactor:
         self._clock = clock
         self._stop = threading.Event()
         self.catalog: sqlite3.Connection = connect(datadir.catalog_path)
-        self._duck = duckdb.connect(config={"threads": 1, "memory_limit": COMPACTION_MEMORY_LIMIT})
+        self._duck = duckdb.connect(config={"threads": 1, "memory_limit": f"{memory_limit_mb}MB"})
         self._duck.execute("SET enable_progress_bar = false")
         spill = str(datadir.compaction_staging / "spill").replace("'", "''")
         self._duck.execute(f"SET temp_directory = '{spill}'")

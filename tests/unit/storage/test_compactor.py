@@ -3,6 +3,10 @@ shadows, tombstones and retention applied; replaced files kept until their grace
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import duckdb
 import pytest
 
@@ -176,3 +180,16 @@ def test_only_one_compactor_runs_per_node_and_countdb_compact_waits_its_turn(nod
         assert c.run() is None  # the background kind gives up at once
     assert c.run(wait=True) is not None
     c.close()
+
+
+def test_countdb_compact_out_of_memory_is_one_line_and_swaps_nothing(node):
+    datadir, flusher, _ = node
+    for n in range(4):
+        flush(flusher, n + 1, [(f"s{i % 50}", JAN + n * 100_000 + i, float(i)) for i in range(50_000)])
+    before = blocks_of(datadir)
+    done = subprocess.run([sys.executable, "-m", "countdb", "compact", "--memory-limit-mb", "1"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DATA_DIR": str(datadir.root)})
+    assert done.returncode == 1, done.stdout
+    assert "out of memory" in done.stderr and "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    assert blocks_of(datadir) == before
