@@ -10,6 +10,8 @@ import time
 
 import requests
 
+from support.checks import assert_exactly_once
+
 T0 = 1_700_000_000_000
 WRITERS = 4
 
@@ -47,17 +49,6 @@ def _run_writers(url: str, seconds_before: list[float], actions: list) -> dict[s
     return acked
 
 
-def _assert_exactly_once(node, acked: dict[str, list[int]]) -> None:
-    for series, timestamps in acked.items():
-        assert timestamps, f"no acknowledged writes for {series}"
-        got = node.get(f"/query/range/{series}", params={"start": 0, "end": T0 * 2}).json()
-        returned = [p["timestamp"] for p in got]
-        assert len(returned) == len(set(returned)), f"{series}: duplicated points"
-        missing = set(timestamps) - set(returned)
-        assert not missing, f"{series}: {len(missing)} acknowledged points lost, e.g. {sorted(missing)[:5]}"
-        assert all(p["value"] == float(p["timestamp"]) for p in got)
-
-
 def test_kill9_of_a_worker_then_of_the_whole_node_loses_nothing(count_server):
     node = count_server(MEMORY_BUFFER_SIZE=40, FLUSH_INTERVAL_SECONDS=1, WORKERS=2)
 
@@ -67,12 +58,12 @@ def test_kill9_of_a_worker_then_of_the_whole_node_loses_nothing(count_server):
     acked = _run_writers(node.url, [1.5, 1.5], [kill_one_worker, node.kill_all])
     assert sum(map(len, acked.values())) > 200
     restarted = count_server(data_dir=node.data_dir, MEMORY_BUFFER_SIZE=40, WORKERS=2)
-    _assert_exactly_once(restarted, acked)
+    assert_exactly_once(restarted, acked, end_ms=T0 * 2)
     # Reading again after the restarted node flushed everything must give the same answer.
     assert restarted.stop() == 0
     assert list((node.data_dir / "wal").rglob("*.wal")) == [], "dead writers' WAL was replayed and retired"
     again = count_server(data_dir=node.data_dir, WORKERS=1)
-    _assert_exactly_once(again, acked)
+    assert_exactly_once(again, acked, end_ms=T0 * 2)
     again.stop()
 
 
@@ -90,7 +81,7 @@ def test_kill9_of_the_master_alone_loses_nothing(count_server):
               for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)  # orphaned workers notice their master is gone and exit
     restarted = count_server(data_dir=node.data_dir, WORKERS=2)
-    _assert_exactly_once(restarted, acked)
+    assert_exactly_once(restarted, acked, end_ms=T0 * 2)
     restarted.stop()
 
 

@@ -10,6 +10,8 @@ import time
 
 import requests
 
+from support.checks import assert_exactly_once
+
 T0 = 1_700_000_000_000
 WRITERS = 2
 BATCH = 20
@@ -71,10 +73,5 @@ def test_backups_taken_during_ingest_restore_every_point_acknowledged_before_the
         node = count_server(data_dir=restored_dir, WORKERS=2)
         for series, timestamps in before.items():
             assert len(timestamps) >= BATCH, f"{series}: nothing was acknowledged before the backup"
-            got = node.get(f"/query/range/{series}", params={"start": 0, "end": T0 * 2}).json()
-            returned = [p["timestamp"] for p in got]
-            assert len(returned) == len(set(returned)), f"{name} {series}: duplicated points"
-            missing = set(timestamps) - set(returned)
-            assert not missing, f"{name} {series}: {len(missing)} acknowledged points lost, e.g. {sorted(missing)[:5]}"
-            assert all(p["value"] == float(p["timestamp"]) for p in got)
+        assert_exactly_once(node, before, end_ms=T0 * 2, label=f"{name} ")
         node.stop()
