@@ -23,6 +23,7 @@ class CompactionPolicy:
     full_block_rows: int = 1_048_576  # rows per compacted file; a block of at least half this is not merged by size
     trim_slack_ms: int = DAY_MS  # a block is trimmed for retention once a day of its time range has expired
     force: bool = False  # merge every small block, trim at once, rewrite what shadows hide rows in
+    max_merge_rows: int = 8 * 1_048_576  # rows one background merge may take (its sort must fit 128 MB)
 
     def forced(self) -> "CompactionPolicy":
         return CompactionPolicy(2, self.full_block_rows, 0, True)
@@ -106,7 +107,19 @@ def _size_tier_merges(points: list[BlockRecord], policy: CompactionPolicy) -> li
     tiers: dict[int, list[BlockRecord]] = defaultdict(list)
     for block in small:
         tiers[(max(block.rows, 1).bit_length() - 1) // 2].append(block)
-    return [b for tier in sorted(tiers) if len(tiers[tier]) >= policy.tier_min_blocks for b in tiers[tier]]
+    # NOTE: a month of many small blocks (a big ingest) is merged over several runs, not in one job whose
+    # sort would not fit the background compactor's memory (measured: 50 M rows fail in 128 MB).
+    chosen, budget = [], policy.max_merge_rows
+    for tier in sorted(tiers):
+        members = tiers[tier]
+        if len(members) < policy.tier_min_blocks:
+            continue
+        for block in members:
+            if block.rows > budget and chosen:
+                return chosen
+            chosen.append(block)
+            budget -= block.rows
+    return chosen
 
 
 def _has_unapplied_tombstone(block: BlockRecord, tombstones: tuple[Tombstone, ...], marks: dict[str, int]) -> bool:

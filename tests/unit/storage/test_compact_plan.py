@@ -96,3 +96,12 @@ def test_many_shadow_blocks_are_merged_when_their_targets_stay():
 def test_months_filter_limits_the_plan():
     blocks = [block(JAN) for _ in range(4)] + [block(FEB) for _ in range(4)]
     assert [job.month for job in plan_compaction(blocks, (), {}, 0, POLICY, months={"2024-02"})] == ["2024-02"]
+
+
+def test_a_background_merge_takes_at_most_max_merge_rows():
+    policy = CompactionPolicy(tier_min_blocks=4, full_block_rows=1000, trim_slack_ms=DAY_MS, max_merge_rows=250)
+    many = [block(rows=40) for _ in range(20)]
+    (job,) = plan_compaction(many, (), {}, 0, policy)
+    assert len(job.rewrite) == 6 and sum(b.rows for b in job.rewrite) <= 250
+    forced = plan_compaction(many, (), {}, 0, policy.forced())
+    assert len(forced[0].rewrite) == 20
