@@ -49,7 +49,9 @@ class CountServer:
         executable = Path(sys.executable).with_name("count-server")  # the venv the benchmark runs in
         if not executable.exists():
             executable = Path(shutil.which("count-server") or executable)
-        env = {**os.environ, "BIND_ADDRESS": f"127.0.0.1:{port}", "DATA_DIR": str(self.data_dir), **self.extra_env}
+        # FLIGHT_PORT=0: the benchmark measures HTTP only, and a fixed Flight port may be taken on this machine
+        env = {**os.environ, "BIND_ADDRESS": f"127.0.0.1:{port}", "DATA_DIR": str(self.data_dir), "FLIGHT_PORT": "0",
+               **self.extra_env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([str(executable)], env=env, stdout=log, stderr=subprocess.STDOUT,
