@@ -75,11 +75,12 @@ def _points(documents: list, single: bool) -> Columns:
             # NOTE: most of a point's cost is keying its series; keys are cached across requests (issue 3:
             # JSON ≥ 600 k points/s). Only valid keys are cached, so a miss re-checks the point in full.
             try:
-                key = _KEYS.get((name, tuple(tags.items())) if type(tags) is dict else (name, tags))
-            except TypeError:  # an unhashable tag value: let the checks below explain it
-                key = None
+                marker = (name, tuple(tags.items())) if type(tags) is dict else (name, tags)
+                key = _KEYS.get(marker)
+            except TypeError:  # an unhashable tag value: keyed_series explains it
+                marker, key = None, None
             if key is None:
-                key = _key_of(point, single, index)
+                key = _key_of(name, tags, marker, _where(single, index))
             series.append(key)
             if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
                 ts = check_timestamp(ts, _where(single, index))
@@ -103,13 +104,13 @@ def _required(point: dict, field: str, single: bool, index: int) -> object:
     return point[field]
 
 
-def _key_of(point: dict, single: bool, index: int) -> str:
-    """Check a point's series fully, and cache its key."""
-    name, tags = point["series"], point.get("tags")
-    key = keyed_series(name, tags, _where(single, index))
-    if len(_KEYS) >= _KEYS_LIMIT:
-        _KEYS.clear()  # NOTE: crude but bounded; a cold cache only costs one check per series
-    _KEYS[(name, tuple(tags.items())) if type(tags) is dict else (name, tags)] = key
+def _key_of(name: object, tags: object, marker: tuple | None, where: str) -> str:
+    """Check a point's series fully, and cache its key under `marker` (None: not hashable, never valid)."""
+    key = keyed_series(name, tags, where)
+    if marker is not None:
+        if len(_KEYS) >= _KEYS_LIMIT:
+            _KEYS.clear()  # NOTE: crude but bounded; a cold cache only costs one check per series
+        _KEYS[marker] = key
     return key
 
 
@@ -184,8 +185,6 @@ def _arrow_series(table: pa.Table) -> pa.DictionaryArray:
         return _with_tags(column, table["tags"]).dictionary_encode()
     if pa.types.is_dictionary(column.type):
         column = column.cast(pa.dictionary(pa.int32(), pa.string())).combine_chunks()
-        if column.indices.null_count:
-            raise InvalidInput("series: must be non-empty strings (null found)", field="series")
     else:
         column = column.cast(pa.string()).combine_chunks().dictionary_encode()
     for name in column.dictionary.take(pc.unique(column.indices)).to_pylist():  # the keys rows use

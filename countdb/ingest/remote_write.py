@@ -56,7 +56,7 @@ def decode_write_request(body: bytes, max_decompressed_bytes: int) -> ParsedSamp
 
     Labels become tags and `__name__` the series name; a label with an empty value is absent (as in
     Prometheus). Staleness markers and other NaN and ±Inf values are counted, not stored (Count stores finite
-values only, and Prometheus sends NaN routinely, so they are not an error).
+    values only, and Prometheus sends NaN routinely, so they are not an error).
     A series with a bad label set (no name, duplicate or disallowed label, not UTF-8, key too long) or a
     sample outside 0..MAX_TIMESTAMP_MS is dropped and explained in `invalid`. Raises
     LimitExceeded(limit="max_body_bytes") if the snappy header announces more than `max_decompressed_bytes`

@@ -18,7 +18,7 @@ from countdb.errors import CountError, StorageError, Unavailable
 from countdb.ingest.flush import Flusher
 from countdb.obs import metrics
 from countdb.wal.log import WriteAheadLog
-from countdb.wal.record import Columns, encode_points, records_to_table, with_series_dictionary
+from countdb.wal.record import Columns, encode_points, records_to_table
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,6 @@ class Writer:
     def write(self, batches: list[Points]) -> int:
         """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable."""
         encoded = [encode_points(points) for points in batches]
-        # NOTE: the buffer keeps Arrow batches with dictionary-encoded series: a 100 k-row batch of ~100-byte keys
-        # shrinks from ~17 MB to under 1 MB while it waits for a flush (issue 2: worker RSS).
-        batches = [with_series_dictionary(p) if isinstance(p, pa.RecordBatch) else p for p in batches]
         count = sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
         with self._lock:
             self._await_room(count)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import duckdb
 import pyarrow as pa
 
 from countdb.errors import InvalidInput
@@ -33,7 +34,7 @@ def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, 
     params = {**params, "start": start_ms, "end": end_ms}
     where = f"ts BETWEEN $start AND $end AND ({where})"
 
-    def start(current: Snapshot) -> tuple[pa.RecordBatchReader, list[pa.RecordBatch], object]:
+    def start(current: Snapshot) -> tuple[pa.RecordBatchReader, list[pa.RecordBatch], duckdb.DuckDBPyConnection]:
         """Plan the query and read its first batch, where a damaged block file shows up."""
         cursor = engine.cursor()
         try:
@@ -42,7 +43,8 @@ def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, 
             run_params = dict(params)
             sql = build(visible_points(cursor, current.scope(start_ms, end_ms, series), where, run_params))
             reader = cursor.sql(sql, params=used_params(sql, run_params)).to_arrow_reader(BATCH_ROWS)
-            return reader, [batch for batch in [next(iter(reader), None)] if batch is not None], cursor
+            first = next(iter(reader), None)
+            return reader, [] if first is None else [first], cursor
         except BaseException:
             cursor.close()
             raise
