@@ -74,11 +74,14 @@ class CountServer:
         _wait_gone(pids)
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        try:
-            return [int(pid) for pid in children.read_text().split()]
-        except FileNotFoundError:
-            return []
+        """The master's children: workers, and the Flight process (which a master thread may have restarted)."""
+        pids = []
+        for children in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            try:
+                pids += [int(pid) for pid in children.read_text().split()]
+            except FileNotFoundError:
+                pass
+        return pids
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")[-20000:]

@@ -1,7 +1,8 @@
 """FlightProcess: the gunicorn master's handle on the Arrow Flight process (`python -m countdb.flight`).
 
-Invariant: count-server starts only once Flight is listening (or FLIGHT_PORT is 0), and stops it on exit;
-if the master dies without a word, the Flight process notices its parent is gone and stops by itself.
+Invariant: count-server starts only once Flight is listening (or FLIGHT_PORT is 0), restarts it whenever it
+dies while the master runs (as gunicorn does for a worker), and stops it on exit; if the master dies without
+a word, the Flight process notices its parent is gone and stops by itself.
 """
 
 from __future__ import annotations
@@ -11,44 +12,94 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 READY_FD_VARIABLE = "COUNT_FLIGHT_READY_FD"
 START_DEADLINE_SECONDS = 60.0
+RESTART_DELAYS_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)  # after 1, 2, … quick deaths in a row; a long life resets it
+STABLE_LIFE_SECONDS = 60.0
 
 
 class FlightProcess:
-    def __init__(self, process: subprocess.Popen, port: int):
-        self.process = process
-        self.port = port
+    def __init__(self, log):
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self._log = log
+        self._stopping = threading.Event()
+        self._spawning = threading.Lock()  # stop() either sees the process a restart started, or stops the restart
 
     @classmethod
-    def start(cls) -> "FlightProcess":
-        """Start it and wait until it listens; RuntimeError (which stops gunicorn) if it can't."""
+    def start(cls, log) -> "FlightProcess":
+        """Start it, wait until it listens, and watch it from a daemon thread; RuntimeError (which stops
+        gunicorn) if the first start fails."""
+        flight = cls(log)
+        flight._spawn()
+        threading.Thread(target=flight._watch, name="flight-watchdog", daemon=True).start()
+        return flight
+
+    def stop(self, grace_seconds: float) -> None:
+        """SIGTERM (it flushes its buffer), then SIGKILL after `grace_seconds`; no restart after this."""
+        with self._spawning:
+            self._stopping.set()
+            process = self.process
+        if process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _spawn(self) -> bool:
+        """Start the process and wait until it announces its port (False: stop() came first); RuntimeError
+        (after killing it) if it announces none in time."""
         ready_read, ready_write = os.pipe()
         env = {**os.environ, READY_FD_VARIABLE: str(ready_write)}
-        process = subprocess.Popen([sys.executable, "-m", "countdb.flight"], env=env, pass_fds=(ready_write,))
+        with self._spawning:
+            if self._stopping.is_set():
+                os.close(ready_read)
+                os.close(ready_write)
+                return False
+            self.process = subprocess.Popen([sys.executable, "-m", "countdb.flight"], env=env,
+                                            pass_fds=(ready_write,))
         os.close(ready_write)
         try:
             line = _read_line(ready_read, START_DEADLINE_SECONDS)
         finally:
             os.close(ready_read)
         if not line.strip().isdigit():
-            process.kill()
-            process.wait()
-            raise RuntimeError("the Arrow Flight process did not start (see its log above; is FLIGHT_PORT free?)")
-        return cls(process, int(line))
-
-    def stop(self, grace_seconds: float) -> None:
-        """SIGTERM (it flushes its buffer), then SIGKILL after `grace_seconds`."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace_seconds)
-        except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+            raise RuntimeError("the Arrow Flight process did not start (see its log above; is FLIGHT_PORT free?)")
+        self.port = int(line)
+        return True
+
+    def _watch(self) -> None:
+        """Restart the process whenever it exits before stop(), backing off while it keeps dying quickly.
+
+        gunicorn's master reaps every child on SIGCHLD, this one included; wait() then reports 0, which is
+        why any exit before stop() counts as a death."""
+        quick_deaths = 0
+        while True:
+            started = time.monotonic()
+            code = self.process.wait()
+            if self._stopping.is_set():
+                return
+            quick_deaths = 0 if time.monotonic() - started >= STABLE_LIFE_SECONDS else quick_deaths + 1
+            delay = RESTART_DELAYS_SECONDS[min(quick_deaths, len(RESTART_DELAYS_SECONDS)) - 1] if quick_deaths else 0.0
+            self._log.error("the Arrow Flight process %d exited with %s; restarting it in %.0f s",
+                            self.process.pid, code, delay)
+            if self._stopping.wait(delay):
+                return
+            try:
+                if not self._spawn():
+                    return
+            except RuntimeError as failure:
+                self._log.error("%s", failure)
+                continue
+            self._log.info("Arrow Flight process %d listening on port %d", self.process.pid, self.port)
 
 
 def _read_line(fd: int, deadline_seconds: float) -> str:

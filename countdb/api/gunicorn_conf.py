@@ -45,7 +45,7 @@ def on_starting(server) -> None:
     if replayed:
         server.log.warning("replayed %d points from the WAL of a previous run", replayed)
     if settings.flight_port:
-        flight = FlightProcess.start()
+        flight = FlightProcess.start(server.log)
         server.log.info("Arrow Flight process %d listening on port %d", flight.process.pid, flight.port)
 
 

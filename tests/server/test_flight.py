@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from support.waiting import wait_for
+
 T0 = 1_700_000_000_000
 
 
@@ -145,6 +147,35 @@ def test_points_acknowledged_by_do_put_survive_kill_9_of_every_process(count_ser
     got = node.get("/query/aggregated/flight.kill", params={"start": T0, "end": T0 + 999, "aggregation": "count"})
     assert got.json() == 400
     node.stop()
+
+
+def test_a_flight_process_killed_by_9_is_restarted_on_its_port_and_loses_nothing(count_server):
+    node, client = start(count_server, WORKERS=1, MEMORY_BUFFER_SIZE=100000, FLUSH_INTERVAL_SECONDS=300)
+    assert put(client, points_table(200, "flight.restart")) == [{"points": 200}]
+    killed = flight_pid(node)
+    os.kill(killed, signal.SIGKILL)
+    assert wait_for(lambda: _restarted_flight_pid(node, killed), 30), node.log_text()
+    again = flight.connect(f"grpc://127.0.0.1:{node.env['FLIGHT_PORT']}")
+    assert wait_for(lambda: _answers(again), 30), node.log_text()
+    assert put(again, points_table(100, "flight.restart", T0 + 200)) == [{"points": 100}]
+    got = node.get("/query/aggregated/flight.restart", params={"start": T0, "end": T0 + 999, "aggregation": "count"})
+    assert got.json() == 300
+    assert f"the Arrow Flight process {killed} exited" in node.log_text()
+    node.stop()
+
+
+def _restarted_flight_pid(node, killed: int) -> bool:
+    try:
+        return flight_pid(node) != killed
+    except AssertionError:
+        return False
+
+
+def _answers(client) -> bool:
+    try:
+        return client.do_get(flight.Ticket(b"SELECT 1 AS one")).read_all().to_pylist() == [{"one": 1}]
+    except flight.FlightError:
+        return False
 
 
 def test_get_flight_info_answers_the_schema_and_a_ticket_that_runs_the_sql(served):
