@@ -53,6 +53,12 @@ TARGETS = (
            True, 0.25, "%", ("storage", "exporter")),
     Target("Exporter data: bytes/point", ("storage", "exporter", "bytes_per_point"), False, 0.85, "B/point",
            ("storage", "exporter")),
+    Target("cpu-only after compaction: fewer bytes/point than zstd Parquet",
+           ("storage", "cpu_compacted", "reduction_vs_zstd"), True, 0.25, "%", ("storage", "cpu_compacted")),
+    Target("Exporter data after compaction: fewer bytes/point than zstd Parquet",
+           ("storage", "exporter_compacted", "reduction_vs_zstd"), True, 0.25, "%", ("storage", "exporter_compacted")),
+    Target("Exporter data after compaction: bytes/point", ("storage", "exporter_compacted", "bytes_per_point"), False,
+           0.85, "B/point", ("storage", "exporter_compacted")),
 )
 
 
@@ -98,7 +104,7 @@ def _wrong_answers(results: dict, path: tuple) -> str | None:
 
 def _failed_phase(results: dict, path: tuple) -> str:
     phase = {"ingest": "ingest", "rss": "ingest", "queries": "queries", "query_load": "queries",
-             "single_insert": "queries", "storage": "exporter" if "exporter" in path else "ingest"}[path[0]]
+             "single_insert": "queries", "storage": "exporter" if path[1].startswith("exporter") else "ingest"}[path[0]]
     for error in results.get("errors", []):
         if error["phase"] == phase:
             return f"{phase} phase failed: {error['error']}"

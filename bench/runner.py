@@ -133,7 +133,7 @@ class Run:
         return _wrk_summary(runs, SINGLE_INSERT_CONNECTIONS, expected_status=201)
 
     def exporter_phase(self) -> None:
-        """The shipped node-exporter recording: write, SIGTERM (flush), bytes/point."""
+        """The shipped node-exporter recording: write, SIGTERM (flush), bytes/point, then the same after compaction."""
         points = load_exporter_points(EXPORTER_DATA)
         server = self.server("exporter").start()
         try:
@@ -141,8 +141,10 @@ class Run:
         finally:
             shutdown = server.stop()
         result = storage.storage_result(server.data_dir, points, written["points"])
-        self.results.setdefault("storage", {})["exporter"] = {**result, "written": written, "shutdown": shutdown,
-                                               "source": str(EXPORTER_DATA.relative_to(REPO))}
+        stored = self.results.setdefault("storage", {})
+        stored["exporter"] = {**result, "written": written, "shutdown": shutdown,
+                              "source": str(EXPORTER_DATA.relative_to(REPO))}
+        stored["exporter_compacted"] = storage.compacted_result(server.data_dir, points, written["points"])
 
 
 def _check_guard(sampler: RssSampler) -> None:
