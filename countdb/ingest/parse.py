@@ -185,6 +185,9 @@ def _arrow_series(table: pa.Table) -> pa.DictionaryArray:
         return _with_tags(column, table["tags"]).dictionary_encode()
     if pa.types.is_dictionary(column.type):
         column = column.cast(pa.dictionary(pa.int32(), pa.string())).combine_chunks()
+        if pc.count_distinct(column.dictionary).as_py() != len(column.dictionary):
+            # Arrow lets a dictionary repeat a value; a flush tells series apart by index (last write wins)
+            column = column.cast(pa.string()).dictionary_encode()
     else:
         column = column.cast(pa.string()).combine_chunks().dictionary_encode()
     for name in column.dictionary.take(pc.unique(column.indices)).to_pylist():  # the keys rows use
