@@ -180,13 +180,18 @@ def _split_by_month(table: pa.Table) -> list[tuple[YearMonth, pa.Table]]:
 
 
 def _series_extents(table: pa.Table, names: dict[str, tuple[str, str]]) -> list[SeriesExtent]:
-    """Each series' time extent in `table`; `names` caches key -> (name, tags JSON) across flushes."""
-    grouped = table.group_by("series").aggregate([("ts", "min"), ("ts", "max")])
+    """Each series' time extent in `table` (latest_per_point's output: sorted by series, then ts, so a series'
+    first row holds its first ts and its last row its last); `names` caches key -> (name, tags JSON)."""
+    series, ts = table["series"].combine_chunks(), table["ts"].combine_chunks()
+    indices = series.indices
+    lasts = pc.indices_nonzero(pc.not_equal(indices[1:], indices[:-1]))  # the last row of every run but one
+    firsts = pa.concat_arrays([pa.array([0], pa.uint64()), pc.add(lasts, pa.scalar(1, pa.uint64()))])
+    lasts = pa.concat_arrays([lasts, pa.array([len(indices) - 1], pa.uint64())])
     if len(names) > NAMES_CACHE_LIMIT:
         names.clear()
     extents = []
-    for key, first, last in zip(grouped["series"].to_pylist(), grouped["ts_min"].to_pylist(),
-                                grouped["ts_max"].to_pylist()):
+    for key, first, last in zip(series.dictionary.take(indices.take(firsts)).to_pylist(), ts.take(firsts).to_pylist(),
+                                ts.take(lasts).to_pylist()):
         split = names.get(key)
         if split is None:
             name, tags = parse_series_key(key)

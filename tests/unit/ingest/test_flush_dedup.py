@@ -4,7 +4,8 @@ import random
 
 import pyarrow as pa
 
-from countdb.ingest.flush import latest_per_point
+from countdb.ingest.flush import _series_extents, latest_per_point
+from countdb.ingest.parse import parse_arrow
 from countdb.wal.record import Columns, records_to_table
 
 
@@ -42,3 +43,20 @@ def test_matches_a_plain_model_on_random_batches_with_dictionaries():
                            Columns(points["series"].to_pylist(), points["ts"].to_pylist(), points["value"].to_pylist()))
                           for seq, points in records])
     assert _rows(latest_per_point(records_to_table(records))) == expected
+
+
+def test_an_arrow_dictionary_that_repeats_a_key_still_keeps_one_point():
+    series = pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array(["a", "a"]))
+    batch = pa.record_batch([series, pa.array([5, 5], pa.int64()), pa.array([1.0, 2.0])],
+                            names=["series", "timestamp", "value"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as stream:
+        stream.write_batch(batch)
+    parsed = parse_arrow(sink.getvalue().to_pybytes(), 100)
+    assert _rows(latest_per_point(records_to_table([(1, parsed[0])]))) == [("a", 5, 2.0, 1)]
+
+
+def test_series_extents_are_each_series_first_and_last_timestamp():
+    table = latest_per_point(records_to_table([(1, Columns(["b", "a", "b", "c", "a"], [5, 3, 1, 9, 7], [1.0] * 5))]))
+    assert [(e.key, e.first_ts, e.last_ts) for e in _series_extents(table, {})] == [("a", 3, 7), ("b", 1, 5),
+                                                                                    ("c", 9, 9)]
