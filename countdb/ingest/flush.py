@@ -18,6 +18,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from countdb.catalog.blocks import BlockRecord, SeriesExtent, forget_retired, publish, snapshot
 from countdb.datadir import DataDir, exclusive_lock, fsync_dir
@@ -92,6 +93,8 @@ class Flusher:
     def _write_month(self, month: YearMonth, part: pa.Table, stored: list[BlockRecord]) -> list[BlockRecord]:
         low, high = (scalar.as_py() for scalar in pc.min_max(part["ts"]).values())
         overlapping = [b for b in stored if b.max_ts >= low and b.min_ts <= high]
+        if overlapping and not _shares_a_timestamp(part["ts"], [self.datadir.root / b.path for b in overlapping]):
+            overlapping = []  # no stored row has any of these timestamps, so no (series, ts) can clash
         part, shadows = self._resolve_clashes_around_damage(part, overlapping, low, high)
         written = []
         for kind, table in (("points", part), ("shadow", shadows)):
@@ -162,6 +165,23 @@ def latest_per_point(points: pa.Table) -> pa.Table:
     # Python, which cost 0.25 µs/point, most of an Arrow flush (issue 3).
     first = pa.chunked_array([pa.array([True]), *pc.invert(repeated).chunks])
     return ordered.filter(first)
+
+
+def _shares_a_timestamp(ts: pa.ChunkedArray, files: list[Path]) -> bool:
+    """Whether a row of `files` has one of the timestamps `ts`; True too if a file can't be read (the DuckDB
+    clash check then meets it and quarantines it if damaged).
+
+    NOTE: Clients send consecutive time ranges of every series, and workers flush them interleaved, so block
+    time ranges overlap while their timestamps differ. Reading the ts columns costs a tenth of the DuckDB
+    join that would find no clash (0.05 µs/point of a 100 k-row Arrow request, issue 3)."""
+    wanted = pc.unique(ts)
+    try:
+        for file in files:
+            if pc.any(pc.is_in(pq.read_table(file, columns=["ts"])["ts"], value_set=wanted)).as_py():
+                return True
+    except (pa.ArrowException, OSError):
+        return True
+    return False
 
 
 def _split_by_month(table: pa.Table) -> list[tuple[YearMonth, pa.Table]]:

@@ -1,0 +1,60 @@
+"""Flusher clash checks with real blocks: interleaved time ranges without shared timestamps skip the DuckDB join,
+and shared timestamps still get shadows (newer write) or are dropped (older write)."""
+
+import duckdb
+import pytest
+
+from countdb.catalog.blocks import snapshot
+from countdb.catalog.db import connect
+from countdb.catalog.migrate import migrate
+from countdb.datadir import DataDir
+from countdb.ingest.flush import Flusher, _shares_a_timestamp
+from countdb.wal.record import Columns, records_to_table
+
+
+@pytest.fixture
+def flusher(tmp_path):
+    datadir = DataDir(tmp_path / "data").create()
+    migrate(datadir.catalog_path)
+    flusher = Flusher(datadir, connect(datadir.catalog_path))
+    yield flusher
+    flusher.close()
+    flusher.catalog.close()
+
+
+def _flush(flusher, seq, keys, stamps, value):
+    return flusher.flush(records_to_table([(seq, Columns(keys, stamps, [value] * len(stamps)))]), [])
+
+
+def _stored(flusher):
+    files = [str(flusher.datadir.root / b.path) for b in snapshot(flusher.catalog).blocks]
+    return sorted(duckdb.sql(f"SELECT series, ts, value, seq FROM read_parquet({files}, union_by_name=true)").fetchall())
+
+
+def test_interleaved_ranges_without_shared_timestamps_need_no_shadow(flusher):
+    _flush(flusher, 1, ["a", "b", "a", "b"], [1000, 1000, 3000, 3000], 1.0)
+    result = _flush(flusher, 2, ["a", "b"], [2000, 2000], 2.0)  # inside the stored block's time range
+    assert [b.kind for b in result.blocks] == ["points"]
+    assert _stored(flusher) == [("a", 1000, 1.0, 1), ("a", 2000, 2.0, 2), ("a", 3000, 1.0, 1),
+                                ("b", 1000, 1.0, 1), ("b", 2000, 2.0, 2), ("b", 3000, 1.0, 1)]
+
+
+def test_shared_timestamps_still_resolve_by_write_order(flusher):
+    _flush(flusher, 5, ["a", "b"], [1000, 1000], 1.0)
+    newer = _flush(flusher, 6, ["a", "c"], [1000, 1000], 2.0)  # a@1000 replaced; c@1000 only shares the ts
+    assert sorted(b.kind for b in newer.blocks) == ["points", "shadow"]
+    older = _flush(flusher, 4, ["b"], [1000], 3.0)  # a replayed older write of b@1000 loses
+    assert older.blocks == []
+    files = [str(flusher.datadir.root / b.path) for b in snapshot(flusher.catalog).blocks if b.kind == "shadow"]
+    assert duckdb.sql(f"SELECT series, ts, seq FROM read_parquet({files})").fetchall() == [("a", 1000, 6)]
+
+
+def test_shares_a_timestamp_reads_only_timestamps_and_says_yes_when_a_file_is_unreadable(flusher, tmp_path):
+    _flush(flusher, 1, ["a"], [1000], 1.0)
+    stored = [flusher.datadir.root / b.path for b in snapshot(flusher.catalog).blocks]
+    ts = records_to_table([(2, Columns(["z"], [1000], [0.0]))])["ts"]
+    assert _shares_a_timestamp(ts, stored)
+    assert not _shares_a_timestamp(records_to_table([(2, Columns(["a"], [999], [0.0]))])["ts"], stored)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    assert _shares_a_timestamp(ts, [broken])
