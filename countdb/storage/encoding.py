@@ -14,6 +14,9 @@ ROW_GROUP_ROWS = 128 * 1024
 # flush 1.25-1.4x the CPU of the old level-3 writer (issue 5, bench/README.md). Trials at level 1 pick files
 # within 0.5 % of the best combination on both bench data sets, at a fraction of the cost of level-9 trials.
 ZSTD_LEVEL = 9
+# NOTE: a flush writes at level 3 and compaction rewrites at ZSTD_LEVEL: on a 200 k-point cpu block level 3
+# costs 0.043 µs/point against 0.086 and writes 1.2 % more bytes (issue 3: Arrow ingest ≥ 5 M points/s on 2 cores).
+FLUSH_ZSTD_LEVEL = 3
 TRIAL_ZSTD_LEVEL = 1
 DICTIONARY = "DICTIONARY"
 # Per column, the candidates tried, in order of preference on a tie. `series` is always a dictionary: sorted by
@@ -28,9 +31,9 @@ SAMPLE_CHUNKS = 8
 SAMPLE_CHUNK_ROWS = 1024
 
 
-def choose_encodings(table: pa.Table) -> dict:
-    """Keyword arguments for pyarrow.parquet.write_table of `table` (sorted by series, ts): for each column of
-    CANDIDATES, the encoding whose compressed column chunk is smallest on a sample of the table.
+def choose_encodings(table: pa.Table, zstd_level: int = ZSTD_LEVEL) -> dict:
+    """Keyword arguments for pyarrow.parquet.write_table of `table` (sorted by series, ts) at `zstd_level`: for
+    each column of CANDIDATES, the encoding whose compressed column chunk is smallest on a sample of the table.
 
     The sample is SAMPLE_CHUNKS runs of SAMPLE_CHUNK_ROWS consecutive rows spread over the table (the whole
     table when it is smaller): runs keep what the encodings feed on (repeats, steps, series boundaries).
@@ -44,7 +47,7 @@ def choose_encodings(table: pa.Table) -> dict:
             if column in picks:
                 sizes[column, picks[column]] = size
     best = {column: min(CANDIDATES[column], key=lambda encoding, c=column: sizes[c, encoding]) for column in columns}
-    return writer_options(best, ZSTD_LEVEL)
+    return writer_options(best, zstd_level)
 
 
 def writer_options(encodings: dict[str, str], zstd_level: int) -> dict:

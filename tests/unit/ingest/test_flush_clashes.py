@@ -1,5 +1,5 @@
-"""Flusher clash checks with real blocks: interleaved time ranges without shared timestamps skip the DuckDB join,
-and shared timestamps still get shadows (newer write) or are dropped (older write)."""
+"""Flusher with real blocks: interleaved time ranges without shared timestamps skip the DuckDB clash join, shared
+timestamps still get shadows (newer write) or are dropped (older write); flushes write at the cheap zstd level."""
 
 import duckdb
 import pytest
@@ -9,6 +9,9 @@ from countdb.catalog.db import connect
 from countdb.catalog.migrate import migrate
 from countdb.datadir import DataDir
 from countdb.ingest.flush import Flusher, _shares_a_timestamp
+from countdb.storage import blocks
+from countdb.storage.compact import Compactor
+from countdb.storage.encoding import FLUSH_ZSTD_LEVEL, ZSTD_LEVEL, choose_encodings
 from countdb.wal.record import Columns, records_to_table
 
 
@@ -58,3 +61,21 @@ def test_shares_a_timestamp_reads_only_timestamps_and_says_yes_when_a_file_is_un
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet")
     assert _shares_a_timestamp(ts, [broken])
+
+
+def test_a_flush_writes_at_the_cheap_zstd_level_and_compaction_at_the_high_one(flusher, monkeypatch):
+    levels = []
+
+    def recording(table, zstd_level):
+        levels.append(zstd_level)
+        return choose_encodings(table, zstd_level)
+
+    monkeypatch.setattr(blocks, "choose_encodings", recording)
+    _flush(flusher, 1, ["a"], [1000], 1.0)
+    _flush(flusher, 2, ["a"], [2000], 1.0)
+    assert levels == [FLUSH_ZSTD_LEVEL, FLUSH_ZSTD_LEVEL]
+    compactor = Compactor(flusher.datadir, retention_days=0, retired_grace_seconds=0)
+    compactor.run(force=True)
+    compactor.close()
+    assert levels[2:] == [ZSTD_LEVEL] and ZSTD_LEVEL > FLUSH_ZSTD_LEVEL
+    assert _stored(flusher) == [("a", 1000, 1.0, 1), ("a", 2000, 1.0, 2)]
