@@ -14,10 +14,11 @@ import pyarrow.compute as pc
 
 from countdb.errors import InvalidInput
 from countdb.ingest.validate import check_point_count, check_series, check_timestamp, check_value, keyed_series
-from countdb.model import MAX_TIMESTAMP_MS
+from countdb.model import MAX_SERIES_KEY_BYTES, MAX_TIMESTAMP_MS
 from countdb.wal.record import WAL_DICTIONARY_SCHEMA, Columns
 
 _FIELDS = ("series", "timestamp", "value")
+_CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"  # validate.check_series refuses these
 
 
 def parse_json(body: bytes, max_points: int) -> Columns:
@@ -190,9 +191,19 @@ def _arrow_series(table: pa.Table) -> pa.DictionaryArray:
             column = column.cast(pa.string()).dictionary_encode()
     else:
         column = column.cast(pa.string()).combine_chunks().dictionary_encode()
-    for name in column.dictionary.take(pc.unique(column.indices)).to_pylist():  # the keys rows use
-        check_series(name, "")
+    used = column.dictionary.take(pc.unique(column.indices))  # the keys rows use
+    if not _plainly_valid(used):
+        for name in used.to_pylist():
+            check_series(name, "")
     return column
+
+
+def _plainly_valid(keys: pa.Array) -> bool:
+    """Whether every key passes check_series, checked with vector kernels; False sends the keys to check_series
+    one by one, which names the rule broken (a Python loop over 1,000 keys cost 0.03 µs/point, issue 3)."""
+    lengths = pc.binary_length(keys)
+    return (keys.null_count == 0 and pc.min(lengths).as_py() > 0 and pc.max(lengths).as_py() <= MAX_SERIES_KEY_BYTES
+            and not pc.any(pc.match_substring_regex(keys, _CONTROL_CHARACTER)).as_py())
 
 
 def _with_tags(series: pa.ChunkedArray, tags: pa.ChunkedArray) -> pa.ChunkedArray:
