@@ -27,7 +27,7 @@ from countdb.model import YearMonth, months_between, parse_series_key
 from countdb.obs import metrics
 from countdb.storage.blocks import write_block
 from countdb.storage.damage import may_be_damage, quarantine_damaged
-from countdb.storage.encoding import FLUSH_ZSTD_LEVEL
+from countdb.storage.encoding import FLUSH_ZSTD_LEVEL, EncodingChoices
 from countdb.storage.paths import BlockPath
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Flusher:
         self._duck.execute("SET enable_progress_bar = false")
         self._duck.execute("SET allocator_flush_threshold = '8MB'")
         self._names: dict[str, tuple[str, str]] = {}
+        self._encodings = EncodingChoices(FLUSH_ZSTD_LEVEL)
 
     def flush(self, points: pa.Table, segments: list[Path]) -> FlushResult:
         """Durably publish `points` (UNFLUSHED_SCHEMA) and retire `segments`, then delete those files.
@@ -101,7 +102,7 @@ class Flusher:
         for kind, table in (("points", part), ("shadow", shadows)):
             if table is not None and table.num_rows:
                 path = BlockPath.new(month, kind, pc.max(table["seq"]).as_py())
-                written.append(write_block(self.datadir.root, path, table, FLUSH_ZSTD_LEVEL))
+                written.append(write_block(self.datadir.root, path, table, self._encodings.options(table)))
         return written
 
     def _resolve_clashes_around_damage(self, part: pa.Table, blocks: list[BlockRecord], low: int,

@@ -16,19 +16,20 @@ import pyarrow.parquet as pq
 
 from countdb.catalog.blocks import BlockRecord
 from countdb.datadir import fsync_dir
-from countdb.storage.encoding import ZSTD_LEVEL, choose_encodings
+from countdb.storage.encoding import choose_encodings
 from countdb.storage.paths import TIME_BLOCKS, TMP_PREFIX, BlockPath
 
 log = logging.getLogger(__name__)
 
-def write_block(root: Path, path: BlockPath, table: pa.Table, zstd_level: int = ZSTD_LEVEL) -> BlockRecord:
+def write_block(root: Path, path: BlockPath, table: pa.Table, options: dict | None = None) -> BlockRecord:
     """Write `table` (sorted by series, ts) as a durable, complete file; returns its catalog record.
+    `options` are pyarrow write_table options (storage.encoding); None: choose_encodings at ZSTD_LEVEL.
 
     Not yet visible: the caller publishes the record in the catalog.
     """
     final, tmp = path.under(root), path.tmp_under(root)
     final.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp, **choose_encodings(table, zstd_level))
+    pq.write_table(table, tmp, **(options or choose_encodings(table)))
     digest = hashlib.sha256()
     with open(tmp, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -1,7 +1,10 @@
 """Flusher with real blocks: interleaved time ranges without shared timestamps skip the DuckDB clash join, shared
 timestamps still get shadows (newer write) or are dropped (older write); flushes write at the cheap zstd level."""
 
+from pathlib import Path
+
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from countdb.catalog.blocks import snapshot
@@ -9,9 +12,8 @@ from countdb.catalog.db import connect
 from countdb.catalog.migrate import migrate
 from countdb.datadir import DataDir
 from countdb.ingest.flush import Flusher, _shares_a_timestamp
-from countdb.storage import blocks
 from countdb.storage.compact import Compactor
-from countdb.storage.encoding import FLUSH_ZSTD_LEVEL, ZSTD_LEVEL, choose_encodings
+from countdb.storage.encoding import FLUSH_ZSTD_LEVEL, ZSTD_LEVEL
 from countdb.wal.record import Columns, records_to_table
 
 
@@ -65,12 +67,14 @@ def test_shares_a_timestamp_reads_only_timestamps_and_says_yes_when_a_file_is_un
 
 def test_a_flush_writes_at_the_cheap_zstd_level_and_compaction_at_the_high_one(flusher, monkeypatch):
     levels = []
+    write_table = pq.write_table
 
-    def recording(table, zstd_level):
-        levels.append(zstd_level)
-        return choose_encodings(table, zstd_level)
+    def recording(table, where, **options):
+        if isinstance(where, Path):  # a block file, not a trial in memory
+            levels.append(options["compression_level"])
+        return write_table(table, where, **options)
 
-    monkeypatch.setattr(blocks, "choose_encodings", recording)
+    monkeypatch.setattr(pq, "write_table", recording)
     _flush(flusher, 1, ["a"], [1000], 1.0)
     _flush(flusher, 2, ["a"], [2000], 1.0)
     assert levels == [FLUSH_ZSTD_LEVEL, FLUSH_ZSTD_LEVEL]
