@@ -84,7 +84,7 @@ def _series_set(table: pa.Table) -> tuple:
     dictionary = series.chunk(0).dictionary
     checksum = 0
     for buffer in dictionary.buffers()[1:]:
-        checksum = zlib.crc32(buffer, checksum)
+        checksum = zlib.crc32(buffer, checksum) if buffer is not None else checksum
     return tuple(table.column_names), len(dictionary), dictionary.offset, checksum
 
 
