@@ -154,13 +154,18 @@ def latest_per_point(points: pa.Table) -> pa.Table:
         series = series.dictionary_encode()
     ranks = pc.sort_indices(pc.sort_indices(series.dictionary))  # the argsort of the argsort: each key's rank
     rank = ranks.take(series.indices)
+    columns = pa.table({"series": series, "ts": points["ts"], "value": points["value"], "seq": points["seq"]})
+    # NOTE: clients send each series' points in time order, and a sort by the rank alone (one small integer:
+    # 0.4 ms for 200 k rows, against 5 ms for four keys) then leaves every series' timestamps strictly
+    # increasing: that order is the full sort's, with no repeated point to drop (issue 3).
+    order = pc.sort_indices(rank)
+    ranked, ts = rank.take(order), points["ts"].take(order)
+    if len(ts) < 2 or not pc.any(pc.and_(pc.equal(ranked[1:], ranked[:-1]), pc.less_equal(ts[1:], ts[:-1]))).as_py():
+        return columns.take(order)
     keyed = pa.table({"rank": rank, "ts": points["ts"], "seq": points["seq"], "pos": points["pos"]})
     order = pc.sort_indices(keyed, sort_keys=[("rank", "ascending"), ("ts", "ascending"),
                                               ("seq", "descending"), ("pos", "descending")])
-    ordered = pa.table({"series": series, "ts": points["ts"], "value": points["value"],
-                        "seq": points["seq"]}).take(order)
-    if ordered.num_rows < 2:
-        return ordered
+    ordered = columns.take(order)
     ranked, ts = rank.take(order), ordered["ts"]
     repeated = pc.and_(pc.equal(ranked[1:], ranked[:-1]), pc.equal(ts[1:], ts[:-1]))
     # NOTE: the chunks, not the ChunkedArray: pa.chunked_array() walks a ChunkedArray element by element in

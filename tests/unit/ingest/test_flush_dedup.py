@@ -3,6 +3,7 @@
 import random
 
 import pyarrow as pa
+import pytest
 
 from countdb.ingest.flush import _series_extents, latest_per_point
 from countdb.ingest.parse import parse_arrow
@@ -60,3 +61,12 @@ def test_series_extents_are_each_series_first_and_last_timestamp():
     table = latest_per_point(records_to_table([(1, Columns(["b", "a", "b", "c", "a"], [5, 3, 1, 9, 7], [1.0] * 5))]))
     assert [(e.key, e.first_ts, e.last_ts) for e in _series_extents(table, {})] == [("a", 3, 7), ("b", 1, 5),
                                                                                     ("c", 9, 9)]
+
+
+@pytest.mark.parametrize("steps", [[10, 20, 30, 40], [10, 30, 20, 40], [10, 20, 20, 40]],
+                         ids=["in time order", "one series goes back in time", "one point written twice"])
+def test_time_major_requests_come_out_sorted_by_series_then_time(steps):
+    # each request holds every series at two timestamps, time-major, as agents send them
+    records = [(seq, Columns(["c", "a", "b"] * 2, [steps[2 * n]] * 3 + [steps[2 * n + 1]] * 3,
+                             [float(seq)] * 3 + [float(seq) + 0.5] * 3)) for n, seq in enumerate([1, 2])]
+    assert _rows(latest_per_point(records_to_table(records))) == _expected(records)
