@@ -28,6 +28,7 @@ from countdb.datadir import DataDir
 from countdb.errors import Unavailable
 from countdb.model import months_between
 from countdb.query.series_index import SeriesIndex
+from countdb.query.stored_series import StoredSeriesReader
 from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
 from countdb.storage.hiding import retention_floor_ms
 from countdb.wal.log import all_segment_paths
@@ -105,6 +106,7 @@ class QueryEngine:
         self._tombstones: tuple[Tombstone, ...] = ()
         self._unflushed = UnflushedReader(datadir.root)
         self.series_index = SeriesIndex(datadir.catalog_path)
+        self.stored_series = StoredSeriesReader()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.duck.cursor()

@@ -6,19 +6,23 @@ row per non-empty epoch-aligned bucket in [start, end] (every bucket, with a fil
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Callable
 
 import pyarrow as pa
 
 from countdb.errors import LimitExceeded
 from countdb.query.aggregations import Aggregation, grouped_sql
 from countdb.query.buckets import Fill, bucket_count, fill_buckets
-from countdb.query.engine import QueryEngine
+from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.execute import check_bounds, select_visible
+from countdb.query.visible import used_params
 
 MAX_FILLED_POINTS = 1_000_000
 BUCKET_WINDOW = ('greatest("timestamp", $start)', 'least("timestamp" + $step, $end)')
 WHOLE_WINDOW = ("$start", "$end")
+_names = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,15 @@ def query_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
                 downsample: Downsample | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (timestamp, value) of `series` in [start_ms, end_ms]: its visible points, or with `downsample`
     its buckets. Raises InvalidInput (bounds), LimitExceeded (fill too large)."""
-    params = {"series": series}
-    if downsample is None:
-        return select_visible(engine, start_ms, end_ms, "series = $series", params,
-                              lambda points: f"SELECT ts AS timestamp, value FROM {points} ORDER BY ts",
-                              series=series)
     check_bounds(start_ms, end_ms)
+    if downsample is None:
+        return engine.run_query(lambda current: _series_rows(
+            engine, current, series, start_ms, end_ms, {},
+            lambda points: f"SELECT ts AS timestamp, value FROM {points} ORDER BY ts", points_answer=True))
     downsample.check_fill_size(start_ms, end_ms, 1)
-    rows = select_visible(engine, start_ms, end_ms, "series = $series", {**params, "step": downsample.step_ms},
-                          lambda points: downsample.bucketed_sql(points, []) + " ORDER BY 1", series=series)
+    rows = engine.run_query(lambda current: _series_rows(
+        engine, current, series, start_ms, end_ms, {"step": downsample.step_ms},
+        lambda points: downsample.bucketed_sql(points, []) + " ORDER BY 1"))
     if downsample.fill.policy == "none":
         return rows
     return downsample.fill_table(rows.read_all(), start_ms, end_ms)
@@ -69,5 +73,46 @@ def query_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
 def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
                     aggregation: Aggregation) -> pa.RecordBatchReader:
     """One row, column `value`: the aggregate over the range (`count` of no points is 0, the others null)."""
-    return select_visible(engine, start_ms, end_ms, "series = $series", {"series": series},
-                          lambda points: grouped_sql(aggregation, points, [], WHOLE_WINDOW), series=series)
+    check_bounds(start_ms, end_ms)
+    return engine.run_query(lambda current: _series_rows(
+        engine, current, series, start_ms, end_ms, {},
+        lambda points: grouped_sql(aggregation, points, [], WHOLE_WINDOW)))
+
+
+def _series_rows(engine: QueryEngine, current: Snapshot, series: str, start_ms: int, end_ms: int, params: dict,
+                 build: Callable[[str], str], points_answer: bool = False) -> pa.RecordBatchReader:
+    """build(<relation of the series' visible points (series, ts, value)>) over `current`. When the stored-series
+    fast path can read the points (issue 4), SQL runs over them alone, or, with `points_answer` (build only
+    orders them), they are the answer; otherwise the general visible-points SQL answers."""
+    points = stored_points(engine, current, series, start_ms, end_ms)
+    if points is None:
+        return select_visible(engine, start_ms, end_ms, "series = $series", {**params, "series": series},
+                              build, series=series, snapshot=current)
+    if not points_answer:
+        table = f"stored_points_{next(_names)}"
+        sql = build(f"(SELECT $series AS series, timestamp AS ts, value FROM {table})")
+        cursor = engine.cursor()
+        try:
+            cursor.register(table, points)
+            run_params = {**params, "series": series, "start": start_ms, "end": end_ms}
+            points = cursor.sql(sql, params=used_params(sql, run_params)).to_arrow_table()
+        finally:
+            cursor.close()
+    return pa.RecordBatchReader.from_batches(points.schema, points.to_batches())
+
+
+def stored_points(engine: QueryEngine, current: Snapshot, series: str, start_ms: int,
+                  end_ms: int) -> pa.Table | None:
+    """(timestamp, value) of the series' visible points in [start_ms, end_ms] read straight from its stored
+    row groups, or None when the general path must answer: an unflushed point, a tombstone or a shadow row may
+    touch the series in the range, or a block file can't be read here (the general path then finds the damage)."""
+    scope = current.scope(start_ms, end_ms, series)
+    start_ms = max(start_ms, scope.floor_ms)
+    if scope.unflushed.num_rows or scope.tombstones:
+        return None
+    try:
+        if engine.stored_series.may_hold(scope.shadows, series, start_ms, end_ms):
+            return None
+        return engine.stored_series.read(scope.files, series, start_ms, end_ms)
+    except (OSError, pa.ArrowException):
+        return None

@@ -1,0 +1,184 @@
+"""StoredSeriesReader: one series' stored points in a time range, read straight from the few Parquet row groups
+that hold them (issue 4: the one-series range path, without SQL planning).
+
+Invariant: it answers only what the general path (query/visible.py) would: the caller uses it only when no
+shadow row, tombstone or unflushed point can touch the series in the range, so stored points are unique and
+visible as they are; anything it can't vouch for (a file not sorted by series, too many rows) answers None.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+MAX_ROWS_READ = 8 * 131_072  # beyond this the general path streams the answer instead of holding it whole
+CACHED_FILES = 4096
+CACHED_SERIES_RUNS = 100_000  # (series, row run) entries over every cached row group: ~12 MB at most
+POINTS_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64())])
+
+
+@dataclass(frozen=True)
+class RowGroupStats:
+    """What a row group's statistics say it may hold; None where they say nothing (absent or dropped)."""
+
+    series_min: str | None
+    series_max: str | None
+    ts_min: int | None
+    ts_max: int | None
+    rows: int
+
+    def may_hold(self, series: str, start_ms: int, end_ms: int) -> bool:
+        return ((self.series_min is None or self.series_min <= series) and
+                (self.series_max is None or series <= self.series_max) and
+                (self.ts_min is None or self.ts_min <= end_ms) and (self.ts_max is None or start_ms <= self.ts_max))
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """A block file's row group statistics (its footer itself is not kept: ~40 kB in memory per file)."""
+
+    row_groups: tuple[RowGroupStats, ...]
+    series_bounds: tuple[list[str], list[str]] | None
+    """Each row group's smallest and largest series when they are known and in order (a file sorted by series):
+    binary searches then find a series' row groups among hundreds; None means every row group is checked."""
+
+    def candidates(self, series: str, start_ms: int, end_ms: int) -> list[int]:
+        """The row groups whose statistics say they may hold rows of `series` in [start_ms, end_ms]."""
+        groups = range(len(self.row_groups))
+        if self.series_bounds is not None:
+            minima, maxima = self.series_bounds
+            groups = range(bisect_left(maxima, series), bisect_right(minima, series))
+        return [group for group in groups if self.row_groups[group].may_hold(series, start_ms, end_ms)]
+
+
+class StoredSeriesReader:
+    """Thread-safe. Caches, per worker, each block file's row group statistics and series runs: published
+    block files never change (a new name for every write), so nothing cached goes stale."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._layouts: OrderedDict[str, FileLayout] = OrderedDict()
+        self._runs: OrderedDict[tuple[str, int], dict[str, tuple[int, int]] | None] = OrderedDict()
+        self._cached_runs = 0
+
+    def may_hold(self, files: list[str], series: str, start_ms: int, end_ms: int) -> bool:
+        """Whether any row group of `files` may have a row of `series` in [start_ms, end_ms] (from statistics)."""
+        return any(self._layout(path).candidates(series, start_ms, end_ms) for path in files)
+
+    def read(self, files: list[str], series: str, start_ms: int, end_ms: int) -> pa.Table | None:
+        """(timestamp, value) of every row of `series` in [start_ms, end_ms] in `files` (points blocks), in time
+        order; None when a file isn't laid out as docs/format/blocks.md says or more than MAX_ROWS_READ rows
+        would be read. Raises pyarrow's errors (OSError, ArrowInvalid) for an unreadable file."""
+        wanted: list[tuple[str, int]] = []
+        rows = 0
+        for path in files:
+            layout = self._layout(path)
+            for group in layout.candidates(series, start_ms, end_ms):
+                wanted.append((path, group))
+                rows += layout.row_groups[group].rows
+        if rows > MAX_ROWS_READ:
+            return None
+        pieces = []
+        for path, group in wanted:
+            runs = self._series_runs(path, group)
+            if runs is None:
+                return None
+            if series in runs:
+                pieces.append(_read_run(path, group, runs[series], start_ms, end_ms))
+        return _in_time_order(pieces)
+
+    def _layout(self, path: str) -> FileLayout:
+        with self._lock:
+            layout = self._layouts.get(path)
+            if layout is not None:
+                self._layouts.move_to_end(path)
+                return layout
+        layout = _read_layout(path)
+        with self._lock:
+            self._layouts[path] = layout
+            while len(self._layouts) > CACHED_FILES:
+                self._layouts.popitem(last=False)
+        return layout
+
+    def _series_runs(self, path: str, group: int) -> dict[str, tuple[int, int]] | None:
+        key = (path, group)
+        with self._lock:
+            if key in self._runs:
+                self._runs.move_to_end(key)
+                return self._runs[key]
+        runs = _read_series_runs(path, group)
+        with self._lock:
+            if key not in self._runs:
+                self._runs[key] = runs
+                self._cached_runs += len(runs or ())
+            while self._cached_runs > CACHED_SERIES_RUNS and len(self._runs) > 1:
+                self._cached_runs -= len(self._runs.popitem(last=False)[1] or ())
+        return runs
+
+
+def _read_layout(path: str) -> FileLayout:
+    metadata = pq.read_metadata(path)
+    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+    series_column, ts_column = names.index("series"), names.index("ts")
+    groups = []
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        series_min, series_max = _min_max(row_group.column(series_column).statistics)
+        ts_min, ts_max = _min_max(row_group.column(ts_column).statistics)
+        groups.append(RowGroupStats(series_min, series_max, ts_min, ts_max, row_group.num_rows))
+    maxima = [group.series_max for group in groups]
+    minima = [group.series_min for group in groups]
+    in_order = None not in maxima and None not in minima and maxima == sorted(maxima) and minima == sorted(minima)
+    return FileLayout(tuple(groups), (minima, maxima) if in_order else None)
+
+
+def _min_max(statistics: pq.Statistics | None) -> tuple:
+    if statistics is None or not statistics.has_min_max:
+        return None, None
+    return statistics.min, statistics.max
+
+
+def _read_series_runs(path: str, group: int) -> dict[str, tuple[int, int]] | None:
+    """{series: (first row, row after its last)} of one row group; None if a series' rows aren't contiguous."""
+    with pq.ParquetFile(path, read_dictionary=["series"]) as file:
+        column = file.read_row_group(group, columns=["series"], use_threads=False).column(0)
+    runs: dict[str, tuple[int, int]] = {}
+    offset = 0
+    for chunk in column.chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk)
+        encoded = pc.run_end_encode(chunk.indices)
+        names = [sys.intern(name) for name in chunk.dictionary.take(encoded.values).to_pylist()]  # one copy a key
+        start = offset
+        for name, end in zip(names, encoded.run_ends.to_pylist()):
+            first, last = runs.get(name, (start, start))
+            if last != start:
+                return None
+            runs[name] = (first, offset + end)
+            start = offset + end
+        offset += len(chunk)
+    return runs
+
+
+def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms: int) -> pa.Table:
+    first, stop = run
+    with pq.ParquetFile(path) as file:
+        rows = file.read_row_group(group, columns=["ts", "value"], use_threads=False).slice(first, stop - first)
+    ts = rows.column("ts")
+    mask = pc.and_(pc.greater_equal(ts, start_ms), pc.less_equal(ts, end_ms))
+    return rows.filter(mask)
+
+
+def _in_time_order(pieces: list[pa.Table]) -> pa.Table:
+    if not pieces:
+        return POINTS_SCHEMA.empty_table()
+    # NOTE: a run is in time order already (blocks are sorted by series, ts); sorting costs little and
+    # keeps the answer right whatever the pieces' order.
+    return pa.concat_tables(pieces).rename_columns(["timestamp", "value"]).cast(POINTS_SCHEMA).sort_by("timestamp")

@@ -1,0 +1,167 @@
+"""The one-series fast path (query/stored_series.py, issue 4) on real Flusher- and Compactor-written blocks:
+it answers exactly what the general visible-points SQL answers, with shadows, deletes and compaction in play,
+and it steps aside (None) whenever it can't vouch for the answer."""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from countdb.catalog.db import connect
+from countdb.catalog.migrate import migrate
+from countdb.catalog.tombstones import add_tombstone
+from countdb.datadir import DataDir
+from countdb.ingest.flush import Flusher
+from countdb.model import YearMonth
+from countdb.query.aggregations import parse_aggregation
+from countdb.query.buckets import Fill
+from countdb.query.engine import QueryEngine, Snapshot
+from countdb.query.range import Downsample, query_aggregate, query_range, stored_points
+from countdb.query.stored_series import StoredSeriesReader
+from countdb.storage import encoding
+from countdb.storage.compact import Compactor
+from countdb.wal.record import Columns, records_to_table
+
+FEB = YearMonth(2024, 2).start_ms()
+SERIES = ["a", 'cpu{host="x"}', 'cpu{host="y"}', "zé"]
+TINY_ROW_GROUPS = 3  # so that a series' rows span row groups, and a row group holds several series
+
+
+class GeneralPathOnly(StoredSeriesReader):
+    """Never vouches for an answer: the queries of an engine holding it all take the general path."""
+
+    def read(self, files, series, start_ms, end_ms) -> None:
+        return None
+
+
+@contextmanager
+def node():
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(encoding, "ROW_GROUP_ROWS", TINY_ROW_GROUPS):
+        datadir = DataDir(Path(tmp) / "data").create()
+        migrate(datadir.catalog_path)
+        flusher = Flusher(datadir, connect(datadir.catalog_path))
+        fast, general = QueryEngine(datadir, memory_limit_mb=128), QueryEngine(datadir, memory_limit_mb=128)
+        general.stored_series = GeneralPathOnly()
+        try:
+            yield datadir, flusher, fast, general
+        finally:
+            for engine in (fast, general):
+                engine.close()
+            flusher.close()
+            flusher.catalog.close()
+
+
+def flush(flusher: Flusher, seq: int, points: list[tuple[str, int, float]]) -> None:
+    columns = Columns([s for s, _, _ in points], [t for _, t, _ in points], [v for _, _, v in points])
+    flusher.flush(records_to_table([(seq, columns)]), [])
+
+
+def answers(engine: QueryEngine, series: str, start_ms: int, end_ms: int) -> tuple:
+    step = Downsample(4, parse_aggregation("mean"), Fill("none"))
+    return (query_range(engine, series, start_ms, end_ms).read_all().to_pylist(),
+            query_range(engine, series, start_ms, end_ms, step).read_all().to_pylist(),
+            query_aggregate(engine, series, start_ms, end_ms, parse_aggregation("last")).read_all().to_pylist())
+
+
+points = st.tuples(st.sampled_from(SERIES), st.integers(FEB - 4, FEB + 4), st.integers(-5, 5).map(float))
+batches = st.lists(st.lists(points, min_size=1, max_size=12), min_size=2, max_size=4)  # rewrites: shadows
+windows = st.tuples(st.sampled_from(SERIES), st.integers(FEB - 6, FEB + 4), st.integers(0, 12))
+
+
+@settings(max_examples=20, deadline=None, database=None)
+@given(batches, st.booleans(), st.one_of(st.none(), st.tuples(st.sampled_from(SERIES), st.integers(FEB - 6, FEB))),
+       st.lists(windows, min_size=1, max_size=6))
+def test_fast_path_answers_what_the_general_path_answers(written, compacted, delete, queries):
+    with node() as (datadir, flusher, fast, general):
+        for seq, batch in enumerate(written, start=1):
+            flush(flusher, seq, batch)
+        if delete is not None:
+            add_tombstone(flusher.catalog, delete[0], delete[1], delete[1] + 4, seq=len(written) + 1)
+        if compacted:
+            compactor = Compactor(datadir, 0, 3600.0)
+            compactor.run(force=True)
+            compactor.close()
+        for series, start_ms, length in [*queries, *((s, FEB - 4, 8) for s in SERIES)]:
+            assert answers(fast, series, start_ms, start_ms + length) == \
+                answers(general, series, start_ms, start_ms + length)
+
+
+def test_a_series_across_row_groups_and_files_is_read_whole_in_time_order():
+    with node() as (_, flusher, fast, general):
+        flush(flusher, 1, [(s, FEB + 2 * i, float(i)) for s in SERIES for i in range(7)])
+        flush(flusher, 2, [(s, FEB + 2 * i + 1, -float(i)) for s in SERIES for i in range(7)])
+        points = stored_points(fast, fast.snapshot(), 'cpu{host="x"}', FEB + 1, FEB + 12)
+        assert points is not None
+        assert points["timestamp"].to_pylist() == list(range(FEB + 1, FEB + 13))
+        assert answers(fast, 'cpu{host="x"}', FEB + 1, FEB + 12) == answers(general, 'cpu{host="x"}', FEB + 1,
+                                                                              FEB + 12)
+
+
+def test_a_shadow_or_delete_touching_the_series_sends_the_query_to_the_general_path():
+    with node() as (_, flusher, fast, _general):
+        flush(flusher, 1, [("a", FEB + i, 1.0) for i in range(5)] + [("b", FEB + i, 1.0) for i in range(5)])
+        flush(flusher, 2, [("a", FEB + 2, 2.0)])  # replaces a stored point: a shadow row for "a"
+        assert stored_points(fast, fast.snapshot(), "a", FEB, FEB + 4) is None
+        assert stored_points(fast, fast.snapshot(), "b", FEB, FEB + 4) is not None
+        assert stored_points(fast, fast.snapshot(), "a", FEB + 3, FEB + 4) is not None  # outside the shadow's rows
+        assert query_range(fast, "a", FEB, FEB + 4).read_all()["value"].to_pylist() == [1.0, 1.0, 2.0, 1.0, 1.0]
+        add_tombstone(flusher.catalog, "b", FEB, FEB + 1, seq=3)
+        assert stored_points(fast, fast.snapshot(), "b", FEB, FEB + 4) is None
+        assert query_range(fast, "b", FEB, FEB + 4).read_all()["timestamp"].to_pylist() == [FEB + 2, FEB + 3, FEB + 4]
+
+
+def test_unflushed_points_of_the_series_send_the_query_to_the_general_path():
+    with node() as (_, flusher, fast, _general):
+        flush(flusher, 1, [("a", FEB + i, 1.0) for i in range(5)])
+        stored = fast.snapshot()
+        unflushed = records_to_table([(2, Columns(["a"], [FEB + 9], [9.0]))])
+        live = Snapshot(stored.blocks_by_month, unflushed, stored.root, stored.tombstones, stored.floor_ms)
+        assert stored_points(fast, live, "a", FEB, FEB + 4) is not None
+        assert stored_points(fast, live, "a", FEB, FEB + 9) is None
+
+
+def test_a_block_file_gone_after_its_layout_was_cached_falls_back_to_the_general_path():
+    with node() as (datadir, flusher, fast, _general):
+        flush(flusher, 1, [("a", FEB + i, 1.0) for i in range(5)])
+        assert stored_points(fast, fast.snapshot(), "a", FEB, FEB + 4) is not None
+        fast.stored_series = StoredSeriesReader()
+        fast.stored_series._layout(str(next((datadir.root / "time_blocks").rglob("*.parquet"))))
+        for file in (datadir.root / "time_blocks").rglob("*.parquet"):
+            file.unlink()
+        assert stored_points(fast, fast.snapshot(), "a", FEB, FEB + 4) is None
+
+
+def test_a_file_not_sorted_by_series_is_refused(tmp_path):
+    path = tmp_path / "unsorted.parquet"
+    pq.write_table(pa.table({"series": ["a", "b", "a"], "ts": [1, 2, 3], "value": [1.0, 2.0, 3.0],
+                             "seq": [1, 1, 1]}), path)
+    assert StoredSeriesReader().read([str(path)], "a", 0, 10) is None
+
+
+def test_more_rows_than_the_limit_are_left_to_the_general_path(tmp_path, monkeypatch):
+    path = tmp_path / "points.parquet"
+    pq.write_table(pa.table({"series": ["a"] * 10, "ts": list(range(10)), "value": [1.0] * 10, "seq": [1] * 10}),
+                   path, row_group_size=4)
+    reader = StoredSeriesReader()
+    assert reader.read([str(path)], "a", 0, 9)["timestamp"].to_pylist() == list(range(10))
+    monkeypatch.setattr("countdb.query.stored_series.MAX_ROWS_READ", 8)
+    assert reader.read([str(path)], "a", 0, 9) is None
+    assert reader.read([str(path)], "a", 0, 3) is not None
+
+
+@pytest.mark.parametrize("series", ["", "a", "b", "c"])
+def test_statistics_pick_only_the_row_groups_that_may_hold_the_series(tmp_path, series):
+    path = tmp_path / "points.parquet"
+    keys = ["a"] * 3 + ["b"] * 6 + ["c"] * 3
+    pq.write_table(pa.table({"series": keys, "ts": list(range(12)), "value": [0.0] * 12, "seq": [1] * 12}),
+                   path, row_group_size=3)
+    read = StoredSeriesReader().read([str(path)], series, 0, 100)
+    assert read["timestamp"].to_pylist() == [i for i, key in enumerate(keys) if key == series]
