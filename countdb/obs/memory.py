@@ -21,8 +21,14 @@ import pyarrow as pa  # noqa: E402  (after the variable above)
 
 log = logging.getLogger(__name__)
 
-M_ARENA_MAX = -8  # from glibc's malloc.h
+M_ARENA_MAX, M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -8, -1, -3  # from glibc's malloc.h
 MALLOC_ARENAS = 2
+# NOTE: glibc's default thresholds adapt: after a query frees the ~1-3 MB a decoded row group took, the heap top
+# is trimmed, and the next query page-faults it all back (+0.7 ms of CPU per one-hour range query, issue 4).
+# Fixed thresholds keep up to TRIM_THRESHOLD_BYTES of freed heap top per arena; blocks above MMAP_THRESHOLD_BYTES
+# still go straight back to the system when freed.
+TRIM_THRESHOLD_BYTES = 8 << 20
+MMAP_THRESHOLD_BYTES = 4 << 20
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -37,15 +43,18 @@ _LIBC = _libc()
 
 
 def bound_allocators() -> None:
-    """Cap glibc malloc arenas and route pyarrow's Python-side allocations through malloc too (the C++ side
-    follows ARROW_DEFAULT_MEMORY_POOL, set above). Inherited by forked workers.
+    """Cap glibc malloc arenas, fix its trim and mmap thresholds, and route pyarrow's Python-side allocations
+    through malloc too (the C++ side follows ARROW_DEFAULT_MEMORY_POOL, set above). Inherited by forked workers.
 
-    NOTE: glibc's mmap threshold is left sliding. Fixed at 1 MiB, it cost the medium bench ingest ~12 % more
-    CPU for no clear RSS gain over release_free_memory: zstd's ~2.5 MB level-9 workspace, made per Parquet
-    page, was then mmapped and faulted in every time (issue 2)."""
+    NOTE: the mmap threshold must stay above zstd's ~2.5 MB level-9 workspace, made per Parquet page: fixed at
+    1 MiB, that workspace was mmapped and faulted in every time, and the medium bench ingest cost ~12 % more CPU
+    (issue 2); 4 MiB keeps it on the heap."""
     pa.set_memory_pool(pa.system_memory_pool())
     try:
         capped = bool(_LIBC and _LIBC.mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+        if capped:
+            _LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+            _LIBC.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
     except AttributeError:  # not glibc (musl, macOS): nothing to cap
         capped = False
     if not capped:
