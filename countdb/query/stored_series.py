@@ -22,6 +22,7 @@ MAX_ROWS_READ = 8 * 131_072  # beyond this the general path streams the answer i
 CACHED_FILES = 4096
 CACHED_SERIES_RUNS = 100_000  # (series, row run) entries over every cached row group: ~12 MB at most
 POINTS_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64())])
+READ_BATCH_ROWS = 8192  # decoding granularity: a read stops at most this many rows past what it needs
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class RowGroupStats:
     ts_min: int | None
     ts_max: int | None
     rows: int
+    in_time_order: bool
+    """The file declares its rows sorted by (series, ts): a run can be read up to the range's end and no further."""
 
     def may_hold(self, series: str, start_ms: int, end_ms: int) -> bool:
         return ((self.series_min is None or self.series_min <= series) and
@@ -87,11 +90,11 @@ class StoredSeriesReader:
             return None
         pieces = []
         for path, group in wanted:
-            runs = self._series_runs(path, group)
+            layout, runs = self._layout(path), self._series_runs(path, group)
             if runs is None:
                 return None
             if series in runs:
-                pieces.append(_read_run(path, group, runs[series], start_ms, end_ms))
+                pieces += _read_run(path, group, runs[series], start_ms, end_ms, layout.row_groups[group].in_time_order)
         return _in_time_order(pieces)
 
     def _layout(self, path: str) -> FileLayout:
@@ -132,7 +135,9 @@ def _read_layout(path: str) -> FileLayout:
         row_group = metadata.row_group(group)
         series_min, series_max = _min_max(row_group.column(series_column).statistics)
         ts_min, ts_max = _min_max(row_group.column(ts_column).statistics)
-        groups.append(RowGroupStats(series_min, series_max, ts_min, ts_max, row_group.num_rows))
+        in_time_order = [(c.column_index, c.descending) for c in row_group.sorting_columns[:2]] == \
+            [(series_column, False), (ts_column, False)]
+        groups.append(RowGroupStats(series_min, series_max, ts_min, ts_max, row_group.num_rows, in_time_order))
     maxima = [group.series_max for group in groups]
     minima = [group.series_min for group in groups]
     in_order = None not in maxima and None not in minima and maxima == sorted(maxima) and minima == sorted(minima)
@@ -167,18 +172,30 @@ def _read_series_runs(path: str, group: int) -> dict[str, tuple[int, int]] | Non
     return runs
 
 
-def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms: int) -> pa.Table:
+def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms: int,
+              in_time_order: bool) -> list[pa.RecordBatch]:
+    """The rows of one series run in [start_ms, end_ms]. Batches are decoded in order and reading stops at the
+    run's end, or, in a file sorted by (series, ts), at the range's end: on average half a row group decoded."""
     first, stop = run
+    pieces, row = [], 0
     with pq.ParquetFile(path) as file:
-        rows = file.read_row_group(group, columns=["ts", "value"], use_threads=False).slice(first, stop - first)
-    ts = rows.column("ts")
-    mask = pc.and_(pc.greater_equal(ts, start_ms), pc.less_equal(ts, end_ms))
-    return rows.filter(mask)
+        for batch in file.iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=["ts", "value"],
+                                       use_threads=False):
+            low, high = max(first - row, 0), min(stop - row, batch.num_rows)
+            row += batch.num_rows
+            if low >= high:
+                continue
+            part = batch.slice(low, high - low)
+            ts = part.column(0)
+            pieces.append(part.filter(pc.and_(pc.greater_equal(ts, start_ms), pc.less_equal(ts, end_ms))))
+            if row >= stop or (in_time_order and ts[-1].as_py() > end_ms):
+                break
+    return pieces
 
 
-def _in_time_order(pieces: list[pa.Table]) -> pa.Table:
-    if not pieces:
-        return POINTS_SCHEMA.empty_table()
+def _in_time_order(pieces: list[pa.RecordBatch]) -> pa.Table:
     # NOTE: a run is in time order already (blocks are sorted by series, ts); sorting costs little and
     # keeps the answer right whatever the pieces' order.
-    return pa.concat_tables(pieces).rename_columns(["timestamp", "value"]).cast(POINTS_SCHEMA).sort_by("timestamp")
+    columns = [pa.chunked_array([piece.column(i) for piece in pieces], field.type)
+               for i, field in enumerate(POINTS_SCHEMA)]
+    return pa.table(columns, schema=POINTS_SCHEMA).sort_by("timestamp")
