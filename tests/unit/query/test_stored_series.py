@@ -165,3 +165,18 @@ def test_statistics_pick_only_the_row_groups_that_may_hold_the_series(tmp_path, 
                    path, row_group_size=3)
     read = StoredSeriesReader().read([str(path)], series, 0, 100)
     assert read["timestamp"].to_pylist() == [i for i, key in enumerate(keys) if key == series]
+
+
+@pytest.mark.parametrize("declared_sorted", [True, False])
+def test_a_run_is_read_in_batches_up_to_the_range_end_only_when_the_file_declares_its_order(
+        tmp_path, monkeypatch, declared_sorted):
+    path = tmp_path / "points.parquet"
+    ts = list(range(40)) if declared_sorted else [5, 6, 7, 30, 31, 32, 1, 2, 3, 8] * 4  # unsorted: order not declared
+    sorting = [pq.SortingColumn(0), pq.SortingColumn(1)] if declared_sorted else None
+    pq.write_table(pa.table({"series": ["a"] * 40 + ["b"] * 5, "ts": ts + list(range(5)),
+                             "value": [float(t) for t in ts] + [0.0] * 5, "seq": [1] * 45}),
+                   path, row_group_size=45, sorting_columns=sorting)
+    monkeypatch.setattr("countdb.query.stored_series.READ_BATCH_ROWS", 4)
+    read = StoredSeriesReader().read([str(path)], "a", 3, 9)
+    expected = sorted(t for t in ts if 3 <= t <= 9)
+    assert read["timestamp"].to_pylist() == expected and read["value"].to_pylist() == [float(t) for t in expected]
