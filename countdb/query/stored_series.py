@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 
 MAX_ROWS_READ = 8 * 131_072  # beyond this the general path streams the answer instead of holding it whole
 CACHED_FILES = 4096
-CACHED_SERIES_RUNS = 100_000  # (series, row run) entries over every cached row group: ~12 MB at most
+CACHED_SERIES_RUNS = 1_000_000  # series runs over every cached row group: ~16 MB at most
 POINTS_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64())])
 READ_BATCH_ROWS = 8192  # decoding granularity: a read stops at most this many rows past what it needs
 
@@ -61,6 +62,21 @@ class FileLayout:
         return [group for group in groups if self.row_groups[group].may_hold(series, start_ms, end_ms)]
 
 
+@dataclass(frozen=True)
+class SeriesRuns:
+    """A row group's series in ascending order, and the row after each one's last: 16 bytes a series."""
+
+    names: tuple[str, ...]
+    ends: array
+
+    def find(self, series: str) -> tuple[int, int] | None:
+        """(first row, row after its last) of `series`, None if it has no rows here."""
+        at = bisect_left(self.names, series)
+        if at == len(self.names) or self.names[at] != series:
+            return None
+        return (self.ends[at - 1] if at else 0), self.ends[at]
+
+
 class StoredSeriesReader:
     """Thread-safe. Caches, per worker, each block file's row group statistics and series runs: published
     block files never change (a new name for every write), so nothing cached goes stale."""
@@ -68,7 +84,7 @@ class StoredSeriesReader:
     def __init__(self):
         self._lock = threading.Lock()
         self._layouts: OrderedDict[str, FileLayout] = OrderedDict()
-        self._runs: OrderedDict[tuple[str, int], dict[str, tuple[int, int]] | None] = OrderedDict()
+        self._runs: OrderedDict[tuple[str, int], SeriesRuns | None] = OrderedDict()
         self._cached_runs = 0
 
     def may_hold(self, files: list[str], series: str, start_ms: int, end_ms: int) -> bool:
@@ -93,8 +109,9 @@ class StoredSeriesReader:
             layout, runs = self._layout(path), self._series_runs(path, group)
             if runs is None:
                 return None
-            if series in runs:
-                pieces += _read_run(path, group, runs[series], start_ms, end_ms, layout.row_groups[group].in_time_order)
+            run = runs.find(series)
+            if run is not None:
+                pieces += _read_run(path, group, run, start_ms, end_ms, layout.row_groups[group].in_time_order)
         return _in_time_order(pieces)
 
     def _layout(self, path: str) -> FileLayout:
@@ -110,7 +127,7 @@ class StoredSeriesReader:
                 self._layouts.popitem(last=False)
         return layout
 
-    def _series_runs(self, path: str, group: int) -> dict[str, tuple[int, int]] | None:
+    def _series_runs(self, path: str, group: int) -> SeriesRuns | None:
         key = (path, group)
         with self._lock:
             if key in self._runs:
@@ -120,9 +137,10 @@ class StoredSeriesReader:
         with self._lock:
             if key not in self._runs:
                 self._runs[key] = runs
-                self._cached_runs += len(runs or ())
+                self._cached_runs += len(runs.names) if runs else 0
             while self._cached_runs > CACHED_SERIES_RUNS and len(self._runs) > 1:
-                self._cached_runs -= len(self._runs.popitem(last=False)[1] or ())
+                evicted = self._runs.popitem(last=False)[1]
+                self._cached_runs -= len(evicted.names) if evicted else 0
         return runs
 
 
@@ -150,26 +168,27 @@ def _min_max(statistics: pq.Statistics | None) -> tuple:
     return statistics.min, statistics.max
 
 
-def _read_series_runs(path: str, group: int) -> dict[str, tuple[int, int]] | None:
-    """{series: (first row, row after its last)} of one row group; None if a series' rows aren't contiguous."""
+def _read_series_runs(path: str, group: int) -> SeriesRuns | None:
+    """The series runs of one row group; None if its series are not in ascending order (each in one run)."""
     with pq.ParquetFile(path, read_dictionary=["series"]) as file:
         column = file.read_row_group(group, columns=["series"], use_threads=False).column(0)
-    runs: dict[str, tuple[int, int]] = {}
+    names: list[str] = []
+    ends: list[int] = []
     offset = 0
     for chunk in column.chunks:
         if not pa.types.is_dictionary(chunk.type):
             chunk = pc.dictionary_encode(chunk)
         encoded = pc.run_end_encode(chunk.indices)
-        names = [sys.intern(name) for name in chunk.dictionary.take(encoded.values).to_pylist()]  # one copy a key
-        start = offset
-        for name, end in zip(names, encoded.run_ends.to_pylist()):
-            first, last = runs.get(name, (start, start))
-            if last != start:
+        for name, end in zip(chunk.dictionary.take(encoded.values).to_pylist(), encoded.run_ends.to_pylist()):
+            if names and name == names[-1]:  # a run going on across chunks
+                ends[-1] = offset + end
+            elif names and name < names[-1]:
                 return None
-            runs[name] = (first, offset + end)
-            start = offset + end
+            else:
+                names.append(sys.intern(name))  # one copy of a key for every row group that holds it
+                ends.append(offset + end)
         offset += len(chunk)
-    return runs
+    return SeriesRuns(tuple(names), array("q", ends))
 
 
 def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms: int,
