@@ -63,7 +63,7 @@ def to_markdown(results: dict, paths: dict) -> str:
          f"{row['comparison']} {_with_unit(row['threshold'], row['unit'])}",
          _STATUS[row["status"]] + (f" ({row['reason']})" if row.get("reason") else "")]
         for row in results["targets"]])
-    lines += _ingest(results) + _single(results) + _queries(results) + _load(results)
+    lines += _ingest(results) + _single(results) + _queries(results) + _load(results) + _transfer(results)
     lines += _storage(results) + _rss(results) + _problems(results)
     lines += ["## Charts", "", f"![Ingest throughput per protocol]({Path(paths['ingest_chart']).name})", "",
               f"![Query latency distributions]({Path(paths['query_chart']).name})", ""]
@@ -131,6 +131,25 @@ def _load(results: dict) -> list[str]:
                         [[load["connections"], number(load["expected_per_s_median"]),
                           number(load["requests_per_s_median"]), number(load["latency_ms_p50"]),
                           number(load["latency_ms_p99"]), load["unexpected_status"], load["socket_errors"]]])
+
+
+def _transfer(results: dict) -> list[str]:
+    transfer = results.get("transfer")
+    head = ["## Big results to a pyarrow client (Arrow IPC)", ""]
+    if not transfer:
+        return head + ["Not measured (see errors).", ""]
+    rows = [[route, f"`{r['sql']}`", number(r["rows"]), number(r["points_per_s_median"]),
+             number(min(run["points_per_s"] for run in r["runs"])), number(r["server_cpu_s_per_m_points"]),
+             r["runs"][0]["series_type"] or "—"]
+            for route, statements in transfer.items() for r in statements.values()]
+    return head + [
+        "Every stored point (10 M at the medium scale; whatever the scale holds otherwise) read by one pyarrow "
+        "client: HTTP is `POST /query/sql` with `Accept: application/vnd.apache.arrow.stream` read by "
+        "`pyarrow.ipc.open_stream`, Flight is `do_get` of the SQL as ticket; points/s = rows / wall seconds "
+        "until the client holds the whole table (median and slowest run); server CPU = user + system seconds "
+        "of the server's processes per million points (median run).", ""] + table(
+        ["Route", "Statement", "Rows", "Points/s (median)", "Points/s (slowest)", "Server CPU s / M points",
+         "series as"], rows)
 
 
 def _storage(results: dict) -> list[str]:

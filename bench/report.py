@@ -22,6 +22,12 @@ class Target:
     unavailable: tuple = ()  # where a "not available" reason may be found instead
 
 
+def _transfer(route: str, label: str) -> Target:
+    path = ("transfer", route, "series_ts_value")
+    return Target(f"Arrow IPC result (series, ts, value) to pyarrow, {label}", path + ("points_per_s_median",), True,
+                  20_000_000, "points/s", path)
+
+
 def _protocol(name: str, label: str, threshold: float) -> Target:
     return Target(f"{label} ingest", ("ingest", "protocols", name, "points_per_s_median"), True, threshold,
                   "points/s", ("ingest", "protocols", name))
@@ -46,6 +52,8 @@ TARGETS = (
            ("queries", "sql_group_by", "count")),
     Target("One-hour range queries, 8 clients", ("query_load", "expected_per_s_median"), True, 1_000, "queries/s",
            ("query_load",)),
+    _transfer("http", "HTTP /query/sql"),
+    _transfer("flight", "Flight do_get"),
     Target("Peak RSS of a worker during ingest", ("rss", "max_worker_peak_mb"), False, 300, _MB, ("rss",)),
     Target("cpu-only: fewer bytes/point than zstd Parquet", ("storage", "cpu", "reduction_vs_zstd"), True,
            0.25, "%", ("storage", "cpu")),
@@ -104,7 +112,8 @@ def _wrong_answers(results: dict, path: tuple) -> str | None:
 
 def _failed_phase(results: dict, path: tuple) -> str:
     phase = {"ingest": "ingest", "rss": "ingest", "queries": "queries", "query_load": "queries",
-             "single_insert": "queries", "storage": "exporter" if path[1].startswith("exporter") else "ingest"}[path[0]]
+             "single_insert": "queries", "transfer": "transfer",
+             "storage": "exporter" if path[1].startswith("exporter") else "ingest"}[path[0]]
     for error in results.get("errors", []):
         if error["phase"] == phase:
             return f"{phase} phase failed: {error['error']}"

@@ -18,10 +18,10 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import charts, ingest, markdown, queries, report, storage
+from bench import charts, ingest, markdown, queries, report, storage, transfer
 from bench.dataset import EXPORTER_DATA, SCALES, CpuDataset, Scale, load_exporter_points
 from bench.machine import describe_machine
-from bench.server import CountServer, RssSampler
+from bench.server import CountServer, RssSampler, free_port
 from bench.wire import prometheus_encoder_name
 from bench.wrk import run_wrk, wrk_available
 
@@ -50,9 +50,10 @@ class Run:
             print(f"[bench] {name} FAILED: {error}", file=sys.stderr, flush=True)
         self.results.setdefault("phase_seconds", {})[name] = round(time.monotonic() - began, 2)
 
-    def server(self, name: str) -> CountServer:
+    def server(self, name: str, **env: str) -> CountServer:
         # NOTE: no background compaction, so storage is measured as flushed, then after `countdb compact`.
-        return CountServer(self.work_dir / name, self.work_dir / f"{name}.log", {"COMPACTION_INTERVAL_SECONDS": "0"})
+        return CountServer(self.work_dir / name, self.work_dir / f"{name}.log",
+                           {"COMPACTION_INTERVAL_SECONDS": "0", **env})
 
     def ingest_phase(self) -> None:
         """Every protocol writes its own time slice of the data set (RSS sampled throughout), then SIGTERM flushes."""
@@ -132,6 +133,12 @@ class Run:
                         self.scale.wrk_seconds) for n in range(self.scale.repeats)]
         return _wrk_summary(runs, SINGLE_INSERT_CONNECTIONS, expected_status=201)
 
+    def transfer_phase(self) -> None:
+        """Restart on the flushed DATA_DIR with Arrow Flight on; every stored point to a pyarrow client."""
+        flight_port = free_port()
+        with self.server("cpu", FLIGHT_PORT=str(flight_port)) as server:
+            self.results["transfer"] = transfer.measure_transfer(server, flight_port, self.scale.repeats)
+
     def exporter_phase(self) -> None:
         """The shipped node-exporter recording: write, SIGTERM (flush), bytes/point, then the same after compaction."""
         points = load_exporter_points(EXPORTER_DATA)
@@ -200,6 +207,7 @@ def run_benchmark(scale: Scale, results_dir: Path, work_dir: Path | None = None,
     try:
         run.phase("ingest", run.ingest_phase)
         run.phase("queries", run.query_phase)
+        run.phase("transfer", run.transfer_phase)
         run.phase("exporter", run.exporter_phase)
     finally:
         if not keep_data:

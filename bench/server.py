@@ -35,7 +35,7 @@ class CountServer:
         """Start on a free port (retrying if another process grabbed it) and wait for /health; raises ServerError."""
         error = None
         for _ in range(3):
-            port = _free_port()
+            port = free_port()
             self._spawn(port)
             try:
                 self._wait_ready(ready_timeout_seconds)
@@ -89,6 +89,12 @@ class CountServer:
 
     def worker_pids(self) -> list[int]:
         return _children(self.process.pid) if self.process and self.process.poll() is None else []
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds used so far by the master and its children (workers, Flight process)."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *self.worker_pids()])
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -153,6 +159,14 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def _status_kb(pid: int, key: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -163,7 +177,7 @@ def _status_kb(pid: int, key: str) -> int | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
