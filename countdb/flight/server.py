@@ -55,17 +55,19 @@ class CountFlightServer(flight.FlightServerBase):
                 raise errors.InvalidInput("send a command descriptor holding a SQL statement", field="descriptor")
             flight_sql = flightsql.command_sql(descriptor.command)
             sql = _utf8(descriptor.command if flight_sql is None else flight_sql)
-            schema = self.services.sql.schema(sql)
+            schema = self.services.sql.schema(sql, keys_as_dictionary=True)
         except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
             raise flight_error(error) from None
         ticket = sql.encode() if flight_sql is None else flightsql.statement_ticket(sql)
         return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
 
     def do_get(self, context, ticket: flight.Ticket) -> flight.FlightDataStream:
-        """The ticket is one SQL SELECT (UTF-8, or a ticket from get_flight_info), run like POST /query/sql."""
+        """The ticket is one SQL SELECT (UTF-8, or a ticket from get_flight_info), run like POST /query/sql
+        answering Arrow: a `series` column comes dictionary-encoded."""
         try:
             flight_sql = flightsql.ticket_sql(ticket.ticket)
-            result = self.services.sql.execute(_utf8(ticket.ticket if flight_sql is None else flight_sql))
+            result = self.services.sql.execute(_utf8(ticket.ticket if flight_sql is None else flight_sql),
+                                               keys_as_dictionary=True)
         except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
             raise flight_error(error) from None
         return flight.GeneratorStream(result.schema, _batches(result))
@@ -104,10 +106,15 @@ def _utf8(sql: bytes) -> str:
         raise errors.InvalidInput("the SQL statement must be UTF-8", field="ticket") from None
 
 
-def _batches(result: SqlResult) -> Iterator[pa.RecordBatch]:
-    """The result's batches; closes it when the stream ends, fails or the client goes away."""
+def _batches(result: SqlResult) -> Iterator[pa.Table]:
+    """The result's batches; closes it when the stream ends, fails or the client goes away.
+
+    NOTE: each batch goes as a one-batch Table, which GeneratorStream sends with its dictionaries (a bare
+    RecordBatch goes without them); a RecordBatchStream would send them too, but its errors would reach the
+    client with a Python traceback and without extra_info."""
     try:
-        yield from result
+        for batch in result:
+            yield pa.Table.from_batches([batch])
     except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
         raise flight_error(error) from None
     finally:

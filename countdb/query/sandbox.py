@@ -94,11 +94,15 @@ class Run:
         with self.errors():
             self.cursor.execute(sql)
 
-    def batches(self, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """The statement's schema and a stream of its batches; past QUERY_MAX_ROWS the stream raises
-        LimitExceeded. Errors at any point come out as CountErrors."""
+    def batches(self, sql: str, projection: str | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The statement's schema and a stream of its batches (through `projection`, a SELECT list over the
+        statement's columns, if given); past QUERY_MAX_ROWS the stream raises LimitExceeded. Errors at any
+        point come out as CountErrors."""
         with self.errors():
-            reader = self.cursor.sql(sql).to_arrow_reader(BATCH_ROWS)
+            relation = self.cursor.sql(sql)
+            if projection is not None:
+                relation = relation.project(projection)
+            reader = relation.to_arrow_reader(BATCH_ROWS)
         return reader.schema, self._stream(reader)
 
     def schema(self, sql: str) -> pa.Schema:

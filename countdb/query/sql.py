@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from countdb.catalog.blocks import series_extents
 from countdb.catalog.db import connect, data_version
 from countdb.model import parse_series_key
+from countdb.query import key_dictionary
 from countdb.query.engine import QueryEngine, Scope, Snapshot
 from countdb.query.sandbox import Run, Sandbox, sql_literal
 from countdb.query.visible import visible_points
@@ -79,32 +80,35 @@ class SqlService:
         self._catalog_version = -1
         self._catalog_series = SERIES_SCHEMA.empty_table()
 
-    def execute(self, sql: str) -> SqlResult:
-        """Start `sql` (one SELECT); raises QueryRejected with DuckDB's reason, QueryTimeout, LimitExceeded."""
+    def execute(self, sql: str, keys_as_dictionary: bool = False) -> SqlResult:
+        """Start `sql` (one SELECT); raises QueryRejected with DuckDB's reason, QueryTimeout, LimitExceeded.
+        With `keys_as_dictionary`, a `series` column comes as dictionary<int32, string> (query/key_dictionary.py)."""
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
             snapshot = self.engine.snapshot()
             self._create_views(run, snapshot)
-            schema, batches = run.batches(sql)
+            started = key_dictionary.start(run, sql) if keys_as_dictionary else None
+            schema, batches = started or run.batches(sql)
             return SqlResult(run, schema, batches)
         except BaseException:
             run.close()
             raise
 
-    def schema(self, sql: str) -> pa.Schema:
+    def schema(self, sql: str, keys_as_dictionary: bool = False) -> pa.Schema:
         """The Arrow schema `sql` would answer with (checked and bound like execute, no rows computed)."""
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
             self._create_views(run, self.engine.snapshot())
-            return run.schema(sql)
+            schema = run.schema(sql)
         finally:
             run.close()
+        return key_dictionary.wire_schema(schema) if keys_as_dictionary and key_dictionary.applies(schema) else schema
 
-    def table(self, sql: str) -> pa.Table:
+    def table(self, sql: str, keys_as_dictionary: bool = False) -> pa.Table:
         """The whole result of `sql` as one Arrow table."""
-        with self.execute(sql) as result:
+        with self.execute(sql, keys_as_dictionary) as result:
             return result.read_all()
 
     def _create_views(self, run: Run, snapshot: Snapshot) -> None:

@@ -86,7 +86,7 @@ def test_do_get_streams_record_batches_with_the_sql_types(served):
     _, client = served
     reader = client.do_get(flight.Ticket(b"SELECT series, ts, value FROM points WHERE series = 'flight.put' "
                                          b"ORDER BY ts"))
-    assert reader.schema.types == [pa.string(), pa.timestamp("us"), pa.float64()]
+    assert reader.schema.types == [pa.dictionary(pa.int32(), pa.string()), pa.timestamp("us"), pa.float64()]
     table = reader.read_all()
     assert table.num_rows == 2500 and table["value"][2499].as_py() == 2499.0
 

@@ -26,7 +26,7 @@ class SqlQueryResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         result_format = choose_format(req)
-        table = self.sql.table(sql_text(req))
+        table = self.sql.table(sql_text(req), keys_as_dictionary=result_format == "arrow")
         send_result(resp, result_format, table, lambda _batches: iter([render_json(table)]))
 
 
