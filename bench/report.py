@@ -148,6 +148,8 @@ def find_problems(results: dict) -> list[str]:
         if shutdown and (shutdown.get("hung") or shutdown.get("exit_code") not in (0, None)):
             problems.append(f"{'/'.join(where)}: server exit {shutdown}")
     problems += _query_problems(results)
+    for route, statements in results.get("transfer", {}).items():
+        problems += [f"transfer {route} `{r['sql']}`: {r['note']}" for r in statements.values() if r.get("note")]
     for key in ("single_insert", "query_load"):
         load = results.get(key, {})
         if load.get("unexpected_status") or load.get("socket_errors"):

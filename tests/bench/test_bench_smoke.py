@@ -112,6 +112,15 @@ def test_queries_are_timed_against_duckdb(bench_run):
     assert statuses <= {"met", "MISSED", "not measured"}
 
 
+def test_big_results_reach_a_pyarrow_client_over_http_and_flight(bench_run):
+    results, _ = bench_run
+    for route in ("http", "flight"):
+        for name, result in results["transfer"][route].items():
+            assert result["rows"] >= TINY_POINTS and result["points_per_s_median"] > 0, (route, name)
+            assert "note" not in result, result["note"]
+        assert results["transfer"][route]["series_ts_value"]["runs"][0]["series_type"].startswith("dictionary<")
+
+
 def test_wrk_measures_inserts_and_query_load(bench_run):
     results, _ = bench_run
     _require(shutil.which("wrk") is not None, "wrk not installed (apt-get install wrk)")
