@@ -91,3 +91,19 @@ def test_json_and_flight_info_agree_with_the_stream(node):
     assert answer.json()["columns"] == [{"name": "series", "type": "string"}]
     info = client.get_flight_info(flight.FlightDescriptor.for_command(b"SELECT series, value FROM points"))
     assert info.schema.field("series").type == KEYS
+
+
+@pytest.fixture(scope="module")
+def limited(count_server):
+    return count_server(QUERY_MAX_ROWS=150_000, WORKERS=1)
+
+
+def test_an_arrow_stream_past_the_row_limit_is_cut_short_and_the_client_can_tell(limited):
+    """The limit is passed after the first STREAM_ROWS rows were sent with a 200: the stream ends without its
+    end-of-stream marker, so reading it fails rather than yielding fewer rows than the statement has."""
+    answer = limited.post("/query/sql", data=b"SELECT 'k' AS series, i FROM range(150001) t(i)",
+                          headers={"Content-Type": "text/plain", "Accept": ARROW}, stream=True)
+    assert answer.status_code == 200
+    with pytest.raises(Exception):  # noqa: B017 - urllib3's or pyarrow's, depending on where the cut falls
+        pa.ipc.open_stream(answer.raw).read_all()
+    assert over_http(limited, "SELECT 'k' AS series, i FROM range(150000) t(i)").num_rows == 150_000
