@@ -143,8 +143,8 @@ def _transfer(results: dict) -> list[str]:
              r["runs"][0]["series_type"] or "—"]
             for route, statements in transfer.items() for r in statements.values()]
     return head + [
-        "Up to 10 M stored points (all 10 M at the medium scale; fewer at smaller scales) read by one pyarrow "
-        "client: HTTP is `POST /query/sql` with `Accept: application/vnd.apache.arrow.stream` read by "
+        "Up to 10 M stored points (10 M at the medium and large scales; all there are at smaller ones) read by "
+        "one pyarrow client: HTTP is `POST /query/sql` with `Accept: application/vnd.apache.arrow.stream` read by "
         "`pyarrow.ipc.open_stream`, Flight is `do_get` of the SQL as ticket; points/s = rows / wall seconds "
         "until the client holds the whole table (median and slowest run); server CPU = user + system seconds "
         "of the server's processes per million points (median run).", ""] + table(

@@ -48,7 +48,8 @@ def as_json(server, sql: str) -> list:
     return answer.json()["rows"]
 
 
-READERS = {"http": lambda served, sql: over_http(served[0], sql), "flight": lambda served, sql: over_flight(served[1], sql)}
+READERS = {"http": lambda served, sql: over_http(served[0], sql),
+           "flight": lambda served, sql: over_flight(served[1], sql)}
 
 
 @pytest.mark.parametrize("route", READERS)
