@@ -140,8 +140,9 @@ def _transfer(results: dict) -> list[str]:
         return head + ["Not measured (see errors).", ""]
     rows = [[route, f"`{r['sql']}`", number(r["rows"]), number(r["points_per_s_median"]),
              number(min(run["points_per_s"] for run in r["runs"])), number(r["server_cpu_s_per_m_points"]),
-             r["runs"][0]["series_type"] or "—"]
-            for route, statements in transfer.items() for r in statements.values()]
+             r["runs"][0]["series_type"] or "—"] if r.get("available") else
+            [route, name, f"not measured: {r.get('reason')}", "—", "—", "—", "—"]
+            for route, statements in transfer.items() for name, r in statements.items()]
     return head + [
         "Up to 10 M stored points (10 M at the medium and large scales; all there are at smaller ones) read by "
         "one pyarrow client: HTTP is `POST /query/sql` with `Accept: application/vnd.apache.arrow.stream` read by "

@@ -112,7 +112,7 @@ def _wrong_answers(results: dict, path: tuple) -> str | None:
 
 def _failed_phase(results: dict, path: tuple) -> str:
     phase = {"ingest": "ingest", "rss": "ingest", "queries": "queries", "query_load": "queries",
-             "single_insert": "queries", "transfer": "transfer",
+             "single_insert": "queries",
              "storage": "exporter" if path[1].startswith("exporter") else "ingest"}[path[0]]
     for error in results.get("errors", []):
         if error["phase"] == phase:

@@ -135,9 +135,10 @@ class Run:
 
     def transfer_phase(self) -> None:
         """Restart on the flushed DATA_DIR with Arrow Flight on; every stored point to a pyarrow client."""
+        out = self.results["transfer"] = transfer.not_measured("the transfer phase failed (see Problems)")
         flight_port = free_port()
         with self.server("cpu", FLIGHT_PORT=str(flight_port)) as server:
-            self.results["transfer"] = transfer.measure_transfer(server, flight_port, self.scale.repeats)
+            out.update(transfer.measure_transfer(server, flight_port, self.scale.repeats))
 
     def exporter_phase(self) -> None:
         """The shipped node-exporter recording: write, SIGTERM (flush), bytes/point, then the same after compaction."""
@@ -207,8 +208,8 @@ def run_benchmark(scale: Scale, results_dir: Path, work_dir: Path | None = None,
     try:
         run.phase("ingest", run.ingest_phase)
         run.phase("queries", run.query_phase)
-        run.phase("transfer", run.transfer_phase)
         run.phase("exporter", run.exporter_phase)
+        run.phase("transfer", run.transfer_phase)
     finally:
         if not keep_data:
             shutil.rmtree(work, ignore_errors=True)

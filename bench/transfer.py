@@ -18,6 +18,7 @@ from bench.server import CountServer
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 RESULT_POINTS = 10_000_000  # the target's result size; also Count's default QUERY_MAX_ROWS
+ROUTES = ("http", "flight")
 STATEMENTS = {
     "series_ts_value": f"SELECT series, ts, value FROM points LIMIT {RESULT_POINTS}",
     "ts_value": f"SELECT ts, value FROM points LIMIT {RESULT_POINTS}",
@@ -37,12 +38,18 @@ def flight_table(port: int, sql: str) -> pa.Table:
         return client.do_get(flight.Ticket(sql.encode())).read_all()
 
 
+def not_measured(reason: str) -> dict:
+    """The phase's results before (or instead of) measuring: every target row then says why it has no value."""
+    return {route: {name: {"available": False, "reason": reason} for name in STATEMENTS} for route in ROUTES}
+
+
 def measure_transfer(server: CountServer, flight_port: int, repeats: int) -> dict:
     """{"http"|"flight": {statement: runs and medians}} for every statement in STATEMENTS, `repeats` runs each;
     server CPU seconds per million points come from the server's process tree."""
     out: dict = {}
-    routes = {"http": lambda sql: http_table(server.url, sql), "flight": lambda sql: flight_table(flight_port, sql)}
-    for route, fetch in routes.items():
+    fetchers = {"http": lambda sql: http_table(server.url, sql), "flight": lambda sql: flight_table(flight_port, sql)}
+    for route in ROUTES:
+        fetch = fetchers[route]
         out[route] = {}
         for name, sql in STATEMENTS.items():
             runs = []
