@@ -1,6 +1,6 @@
 """Series keys leave Arrow results dictionary-encoded: the result's `series` column is cast, after the user's
-statement, to a per-statement ENUM of every known key, which DuckDB exports as an Arrow dictionary from the
-Parquet dictionary pages, never copying the key strings (issue 4: 10 M points with keys at >= 20 M points/s).
+statement, to a per-statement ENUM of every known key, which DuckDB exports as an Arrow dictionary: no copy of
+the key per point, as a string column costs (issue 4: 10 M points with keys at >= 20 M points/s).
 
 Invariant: only the column's type changes, never a value: a `series` value that is no known key (the statement
 computed it) travels beside the cast and is put back, batch by batch; the user's statement itself still sees
