@@ -1,4 +1,5 @@
-"""RequestObserver: the Falcon middleware that gives each request an id, an access-log line and its metrics.
+"""RequestObserver: the Falcon middleware that gives each request an id, an access-log line and its metrics,
+and makes a streamed answer that fails midway end as a cut connection (api/streaming.py).
 
 Invariant: every log line emitted while a request is handled carries its id (REQUEST_ID is set before routing
 and reset after the response, in the worker thread that handles it), and the id is echoed in X-Request-ID.
@@ -14,6 +15,7 @@ import uuid
 import falcon
 from falcon.constants import COMBINED_METHODS
 
+from countdb.api.streaming import cut_on_error
 from countdb.obs import metrics
 from countdb.obs.logging import REQUEST_ID
 
@@ -44,6 +46,8 @@ class RequestObserver:
         method = req.method if req.method in _METHODS else "other"
         status = resp.status_code
         resp.set_header(REQUEST_ID_HEADER, req.context.request_id)
+        if resp.stream is not None:
+            resp.stream = cut_on_error(resp.stream, req.env.get("gunicorn.socket"), req.context.request_id)
         metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
         metrics.HTTP_REQUEST_SECONDS.labels(route).observe(seconds)
         access_log.info("%s %s %d", req.method, req.path, status, extra={"fields": {

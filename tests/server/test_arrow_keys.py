@@ -9,6 +9,7 @@ import socket
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
+import requests
 
 T0 = 1_700_000_000_000
 ARROW = "application/vnd.apache.arrow.stream"
@@ -108,3 +109,15 @@ def test_an_arrow_stream_past_the_row_limit_is_cut_short_and_the_client_can_tell
     with pytest.raises(Exception):  # noqa: B017 - urllib3's or pyarrow's, depending on where the cut falls
         pa.ipc.open_stream(answer.raw).read_all()
     assert over_http(limited, "SELECT 'k' AS series, i FROM range(150000) t(i)").num_rows == 150_000
+    assert "streamed answer cut short" in limited.log_text()
+
+
+def test_a_stream_cut_short_is_a_broken_http_transfer_and_one_log_line_not_a_traceback(limited):
+    answer = limited.post("/query/sql", data=b"SELECT i FROM range(150001) t(i)",
+                          headers={"Content-Type": "text/plain", "Accept": ARROW}, stream=True)
+    assert answer.status_code == 200
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        answer.content
+    log = limited.log_text()
+    assert "streamed answer cut short: the result has more than 150000 rows" in log
+    assert "Traceback" not in log and "Error handling request" not in log
