@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from countdb.errors import InvalidInput
+from countdb.ingest import json_batch
 from countdb.ingest.validate import check_point_count, check_series, check_timestamp, check_value, keyed_series
 from countdb.model import MAX_SERIES_KEY_BYTES, MAX_TIMESTAMP_MS
 from countdb.wal.record import WAL_DICTIONARY_SCHEMA, Columns
@@ -21,8 +22,12 @@ _FIELDS = ("series", "timestamp", "value")
 _CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"  # validate.check_series refuses these
 
 
-def parse_json(body: bytes, max_points: int) -> Columns:
+def parse_json(body: bytes, max_points: int) -> Columns | pa.RecordBatch:
     """A single point object (the original Count API) or an array of them."""
+    batch = json_batch.array_points(body)
+    if batch is not None:
+        check_point_count(batch.num_rows, max_points)
+        return batch
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -37,8 +42,12 @@ def parse_json(body: bytes, max_points: int) -> Columns:
     raise InvalidInput("body must be a JSON object or an array of objects", field="body")
 
 
-def parse_ndjson(body: bytes, max_points: int) -> Columns:
+def parse_ndjson(body: bytes, max_points: int) -> Columns | pa.RecordBatch:
     """One JSON point per line; blank lines are skipped; errors name the 1-based line."""
+    batch = json_batch.line_points(body)
+    if batch is not None:
+        check_point_count(batch.num_rows, max_points)
+        return batch
     documents, lines = [], []
     for number, line in enumerate(body.split(b"\n"), start=1):
         if line.strip():
