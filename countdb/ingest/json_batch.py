@@ -19,6 +19,7 @@ from countdb.wal.record import WAL_DICTIONARY_SCHEMA
 # checked: the numbers by these patterns, each distinct head by orjson as the start of an object. A cut inside a
 # string leaves a piece that fails a check, so a batch that passes is the same JSON text cut at its real commas;
 # orjson keeps a key's last occurrence, so the trailing timestamp and value are the ones the general path takes.
+# Besides compact text (orjson, JSON.stringify), Python's json.dumps default `, ` and `: ` separators are read.
 _MS = "^(?:0|[1-9][0-9]{0,15})$"
 _NUMBER = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$"
 _HEAD_TAIL = b'"timestamp":0,"value":0}'  # completes a head into a point object for checking it
@@ -29,10 +30,11 @@ _MIN_POINTS = 64  # below this the general path is as fast, and a batch's few he
 
 
 def array_points(body: bytes) -> pa.RecordBatch | None:
-    """A body `[{…},{…}]` without whitespace between points or around their timestamp and value."""
+    """A body `[{…},{…}]` whose points, timestamps and values are separated as its first timestamp is."""
     if body[:2] != b"[{" or body[-2:] != b"}]":
         return None
-    return _columns(body[2:-2], b"},{")
+    item, key = _separators(body)
+    return _columns(body[2:-2], b"}" + item + b"{", item, key)
 
 
 def line_points(body: bytes) -> pa.RecordBatch | None:
@@ -41,17 +43,23 @@ def line_points(body: bytes) -> pa.RecordBatch | None:
         body = body[:-1]
     if body[:1] != b"{" or body[-1:] != b"}":
         return None
-    return _columns(body[1:-1], b"}\n{")
+    return _columns(body[1:-1], b"}\n{", *_separators(body))
 
 
-def _columns(inner: bytes, separator: bytes) -> pa.RecordBatch | None:
-    points = pc.split_pattern(pa.array([inner], pa.binary()), separator).flatten()
+def _separators(body: bytes) -> tuple[bytes, bytes]:
+    """(between items, after keys) as at the body's first timestamp key: compact, or json.dumps' default."""
+    after = body.find(b'"timestamp":') + len(b'"timestamp":')
+    return (b", ", b": ") if body[after:after + 1] == b" " else (b",", b":")
+
+
+def _columns(inner: bytes, point_separator: bytes, item: bytes, key: bytes) -> pa.RecordBatch | None:
+    points = pc.split_pattern(pa.array([inner], pa.binary()), point_separator).flatten()
     if len(points) < _MIN_POINTS:
         return None
-    rest, values = _cut_last(points, b',"value":')
+    rest, values = _cut_last(points, item + b'"value"' + key)
     if rest is None:
         return None
-    heads, stamps = _cut_last(rest, b'"timestamp":')
+    heads, stamps = _cut_last(rest, b'"timestamp"' + key)
     if heads is None or not _all(pc.match_substring_regex(stamps, _MS)) or not _all(
             pc.match_substring_regex(values, _NUMBER)) or _any(pc.equal(values, b"-0")):
         return None  # `-0` is left to the general path: orjson reads it as the integer 0, a cast as -0.0

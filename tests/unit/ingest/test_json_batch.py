@@ -3,6 +3,7 @@ the general path refuses, it leaves to that path, so errors keep naming the poin
 
 from __future__ import annotations
 
+import json
 import struct
 
 import orjson
@@ -56,6 +57,18 @@ def test_a_compact_batch_takes_the_fast_path_with_the_general_paths_points(parse
     assert isinstance(fast, pa.RecordBatch) and fast.num_rows == POINTS
     assert rows(fast) == rows(general(parser, body, monkeypatch))
     assert rows(fast)[5][0] == 'cpu.usage_2{dc="eu-1",host="h1"}'
+
+
+@pytest.mark.parametrize("parser, encode", [
+    (parse.parse_json, lambda points: json.dumps(points).encode()),
+    (parse.parse_ndjson, lambda points: "\n".join(json.dumps(point) for point in points).encode()),
+])
+def test_json_dumps_default_separators_take_the_fast_path_too(parser, encode, monkeypatch):
+    body = encode(compact_points())
+    assert b'"timestamp": ' in body
+    fast = parser(body, 100_000)
+    assert isinstance(fast, pa.RecordBatch)
+    assert rows(fast) == rows(general(parser, body, monkeypatch))
 
 
 def test_key_order_extra_keys_and_repeated_keys_read_as_orjson_reads_them(monkeypatch):
@@ -147,16 +160,19 @@ def test_the_point_limit_applies_to_the_fast_path():
         parse.parse_json(array_body(compact_points()), POINTS - 1)
 
 
-SPECIAL = st.sampled_from(list(' ,:{}[]"\\\n-+.eE0123456789') + ["},{", "}\n{", '"timestamp":', ',"value":', "-0",
-                                                                   "1e999", '\\"', "\u0001", "null", "true"])
+SPECIAL = st.sampled_from(list(' ,:{}[]"\\\n-+.eE0123456789')
+                          + ["},{", "}\n{", '"timestamp":', ',"value":', "-0", "1e999", '\\"', "\u0001", "null", "true",
+                             ", ", ": "])
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 3), SPECIAL), min_size=1, max_size=4),
-       lines=st.booleans())
-def test_mutated_batches_are_parsed_exactly_as_the_general_path_parses_them(edits, lines):
+       lines=st.booleans(), spaced=st.booleans())
+def test_mutated_batches_are_parsed_exactly_as_the_general_path_parses_them(edits, lines, spaced):
     parser, encode = (parse.parse_ndjson, ndjson_body) if lines else (parse.parse_json, array_body)
     text = encode(compact_points(70)).decode()
+    if spaced:
+        text = text.replace('","', '", "').replace('":', '": ').replace("},{", "}, {").replace(',"', ', "')
     for position, deleted, inserted in edits:
         position %= len(text) + 1
         text = text[:position] + inserted + text[position + deleted:]
