@@ -71,7 +71,8 @@ class Services:
         maintainer = Maintainer(writer, datadir, settings.flush_interval_seconds,
                                 settings.wal_fsync_interval_ms / 1000, strict_replay=settings.wal_replay == "strict")
         maintainer.start()
-        engine = QueryEngine(datadir, settings.query_memory_limit_mb, retention_days=settings.retention_days)
+        engine = QueryEngine(datadir, settings.query_memory_limit_mb, retention_days=settings.retention_days,
+                             timeout_seconds=settings.query_timeout_seconds)
         sandbox = Sandbox(datadir.time_blocks, settings.query_memory_limit_mb, settings.query_timeout_seconds,
                           settings.query_max_rows)
         compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds),

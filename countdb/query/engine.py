@@ -27,6 +27,7 @@ from countdb.catalog.tombstones import Tombstone
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
 from countdb.model import months_between
+from countdb.query.deadlines import Deadlines
 from countdb.query.series_index import SeriesIndex
 from countdb.query.stored_series import StoredSeriesReader
 from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
@@ -88,9 +89,11 @@ class Snapshot:
 class QueryEngine:
     """Thread-safe: every query gets its own DuckDB cursor on the worker's one connection."""
 
-    def __init__(self, datadir: DataDir, memory_limit_mb: int, threads: int = 2, retention_days: int = 0):
+    def __init__(self, datadir: DataDir, memory_limit_mb: int, threads: int = 2, retention_days: int = 0,
+                 timeout_seconds: float = 30.0):
         self.datadir = datadir
         self.retention_days = retention_days
+        self.deadlines = Deadlines(timeout_seconds)
         self.duck = duckdb.connect(config={
             "memory_limit": f"{memory_limit_mb}MB",
             "threads": threads,

@@ -1,8 +1,8 @@
 """Running one SELECT over the visible points of a time range, answered as a stream of Arrow record batches.
 
 Invariant: every query over points goes through visible_points() on one fresh snapshot (bounds inclusive,
-last write wins, unflushed points included, each point once), and its cursor is closed when the stream is
-drained or dropped.
+last write wins, unflushed points included, each point once), runs under the engine's deadline (QueryTimeout
+past QUERY_TIMEOUT_SECONDS), and its cursor is closed when the stream is drained or dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from countdb.errors import InvalidInput
+from countdb.query.deadlines import Watch
 from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.visible import used_params, visible_points
 
@@ -34,9 +35,11 @@ def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, 
     params = {**params, "start": start_ms, "end": end_ms}
     where = f"ts BETWEEN $start AND $end AND ({where})"
 
-    def start(current: Snapshot) -> tuple[pa.RecordBatchReader, list[pa.RecordBatch], duckdb.DuckDBPyConnection]:
+    def start(current: Snapshot) -> tuple[pa.RecordBatchReader, list[pa.RecordBatch], duckdb.DuckDBPyConnection,
+                                          Watch]:
         """Plan the query and read its first batch, where a damaged block file shows up."""
         cursor = engine.cursor()
+        watch = engine.deadlines.watch(cursor)
         try:
             for name, table in (tables or {}).items():
                 cursor.register(name, table)
@@ -44,18 +47,27 @@ def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, 
             sql = build(visible_points(cursor, current.scope(start_ms, end_ms, series), where, run_params))
             reader = cursor.sql(sql, params=used_params(sql, run_params)).to_arrow_reader(BATCH_ROWS)
             first = next(iter(reader), None)
-            return reader, [] if first is None else [first], cursor
+            return reader, [] if first is None else [first], cursor, watch
         except BaseException:
+            watch.cancel()
             cursor.close()
+            if watch.expired:
+                raise watch.timeout() from None
             raise
 
-    reader, first, cursor = start(snapshot) if snapshot is not None else engine.run_query(start)
-    return pa.RecordBatchReader.from_batches(reader.schema, _closing(first, reader, cursor))
+    reader, first, cursor, watch = start(snapshot) if snapshot is not None else engine.run_query(start)
+    return pa.RecordBatchReader.from_batches(reader.schema, _closing(first, reader, cursor, watch))
 
 
-def _closing(first: list[pa.RecordBatch], reader: pa.RecordBatchReader, cursor):
+def _closing(first: list[pa.RecordBatch], reader: pa.RecordBatchReader, cursor, watch: Watch):
+    """The batches; past the time limit, QueryTimeout (DuckDB's interrupt surfaces as an Arrow read error)."""
     try:
         yield from first
         yield from reader
+    except Exception:
+        if watch.expired:
+            raise watch.timeout() from None
+        raise
     finally:
+        watch.cancel()
         cursor.close()
