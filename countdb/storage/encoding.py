@@ -9,9 +9,17 @@ from __future__ import annotations
 import zlib
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 128 * 1024
+# NOTE: pyarrow decodes a row group from its start, so a one-series query decodes on average half a row group to
+# reach its rows (query/stored_series.py). Row groups of 32 Ki rows took the medium store's 8-client one-hour
+# queries from 1,041 to 1,373 q/s (1.79 to 1.35 ms of CPU each) for 1.6 % more bytes (issue 4; its series hold
+# ~5,000 rows per file). Where series are short (the exporter data: ~400 rows each) they cost 12 % instead, as
+# zstd finds each series' PLAIN timestamps in the previous series': those files keep ROW_GROUP_ROWS.
+LONG_RUN_ROW_GROUP_ROWS = 32 * 1024
+LONG_RUN_ROWS = 4 * 1024  # average rows per series from which a file gets LONG_RUN_ROW_GROUP_ROWS
 # NOTE: level 9 over 3 saves 3 % on exporter data, 1 % on noisy floats; choosing and writing at level 9 costs a
 # flush 1.25-1.4x the CPU of the old level-3 writer (issue 5, bench/README.md). Trials at level 1 pick files
 # within 0.5 % of the best combination on both bench data sets, at a fraction of the cost of level-9 trials.
@@ -51,7 +59,18 @@ def choose_encodings(table: pa.Table, zstd_level: int = ZSTD_LEVEL) -> dict:
             if column in picks:
                 sizes[column, picks[column]] = size
     best = {column: min(CANDIDATES[column], key=lambda encoding, c=column: sizes[c, encoding]) for column in columns}
-    return writer_options(best, zstd_level)
+    return writer_options(best, zstd_level, row_group_rows(table))
+
+
+def row_group_rows(table: pa.Table) -> int:
+    """LONG_RUN_ROW_GROUP_ROWS when the table's series hold LONG_RUN_ROWS rows each on average, else ROW_GROUP_ROWS."""
+    if not table.num_rows:
+        return ROW_GROUP_ROWS
+    column = table["series"]
+    if pa.types.is_dictionary(column.type):  # count_distinct has no dictionary kernel: count one dictionary's indices
+        column = pa.chunked_array([chunk.indices for chunk in table.unify_dictionaries()["series"].chunks])
+    series = pc.count_distinct(column).as_py()
+    return LONG_RUN_ROW_GROUP_ROWS if table.num_rows / series >= LONG_RUN_ROWS else ROW_GROUP_ROWS
 
 
 class EncodingChoices:
@@ -88,12 +107,12 @@ def _series_set(table: pa.Table) -> tuple:
     return tuple(table.column_names), len(dictionary), dictionary.offset, checksum
 
 
-def writer_options(encodings: dict[str, str], zstd_level: int) -> dict:
+def writer_options(encodings: dict[str, str], zstd_level: int, row_group_size: int = ROW_GROUP_ROWS) -> dict:
     """write_table options for the given {column: encoding or DICTIONARY}; `series` is dictionary-encoded."""
     dictionary = ["series"] + [column for column, encoding in encodings.items() if encoding == DICTIONARY]
     return dict(compression="zstd", compression_level=zstd_level, use_dictionary=dictionary,
                 column_encoding={c: e for c, e in encodings.items() if e != DICTIONARY},
-                row_group_size=ROW_GROUP_ROWS, write_statistics=True,
+                row_group_size=row_group_size, write_statistics=True,
                 sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)])
 
 

@@ -92,3 +92,11 @@ def test_every_encoding_choice_reads_back_bit_exact_in_pyarrow_and_duckdb(tmp_pa
     assert rows.select(["ts", "seq"]).equals(table.select(["ts", "seq"]))
     assert rows["series"].to_pylist() == table["series"].to_pylist()
     assert bits(rows["value"].to_pylist()) == bits(table["value"].to_pylist())
+
+
+def test_files_of_long_series_runs_get_small_row_groups_and_short_ones_keep_the_default():
+    def table(series_count: int, rows: int) -> pa.Table:
+        return pa.table({"series": pa.array([f"s{i * series_count // rows:05d}" for i in range(rows)]).dictionary_encode(),
+                         "ts": pa.array(range(rows), pa.int64()), "value": pa.array([float(i) for i in range(rows)])})
+    assert choose_encodings(table(10, 50_000))["row_group_size"] == 32 * 1024  # 5,000 rows a series
+    assert choose_encodings(table(100, 50_000))["row_group_size"] == 128 * 1024  # 500 rows a series
