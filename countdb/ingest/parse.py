@@ -63,7 +63,8 @@ def parse_ndjson(body: bytes, max_points: int) -> Columns | pa.RecordBatch:
         return _points(documents, single=False)
     except InvalidInput as error:
         line = lines[error.index]
-        raise InvalidInput(f"line {line}: {error.message.split(': ', 1)[1]}", line=line, field=error.field) from None
+        reason = error.message.removeprefix(_where(False, error.index))  # e.g. "value: must be a number"
+        raise InvalidInput(f"line {line}: {reason}", line=line, field=error.field) from None
 
 
 _KEYS: dict = {}  # (name, tags items) -> canonical key, for every worker's requests

@@ -117,6 +117,7 @@ def test_one_bad_point_rejects_the_batch_naming_its_index_or_line(field, bad, wh
     with pytest.raises((InvalidInput, LimitExceeded)) as line_error:
         parse.parse_ndjson(ndjson_body(points), 100_000)
     assert line_error.value.message.startswith("line 78: ") and line_error.value.line == 78
+    assert where.replace("points[77].", "line 78: ") in line_error.value.message  # the field is named too
 
 
 @pytest.mark.parametrize("raw", [b"1e999", b"-1e400", b"NaN"])
