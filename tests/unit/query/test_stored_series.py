@@ -30,6 +30,8 @@ from countdb.storage import encoding
 from countdb.storage.compact import Compactor
 from countdb.wal.record import Columns, records_to_table
 
+from support.flushing import flush
+
 FEB = YearMonth(2024, 2).start_ms()
 SERIES = ["a", 'cpu{host="x"}', 'cpu{host="y"}', "zé"]
 TINY_ROW_GROUPS = 3  # so that a series' rows span row groups, and a row group holds several series
@@ -57,11 +59,6 @@ def node():
                 engine.close()
             flusher.close()
             flusher.catalog.close()
-
-
-def flush(flusher: Flusher, seq: int, points: list[tuple[str, int, float]]) -> None:
-    columns = Columns([s for s, _, _ in points], [t for _, t, _ in points], [v for _, _, v in points])
-    flusher.flush(records_to_table([(seq, columns)]), [])
 
 
 def answers(engine: QueryEngine, series: str, start_ms: int, end_ms: int) -> tuple:

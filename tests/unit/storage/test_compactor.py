@@ -20,8 +20,8 @@ from countdb.model import YearMonth
 from countdb.query.engine import QueryEngine
 from countdb.storage.compact import Compactor, clean_at_start
 from countdb.storage.compact_plan import CompactionPolicy
-from countdb.wal.record import Columns, records_to_table
 
+from support.flushing import flush
 from support.query import series_points
 
 JAN = YearMonth(2024, 1).start_ms()
@@ -38,11 +38,6 @@ def node(tmp_path):
     engine.close()
     flusher.close()
     flusher.catalog.close()
-
-
-def flush(flusher: Flusher, seq: int, points: list[tuple[str, int, float]]) -> None:
-    columns = Columns([s for s, _, _ in points], [t for _, t, _ in points], [v for _, _, v in points])
-    flusher.flush(records_to_table([(seq, columns)]), [])
 
 
 def blocks_of(datadir: DataDir, kind: str = "points") -> list:
