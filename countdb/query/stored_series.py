@@ -64,17 +64,19 @@ class FileLayout:
 
 @dataclass(frozen=True)
 class SeriesRuns:
-    """A row group's series in ascending order, and the row after each one's last: 16 bytes a series."""
+    """A row group's series in ascending order, the row after each one's last, and each one's first timestamp:
+    24 bytes a series."""
 
     names: tuple[str, ...]
     ends: array
+    first_ts: array
 
-    def find(self, series: str) -> tuple[int, int] | None:
-        """(first row, row after its last) of `series`, None if it has no rows here."""
+    def find(self, series: str) -> tuple[int, int, int] | None:
+        """(first row, row after its last, first row's timestamp) of `series`, None if it has no rows here."""
         at = bisect_left(self.names, series)
         if at == len(self.names) or self.names[at] != series:
             return None
-        return (self.ends[at - 1] if at else 0), self.ends[at]
+        return (self.ends[at - 1] if at else 0), self.ends[at], self.first_ts[at]
 
 
 class StoredSeriesReader:
@@ -104,14 +106,20 @@ class StoredSeriesReader:
                 rows += layout.row_groups[group].rows
         if rows > MAX_ROWS_READ:
             return None
-        pieces = []
+        found = []
         for path, group in wanted:
-            layout, runs = self._layout(path), self._series_runs(path, group)
+            runs = self._series_runs(path, group)
             if runs is None:
                 return None
             run = runs.find(series)
             if run is not None:
-                pieces += _read_run(path, group, run, start_ms, end_ms, layout.row_groups[group].in_time_order)
+                found.append((path, group, run))
+        pieces = []
+        for index, (path, group, (first, stop, first_ts)) in enumerate(found):
+            in_time_order = self._layout(path).row_groups[group].in_time_order
+            if in_time_order and (first_ts > end_ms or _continued_by(found, index, start_ms)):
+                continue
+            pieces += _read_run(path, group, (first, stop), start_ms, end_ms, in_time_order)
         return _in_time_order(pieces)
 
     def _layout(self, path: str) -> FileLayout:
@@ -168,10 +176,21 @@ def _min_max(statistics: pq.Statistics | None) -> tuple:
     return statistics.min, statistics.max
 
 
+def _continued_by(found: list, index: int, start_ms: int) -> bool:
+    """Whether a later row group of the same file (sorted by series, ts) holds the series from start_ms or
+    earlier on: then every row of found[index]'s run is older than start_ms ((series, ts) is unique in a file).
+    NOTE: a series spanning two row groups is common in compacted files, and each read decodes from a row
+    group's start (issue 4)."""
+    path, group, _ = found[index]
+    return any(later_path == path and later_group > group and run[2] <= start_ms
+               for later_path, later_group, run in found[index + 1:])
+
+
 def _read_series_runs(path: str, group: int) -> SeriesRuns | None:
     """The series runs of one row group; None if its series are not in ascending order (each in one run)."""
     with pq.ParquetFile(path, read_dictionary=["series"]) as file:
-        column = file.read_row_group(group, columns=["series"], use_threads=False).column(0)
+        table = file.read_row_group(group, columns=["series", "ts"], use_threads=False)
+    column = table.column("series")
     names: list[str] = []
     ends: list[int] = []
     offset = 0
@@ -188,7 +207,8 @@ def _read_series_runs(path: str, group: int) -> SeriesRuns | None:
                 names.append(sys.intern(name))  # one copy of a key for every row group that holds it
                 ends.append(offset + end)
         offset += len(chunk)
-    return SeriesRuns(tuple(names), array("q", ends))
+    starts = pa.array([0, *ends[:-1]] if ends else [], pa.int64())
+    return SeriesRuns(tuple(names), array("q", ends), array("q", table.column("ts").take(starts).to_pylist()))
 
 
 def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms: int,

@@ -25,6 +25,7 @@ from countdb.query.aggregations import parse_aggregation
 from countdb.query.buckets import Fill
 from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.range import Downsample, query_aggregate, query_range, stored_points
+from countdb.query import stored_series as stored_series_module
 from countdb.query.stored_series import StoredSeriesReader
 from countdb.storage import encoding
 from countdb.storage.compact import Compactor
@@ -177,3 +178,22 @@ def test_a_run_is_read_in_batches_up_to_the_range_end_only_when_the_file_declare
     read = StoredSeriesReader().read([str(path)], "a", 3, 9)
     expected = sorted(t for t in ts if 3 <= t <= 9)
     assert read["timestamp"].to_pylist() == expected and read["value"].to_pylist() == [float(t) for t in expected]
+
+
+@pytest.mark.parametrize("start, end, groups_read", [(7, 8, [1]), (0, 1, [0]), (3, 7, [0, 1]), (12, 20, [2, 3])])
+def test_in_a_sorted_file_only_the_row_groups_whose_part_of_the_run_may_be_in_range_are_decoded(
+        tmp_path, monkeypatch, start, end, groups_read):
+    """Series `a` spans row groups 0-3 (3 rows each, the last shared with `b`): its first timestamp in each
+    row group says which of them can hold [start, end]; the others are not decoded."""
+    path = tmp_path / "points.parquet"
+    ts = list(range(0, 22, 2))  # a: 11 rows over row groups 0..3
+    pq.write_table(pa.table({"series": ["a"] * 11 + ["b"], "ts": ts + [0], "value": [float(t) for t in ts] + [0.0],
+                             "seq": [1] * 12}), path, row_group_size=3,
+                   sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)])
+    decoded = []
+    real_read_run = stored_series_module._read_run
+    monkeypatch.setattr(stored_series_module, "_read_run",
+                        lambda path, group, *rest: decoded.append(group) or real_read_run(path, group, *rest))
+    read = StoredSeriesReader().read([str(path)], "a", start, end)
+    assert read["timestamp"].to_pylist() == [t for t in ts if start <= t <= end]
+    assert decoded == groups_read
