@@ -55,10 +55,6 @@ class SqlResult:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self._batches
 
-    def read_all(self) -> pa.Table:
-        """Every row (raises LimitExceeded past QUERY_MAX_ROWS, QueryTimeout past the time limit)."""
-        return pa.Table.from_batches(list(self._batches), schema=self.schema)
-
     def close(self) -> None:
         self._run.close()
 
@@ -105,11 +101,6 @@ class SqlService:
         finally:
             run.close()
         return key_dictionary.wire_schema(schema) if keys_as_dictionary and key_dictionary.applies(schema) else schema
-
-    def table(self, sql: str, keys_as_dictionary: bool = False) -> pa.Table:
-        """The whole result of `sql` as one Arrow table."""
-        with self.execute(sql, keys_as_dictionary) as result:
-            return result.read_all()
 
     def _create_views(self, run: Run, snapshot: Snapshot) -> None:
         run.cursor.register("count_catalog_series", self._series_from_catalog())

@@ -121,3 +121,14 @@ def test_a_stream_cut_short_is_a_broken_http_transfer_and_one_log_line_not_a_tra
     log = limited.log_text()
     assert "streamed answer cut short: the result has more than 150000 rows" in log
     assert "Traceback" not in log and "Error handling request" not in log
+
+
+@pytest.mark.parametrize("result_format", ["json", "csv"])
+def test_every_format_of_sql_streams_so_a_limit_past_the_first_rows_cuts_the_transfer(limited, result_format):
+    """Not only Arrow: JSON and CSV answers are streamed as DuckDB makes them, never built whole first, so the
+    row limit is met after the 200 went out."""
+    answer = limited.post("/query/sql", data=b"SELECT i FROM range(150001) t(i)", params={"format": result_format},
+                          headers={"Content-Type": "text/plain"}, stream=True)
+    assert answer.status_code == 200
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        answer.content

@@ -145,3 +145,27 @@ def test_results_come_in_the_format_accept_or_format_asks_for(hosts):
         float(i) for i in range(10)]
     refused = hosts.post("/query/sql", data=query.encode(), headers={"Content-Type": "text/plain", "Accept": "image/png"})
     assert refused.status_code == 406
+
+
+@pytest.mark.parametrize("result_format", ["json", "csv", "ndjson", "parquet"])
+def test_a_big_result_is_streamed_in_every_format_and_holds_every_row(server, result_format):
+    import io
+
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    response = sql(server, "SELECT i, i::DOUBLE / 2 AS half FROM range(200000) t(i)", params={"format": result_format},
+                   stream=True)
+    assert response.status_code == 200 and "Content-Length" not in response.headers  # chunked, not built whole
+    body = response.content
+    if result_format == "json":
+        document = __import__("orjson").loads(body)
+        assert document["columns"] == [{"name": "i", "type": "int64"}, {"name": "half", "type": "double"}]
+        got = [row[0] for row in document["rows"]]
+    elif result_format == "ndjson":
+        got = [__import__("orjson").loads(line)["i"] for line in body.splitlines()]
+    elif result_format == "csv":
+        got = pyarrow.csv.read_csv(io.BytesIO(body))["i"].to_pylist()
+    else:
+        got = pyarrow.parquet.read_table(io.BytesIO(body))["i"].to_pylist()
+    assert got == list(range(200000))

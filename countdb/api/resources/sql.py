@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from decimal import Decimal
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import falcon
 import orjson
@@ -27,15 +27,13 @@ class SqlQueryResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         result_format = choose_format(req)
-        if result_format == "arrow":
-            # NOTE: streamed as DuckDB makes it, series keys dictionary-encoded (issue 4: 10 M points at >= 20 M
-            # points/s). An error after the first STREAM_ROWS rows (time or row limit) cuts the stream short, and
-            # the client sees an incomplete Arrow stream, never a shorter result posing as whole.
-            result = self.sql.execute(sql_text(req), keys_as_dictionary=True)
-            send_result(resp, result_format, pa.RecordBatchReader.from_batches(result.schema, _closing(result)))
-            return
-        table = self.sql.table(sql_text(req))
-        send_result(resp, result_format, table, lambda _batches: iter([render_json(table)]))
+        # NOTE: every format is streamed as DuckDB makes the batches, never built whole (issue 4); Arrow carries
+        # series keys dictionary-encoded (10 M points at >= 20 M points/s). A time or row limit reached after the
+        # first STREAM_ROWS rows cuts the answer short (api/streaming.py): the client sees an incomplete
+        # transfer, never a shorter result posing as whole.
+        result = self.sql.execute(sql_text(req), keys_as_dictionary=result_format == "arrow")
+        rows = pa.RecordBatchReader.from_batches(result.schema, _closing(result))
+        send_result(resp, result_format, rows, json_document(result.schema))
 
 
 def _closing(result: SqlResult) -> Iterator[pa.RecordBatch]:
@@ -71,16 +69,26 @@ def sql_text(req: falcon.Request) -> str:
     return text
 
 
-def render_json(table: pa.Table) -> bytes:
-    """Rows as arrays in column order; timestamps as ISO 8601 UTC, maps as objects, decimals as numbers,
-    intervals as {months, days, nanoseconds}."""
-    columns = [{"name": field.name, "type": str(field.type)} for field in table.schema]
-    values = [_python_values(column) for column in table.columns]
-    return orjson.dumps({"columns": columns, "rows": list(zip(*values))},
-                        option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z, default=_json_default)
+def json_document(schema: pa.Schema) -> Callable[[Iterable[pa.RecordBatch]], Iterator[bytes]]:
+    """`{"columns": [{name, type}], "rows": [[…], …]}`, rendered batch by batch: rows as arrays in column
+    order; timestamps as ISO 8601 UTC, maps as objects, decimals as numbers, intervals as {months, days,
+    nanoseconds}."""
+    columns = orjson.dumps([{"name": field.name, "type": str(field.type)} for field in schema])
+
+    def render(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+        yield b'{"columns":' + columns + b',"rows":['
+        separator = b""
+        for batch in batches:
+            if batch.num_rows:
+                rows = list(zip(*(_python_values(column) for column in batch.columns)))
+                yield separator + orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z,
+                                               default=_json_default)[1:-1]
+                separator = b","
+        yield b"]}"
+    return render
 
 
-def _python_values(column: pa.ChunkedArray) -> list:
+def _python_values(column: pa.Array) -> list:
     values = column.to_pylist()
     if pa.types.is_map(column.type):
         return [None if pairs is None else dict(pairs) for pairs in values]
