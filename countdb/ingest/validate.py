@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 import re
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from countdb.errors import InvalidInput, LimitExceeded
 from countdb.model import MAX_SERIES_KEY_BYTES, MAX_TAGS, MAX_TIMESTAMP_MS, TAG_KEY_PATTERN, series_key
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+_CONTROL = re.compile(_CONTROL_CHARACTERS)
 
 
 def check_series(name: object, where: str) -> str:
@@ -20,6 +24,15 @@ def check_series(name: object, where: str) -> str:
     if _CONTROL.search(name):
         raise InvalidInput(f"{where}series: must not contain control characters", field="series")
     return name
+
+
+def series_keys_pass(keys: pa.Array) -> bool:
+    """Whether every key passes check_series, checked with vector kernels; False means: run check_series on
+    each, which names the rule broken (a Python loop over 1,000 keys cost 0.03 µs/point of an Arrow request,
+    issue 3)."""
+    lengths = pc.binary_length(keys)
+    return (keys.null_count == 0 and pc.min(lengths).as_py() > 0 and pc.max(lengths).as_py() <= MAX_SERIES_KEY_BYTES
+            and not pc.any(pc.match_substring_regex(keys, _CONTROL_CHARACTERS)).as_py())
 
 
 def check_timestamp(ts: object, where: str) -> int:
