@@ -92,7 +92,7 @@ class EncodingChoices:
             if len(self._picks) >= SERIES_SETS_LIMIT:
                 self._picks.clear()
         self._picks[key] = (options, uses + 1)
-        return options
+        return {**options, "row_group_size": row_group_rows(table)}  # the table's own, not the cached pick's
 
 
 def _series_set(table: pa.Table) -> tuple:

@@ -29,3 +29,15 @@ def test_trials_run_once_per_reuse_period_and_per_series_set(monkeypatch):
     assert len(trials) == 3
     choices.options(_block(["a", "b"]))  # the first set's pick has been used REUSE_BLOCKS times
     assert len(trials) == 4
+
+
+def test_a_reused_pick_still_sizes_row_groups_by_the_table_it_writes():
+    def table(rows_per_series: int) -> pa.Table:
+        keys = pa.array([f"s{i}" for i in range(10)])
+        indices = pa.array([i // rows_per_series for i in range(10 * rows_per_series)], pa.int32())
+        return pa.table({"series": pa.DictionaryArray.from_arrays(indices, keys),
+                         "ts": pa.array(range(10 * rows_per_series), pa.int64()),
+                         "value": pa.array([0.5] * (10 * rows_per_series))})
+    choices = EncodingChoices(3)
+    assert choices.options(table(5000))["row_group_size"] == 32 * 1024
+    assert choices.options(table(100))["row_group_size"] == 128 * 1024  # same series set: the pick is reused
