@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 MAX_ROWS_READ = 8 * 131_072  # beyond this the general path streams the answer instead of holding it whole
 CACHED_FILES = 4096
-CACHED_SERIES_RUNS = 1_000_000  # series runs over every cached row group: ~16 MB at most
+CACHED_SERIES_RUNS = 1_000_000  # series runs over every cached row group: ~24 MB at most
 POINTS_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64())])
 READ_BATCH_ROWS = 8192  # decoding granularity: a read stops at most this many rows past what it needs
 
@@ -97,26 +97,25 @@ class StoredSeriesReader:
         """(timestamp, value) of every row of `series` in [start_ms, end_ms] in `files` (points blocks), in time
         order; None when a file isn't laid out as docs/format/blocks.md says or more than MAX_ROWS_READ rows
         would be read. Raises pyarrow's errors (OSError, ArrowInvalid) for an unreadable file."""
-        wanted: list[tuple[str, int]] = []
+        wanted: list[tuple[str, int, bool]] = []
         rows = 0
         for path in files:
             layout = self._layout(path)
             for group in layout.candidates(series, start_ms, end_ms):
-                wanted.append((path, group))
+                wanted.append((path, group, layout.row_groups[group].in_time_order))
                 rows += layout.row_groups[group].rows
         if rows > MAX_ROWS_READ:
             return None
         found = []
-        for path, group in wanted:
+        for path, group, in_time_order in wanted:
             runs = self._series_runs(path, group)
             if runs is None:
                 return None
             run = runs.find(series)
             if run is not None:
-                found.append((path, group, run))
+                found.append((path, group, run, in_time_order))
         pieces = []
-        for index, (path, group, (first, stop, first_ts)) in enumerate(found):
-            in_time_order = self._layout(path).row_groups[group].in_time_order
+        for index, (path, group, (first, stop, first_ts), in_time_order) in enumerate(found):
             if in_time_order and (first_ts > end_ms or _continued_by(found, index, start_ms)):
                 continue
             pieces += _read_run(path, group, (first, stop), start_ms, end_ms, in_time_order)
@@ -181,9 +180,9 @@ def _continued_by(found: list, index: int, start_ms: int) -> bool:
     earlier on: then every row of found[index]'s run is older than start_ms ((series, ts) is unique in a file).
     NOTE: a series spanning two row groups is common in compacted files, and each read decodes from a row
     group's start (issue 4)."""
-    path, group, _ = found[index]
+    path, group, _, _ = found[index]
     return any(later_path == path and later_group > group and run[2] <= start_ms
-               for later_path, later_group, run in found[index + 1:])
+               for later_path, later_group, run, _ in found[index + 1:])
 
 
 def _read_series_runs(path: str, group: int) -> SeriesRuns | None:
