@@ -92,16 +92,27 @@ def _ingest(results: dict) -> list[str]:
 
 def _single(results: dict) -> list[str]:
     single = results.get("single_insert", {})
-    head = ["## Single-point inserts", ""]
+    head = ["## Single-point inserts (each run from a fresh node start)", ""]
     if not single.get("available"):
         return head + [f"Not measured: {single.get('reason', 'see errors')}.", ""]
-    return head + table(["Connections", "201 answers/s (median)", "All answers/s", "p50 ms", "p99 ms",
-                         "worst run p99 ms", "non-201 answers", "socket errors"],
-                        [[single["connections"], number(single["expected_per_s_median"]),
-                          number(single["requests_per_s_median"]),
-                          number(single["latency_ms_p50"]), number(single["latency_ms_p99"]),
-                          number(single["latency_ms_p99_worst"]), single["unexpected_status"],
-                          single["socket_errors"]]])
+    rows = [[n + 1, number(run["expected_per_s"]), number(run["latency_ms"]["p50"]), number(run["latency_ms"]["p99"]),
+             ", ".join(f"{share:.0%}" for share in _shares(run["worker_requests"]))]
+            for n, run in enumerate(single["runs"])]
+    rows += [[f"trivial Falcon + gunicorn {n + 1}", number(run["expected_per_s"]), number(run["latency_ms"]["p50"]),
+              number(run["latency_ms"]["p99"]), "—"] for n, run in enumerate(single["trivial"]["runs"])]
+    return head + [
+        f"{single['connections']} wrk connections opened at once against a node started a moment before (new "
+        f"DATA_DIR each run); each worker's share of requests from the access log. Median "
+        f"{number(single['expected_per_s_median'])}/s (min {number(single['expected_per_s_min'])}, max "
+        f"{number(single['expected_per_s_max'])}); the trivial app's median "
+        f"{number(single['trivial']['expected_per_s_median'])}/s, measured in the same phase; non-201 answers: "
+        f"{single['unexpected_status']}, socket errors: {single['socket_errors']}.", ""] + table(
+        ["Run", "201 answers/s", "p50 ms", "p99 ms", "Workers' shares"], rows)
+
+
+def _shares(counts: dict) -> list[float]:
+    total = sum(counts.values())
+    return sorted((n / total for n in counts.values()), reverse=True) if total else []
 
 
 def _queries(results: dict) -> list[str]:

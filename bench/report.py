@@ -37,6 +37,12 @@ TARGETS = (
     Target("Single-point POST /insert (16 connections)", ("single_insert", "expected_per_s_median"), True, 2_500,
            "req/s", ("single_insert",)),
     Target("Single-point POST /insert p99", ("single_insert", "latency_ms_p99"), False, 30, "ms", ("single_insert",)),
+    Target("Single-point POST /insert, slowest of the fresh starts vs median", ("single_insert", "slowest_vs_median"),
+           True, 0.85, "x", ("single_insert",)),
+    Target("Single-point POST /insert, smallest worker's share of requests", ("single_insert", "smallest_worker_share"),
+           True, 0.30, "%", ("single_insert",)),
+    Target("Single-point POST /insert vs trivial Falcon + gunicorn", ("single_insert", "vs_trivial"), True, 0.6, "x",
+           ("single_insert",)),
     _protocol("line_protocol", "Line protocol", 600_000),
     _protocol("json", "JSON array", 600_000),
     _protocol("ndjson", "NDJSON", 600_000),
@@ -112,7 +118,7 @@ def _wrong_answers(results: dict, path: tuple) -> str | None:
 
 def _failed_phase(results: dict, path: tuple) -> str:
     phase = {"ingest": "ingest", "rss": "ingest", "queries": "queries", "query_load": "queries",
-             "single_insert": "queries",
+             "single_insert": "single_insert",
              "storage": "exporter" if path[1].startswith("exporter") else "ingest"}[path[0]]
     for error in results.get("errors", []):
         if error["phase"] == phase:

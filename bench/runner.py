@@ -18,7 +18,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import charts, ingest, markdown, queries, report, storage, transfer
+from bench import charts, ingest, markdown, queries, report, spread, storage, transfer
 from bench.dataset import EXPORTER_DATA, SCALES, CpuDataset, Scale, load_exporter_points
 from bench.machine import describe_machine
 from bench.server import CountServer, RssSampler, free_port
@@ -26,7 +26,7 @@ from bench.wire import prometheus_encoder_name
 from bench.wrk import run_wrk, wrk_available
 
 REPO = Path(__file__).resolve().parent.parent
-SINGLE_INSERT_CONNECTIONS, QUERY_LOAD_CONNECTIONS = 16, 8
+QUERY_LOAD_CONNECTIONS = 8
 MEMORY_GUARD_SHARE = 0.7  # of MemTotal the workers may hold together before the server is killed
 
 
@@ -118,7 +118,6 @@ class Run:
                 baseline.close()
             if self.use_wrk:
                 self.results["query_load"] = self._query_load(server.url)
-                self.results["single_insert"] = self._single_inserts(server.url)
 
     def _query_load(self, url: str) -> dict:
         paths = self.work_dir / "range-paths.txt"
@@ -127,11 +126,14 @@ class Run:
                 for _ in range(self.scale.repeats)]
         return _wrk_summary(runs, QUERY_LOAD_CONNECTIONS, expected_status=200)
 
-    def _single_inserts(self, url: str) -> dict:
-        first_ms = self.dataset.end_ms + 86_400_000  # after the data set, so stored cpu points stay untouched
-        runs = [run_wrk(url + "/insert", "insert.lua", [str(first_ms + n * 10**9)], SINGLE_INSERT_CONNECTIONS,
-                        self.scale.wrk_seconds) for n in range(self.scale.repeats)]
-        return _wrk_summary(runs, SINGLE_INSERT_CONNECTIONS, expected_status=201)
+    def single_insert_phase(self) -> None:
+        """Single-point inserts, each run against a node started a moment before (issue 17), beside the trivial
+        Falcon + gunicorn app."""
+        if not self.use_wrk:
+            return
+        self.results["single_insert"] = spread.measure_spread(
+            lambda n: self.server(f"single-{n}"), self.work_dir, self.scale.fresh_starts, self.scale.wrk_seconds,
+            self.dataset.end_ms + 86_400_000)
 
     def transfer_phase(self) -> None:
         """Restart on the flushed DATA_DIR with Arrow Flight on; every stored point to a pyarrow client."""
@@ -208,6 +210,7 @@ def run_benchmark(scale: Scale, results_dir: Path, work_dir: Path | None = None,
     try:
         run.phase("ingest", run.ingest_phase)
         run.phase("queries", run.query_phase)
+        run.phase("single_insert", run.single_insert_phase)
         run.phase("exporter", run.exporter_phase)
         run.phase("transfer", run.transfer_phase)
     finally:
