@@ -23,6 +23,7 @@ STATUS = [  # most specific first
     (errors.UnsupportedFormat, falcon.HTTP_415),
     (errors.NotAcceptable, falcon.HTTP_406),
     (errors.SeriesNotFound, falcon.HTTP_404),
+    (errors.Unauthenticated, falcon.HTTP_401),
     (errors.QueryRejected, falcon.HTTP_400),
     (errors.QueryTimeout, falcon.HTTP_504),
     (errors.Unavailable, falcon.HTTP_503),
@@ -56,6 +57,8 @@ def handle_count_error(req, resp, error: errors.CountError, params) -> None:
     resp.data = orjson.dumps(body_of(error))
     if isinstance(error, errors.Unavailable):
         resp.set_header("Retry-After", "1")
+    if isinstance(error, errors.Unauthenticated):
+        resp.set_header("WWW-Authenticate", 'Count-HMAC realm="cluster"')
 
 
 def handle_unexpected(req, resp, error: Exception, params) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from countdb.api.flight_process import FlightProcess
+from countdb.api.child_process import ChildProcess
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.obs.logging import logging_config
@@ -33,11 +33,10 @@ limit_request_line = 8190
 logconfig_dict = logging_config(settings.log_level)
 proc_name = f"count-{settings.node_id}"
 control_socket_disable = True  # gunicorn's runtime control socket: unused, and it would write outside DATA_DIR
-flight: FlightProcess | None = None
+children: list[ChildProcess] = []
 
 
 def on_starting(server) -> None:
-    global flight
     bound_allocators()
     from countdb.api.services import prepare_node
 
@@ -45,14 +44,20 @@ def on_starting(server) -> None:
     if replayed:
         server.log.warning("replayed %d points from the WAL of a previous run", replayed)
     if settings.flight_port:
-        flight = FlightProcess.start(server.log)
+        flight = ChildProcess.start("countdb.flight", "Arrow Flight", server.log)
+        children.append(flight)
         server.log.info("Arrow Flight process %d listening on port %d", flight.process.pid, flight.port)
+    if settings.cluster_enabled:
+        agent = ChildProcess.start("countdb.cluster", "cluster agent", server.log)
+        children.append(agent)
+        server.log.info("cluster agent process %d started: node %d of %d", agent.process.pid,
+                        settings.node_index + 1, len(settings.cluster_nodes))
 
 
 def on_exit(server) -> None:
-    """Stop the Flight process (it flushes like a worker)."""
-    if flight is not None:
-        flight.stop(settings.shutdown_grace_seconds)
+    """Stop the Flight process (it flushes like a worker) and the cluster agent."""
+    for child in children:
+        child.stop(settings.shutdown_grace_seconds)
 
 
 def when_ready(server) -> None:

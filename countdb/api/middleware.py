@@ -54,3 +54,18 @@ class RequestObserver:
             "method": req.method, "path": req.path, "route": route, "status": status,
             "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}})
         REQUEST_ID.reset(req.context.request_id_token)
+
+
+PARTIAL_HEADER = "X-Count-Partial"
+
+
+class MinorityNotice:
+    """In a cluster, marks every answer given while this node reaches fewer than a majority of the nodes: such a
+    node refuses writes and answers reads from what it holds, which may miss recent points."""
+
+    def __init__(self, membership):
+        self.membership = membership
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        if not self.membership.has_majority():
+            resp.set_header(PARTIAL_HEADER, "minority: this node reaches fewer than a majority of the cluster")

@@ -21,10 +21,10 @@ from countdb.api.services import Services
 from countdb.config import Settings
 from countdb.flight.server import CountFlightServer
 from countdb.obs.logging import logging_config
+from countdb.obs.readiness import announce_ready
 
 log = logging.getLogger(__name__)
 
-READY_FD_VARIABLE = "COUNT_FLIGHT_READY_FD"  # set by the master: where to write "<port>\n" once listening
 PARENT_CHECK_SECONDS = 0.5
 
 
@@ -43,7 +43,7 @@ def main() -> None:
         services.close()
         raise
     log.info("Arrow Flight listening on %s:%d", settings.bind_host, server.port)
-    _announce(server.port)
+    announce_ready(server.port)
     while not stop.wait(PARENT_CHECK_SECONDS):
         if os.getppid() != parent:
             log.warning("count-server's master is gone; Arrow Flight stops")
@@ -63,9 +63,3 @@ def _check_port_free(host: str, port: int) -> None:
         except OSError as error:
             raise SystemExit(f"count-server: FLIGHT_PORT {port} on {host} is not free: {error.strerror}") from None
 
-
-def _announce(port: int) -> None:
-    fd = os.environ.get(READY_FD_VARIABLE)
-    if fd:
-        os.write(int(fd), f"{port}\n".encode())
-        os.close(int(fd))

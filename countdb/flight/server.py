@@ -94,7 +94,7 @@ class CountFlightServer(flight.FlightServerBase):
     def _write(self, batches: list[pa.RecordBatch], writer: flight.FlightMetadataWriter, before: int) -> int:
         settings = self.services.settings
         points = arrow_columns(pa.Table.from_batches(batches), settings.max_points_per_request)
-        written = self.services.writer.write(points)
+        written = self.services.sink.write(points)
         writer.write(pa.py_buffer(orjson.dumps({"points": before + written})))
         return written
 

@@ -33,6 +33,7 @@ from countdb.query.stored_series import StoredSeriesReader
 from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
 from countdb.storage.hiding import retention_floor_ms
 from countdb.wal.log import all_segment_paths
+from countdb.wal.record import UNFLUSHED_SCHEMA
 from countdb.wal.unflushed import SegmentVanished, UnflushedReader
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,16 @@ class Snapshot:
         return Scope(files, shadows, table, tombstones, self.floor_ms)
 
 
+def with_remote_points(unflushed: pa.Table, remote: pa.Table) -> pa.Table:
+    """`unflushed` plus other nodes' stamped points, ranked below every local point of the same stamp (pos -1:
+    the same write, so either copy is right)."""
+    remote = remote.select(["series", "ts", "value", "seq"])
+    remote = remote.append_column("pos", pa.repeat(pa.scalar(-1, pa.int64()), remote.num_rows))
+    if not pa.types.is_dictionary(remote.schema.field("series").type):
+        remote = remote.set_column(0, "series", pc.dictionary_encode(remote["series"]))
+    return pa.concat_tables([unflushed, remote.cast(UNFLUSHED_SCHEMA)]).unify_dictionaries()
+
+
 class QueryEngine:
     """Thread-safe: every query gets its own DuckDB cursor on the worker's one connection."""
 
@@ -114,8 +125,10 @@ class QueryEngine:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.duck.cursor()
 
-    def snapshot(self) -> Snapshot:
-        """Published blocks plus every point in a live WAL segment, and the deletes, as of now."""
+    def snapshot(self, remote: pa.Table | None = None) -> Snapshot:
+        """Published blocks plus every point in a live WAL segment, and the deletes, as of now. `remote` are
+        stamped points other cluster nodes hold (series, ts, value, seq): they join the unflushed points, so
+        every query merges them with this node's copies, last write winning."""
         root = self.datadir.root
         for _ in range(SNAPSHOT_ATTEMPTS):
             listed = [str(path.relative_to(root)) for path in all_segment_paths(self.datadir.wal)]
@@ -124,16 +137,18 @@ class QueryEngine:
                 unflushed = self._unflushed.read([path for path in listed if path not in retired])
             except SegmentVanished:
                 continue
+            if remote is not None and remote.num_rows:
+                unflushed = with_remote_points(unflushed, remote)
             return Snapshot(blocks, unflushed, root, tombstones,
                             retention_floor_ms(self.retention_days, time.time_ns() // 1_000_000))
         raise Unavailable("the WAL changed too fast to take a consistent snapshot; retry")
 
-    def run_query(self, work: Callable[[Snapshot], T]) -> T:
-        """`work(snapshot)` over a fresh snapshot. When DuckDB fails on a damaged block file (missing, truncated,
+    def run_query(self, work: Callable[[Snapshot], T], remote: pa.Table | None = None) -> T:
+        """`work(snapshot)` over a fresh snapshot (with `remote` points, as in snapshot()). When DuckDB fails on a damaged block file (missing, truncated,
         corrupt), that file is quarantined and `work` runs again over the rest (issue 7: one bad file costs its
         own points, not the query). Any other error propagates unchanged."""
         for _ in range(DAMAGE_ATTEMPTS):
-            current = self.snapshot()
+            current = self.snapshot(remote)
             try:
                 return work(current)
             except duckdb.Error as error:

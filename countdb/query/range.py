@@ -53,30 +53,31 @@ class Downsample:
 
 
 def query_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
-                downsample: Downsample | None = None) -> pa.RecordBatchReader | pa.Table:
+                downsample: Downsample | None = None, remote: pa.Table | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (timestamp, value) of `series` in [start_ms, end_ms]: its visible points, or with `downsample`
-    its buckets. Raises InvalidInput (bounds), LimitExceeded (fill too large)."""
+    its buckets; `remote`: the series' points on other cluster nodes, merged in. Raises InvalidInput (bounds),
+    LimitExceeded (fill too large)."""
     check_bounds(start_ms, end_ms)
     if downsample is None:
         return engine.run_query(lambda current: _series_rows(
             engine, current, series, start_ms, end_ms, {},
-            lambda points: f"SELECT ts AS timestamp, value FROM {points} ORDER BY ts", points_answer=True))
+            lambda points: f"SELECT ts AS timestamp, value FROM {points} ORDER BY ts", points_answer=True), remote)
     downsample.check_fill_size(start_ms, end_ms, 1)
     rows = engine.run_query(lambda current: _series_rows(
         engine, current, series, start_ms, end_ms, {"step": downsample.step_ms},
-        lambda points: downsample.bucketed_sql(points, []) + " ORDER BY 1"))
+        lambda points: downsample.bucketed_sql(points, []) + " ORDER BY 1"), remote)
     if downsample.fill.policy == "none":
         return rows
     return downsample.fill_table(rows.read_all(), start_ms, end_ms)
 
 
 def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
-                    aggregation: Aggregation) -> pa.RecordBatchReader:
+                    aggregation: Aggregation, remote: pa.Table | None = None) -> pa.RecordBatchReader:
     """One row, column `value`: the aggregate over the range (`count` of no points is 0, the others null)."""
     check_bounds(start_ms, end_ms)
     return engine.run_query(lambda current: _series_rows(
         engine, current, series, start_ms, end_ms, {},
-        lambda points: grouped_sql(aggregation, points, [], WHOLE_WINDOW)))
+        lambda points: grouped_sql(aggregation, points, [], WHOLE_WINDOW)), remote)
 
 
 def _series_rows(engine: QueryEngine, current: Snapshot, series: str, start_ms: int, end_ms: int, params: dict,

@@ -36,11 +36,13 @@ def parse_group_by(text: str | None) -> list[str]:
 
 
 def query_range_matching(engine: QueryEngine, selector: Selector, start_ms: int, end_ms: int,
-                         downsample: Downsample | None, max_series: int) -> pa.RecordBatchReader | pa.Table:
+                         downsample: Downsample | None, max_series: int,
+                         remote: pa.Table | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (series, timestamp, value) ordered by series then time: every visible point (or bucket) of each
-    matched series that has points in [start_ms, end_ms]. LimitExceeded past `max_series` or the fill limit."""
+    matched series that has points in [start_ms, end_ms] (`remote`: other cluster nodes' points, merged in).
+    LimitExceeded past `max_series` or the fill limit."""
     check_bounds(start_ms, end_ms)
-    snapshot = engine.snapshot()
+    snapshot = engine.snapshot(remote)
     matched = match_series(engine, selector, start_ms, end_ms, snapshot, max_series)
     if downsample is not None:
         downsample.check_fill_size(start_ms, end_ms, matched.num_rows)
@@ -75,11 +77,12 @@ def _fill_each(table: pa.Table, downsample: Downsample, start_ms: int, end_ms: i
 
 def query_aggregate_grouped(engine: QueryEngine, selector: Selector, start_ms: int, end_ms: int,
                             aggregation: Aggregation, group_by: list[str],
-                            max_series: int) -> pa.RecordBatchReader | pa.Table:
+                            max_series: int, remote: pa.Table | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (<group_by keys>…, value): the aggregate over the points of all matched series in each group
-    (rate: the sum of each series' rate). Without group_by one row over everything matched."""
+    (rate: the sum of each series' rate). Without group_by one row over everything matched (`remote`: other
+    cluster nodes' points, merged in)."""
     check_bounds(start_ms, end_ms)
-    snapshot = engine.snapshot()
+    snapshot = engine.snapshot(remote)
     matched = match_series(engine, selector, start_ms, end_ms, snapshot, max_series)
     # NOTE: each series' group values as plain columns g0, g1…: joining them to every point is far cheaper than
     # joining the tags map (10x for rate over a day of 100 series).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 import orjson
 import pyarrow as pa
@@ -68,9 +68,12 @@ class SqlResult:
 class SqlService:
     """User SQL over one worker's QueryEngine snapshots. Thread-safe."""
 
-    def __init__(self, engine: QueryEngine, sandbox: Sandbox):
+    def __init__(self, engine: QueryEngine, sandbox: Sandbox,
+                 remote_points: Callable[[], pa.Table | None] = lambda: None):
+        """`remote_points()`: the points of the series other cluster nodes answer for (None when not clustered)."""
         self.engine = engine
         self.sandbox = sandbox
+        self.remote_points = remote_points
         self._catalog = connect(engine.datadir.catalog_path)
         self._catalog_lock = threading.Lock()
         self._catalog_version = -1
@@ -82,7 +85,7 @@ class SqlService:
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
-            snapshot = self.engine.snapshot()
+            snapshot = self.engine.snapshot(self.remote_points())
             self._create_views(run, snapshot)
             started = key_dictionary.start(run, sql) if keys_as_dictionary else None
             schema, batches = started or run.batches(sql)
@@ -96,7 +99,7 @@ class SqlService:
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
-            self._create_views(run, self.engine.snapshot())
+            self._create_views(run, self.engine.snapshot())  # the schema needs no other node's points
             schema = run.schema(sql)
         finally:
             run.close()

@@ -1,0 +1,212 @@
+"""Internal routes of a cluster (/cluster/*, /replicate): what nodes ask each other. Every request is signed
+with CLUSTER_SECRET and checked by InternalAuth before it reaches these responders (req.context.body)."""
+
+from __future__ import annotations
+
+import time
+
+import falcon
+import orjson
+import pyarrow as pa
+
+from countdb import __version__
+from countdb.api.cluster_services import ClusterServices, SegmentPublisher
+from countdb.catalog.db import connect
+from countdb.catalog.tombstones import read_tombstones
+from countdb.api.media import send_json
+from countdb.cluster.agent import read_agent_state
+from countdb.cluster.auth import PROTOCOL_VERSION
+from countdb.cluster.reads import reader_of
+from countdb.cluster.ring import partition_of
+from countdb.cluster.wire import ARROW_STREAM, decode_segment, decode_stream, encode_stream, seq_groups
+from countdb.errors import InvalidInput
+from countdb.ingest.delete import delete_points
+from countdb.ingest.writer import Writer
+from countdb.model import MAX_TIMESTAMP_MS, YearMonth
+from countdb.query.discovery import match_series
+from countdb.query.engine import QueryEngine
+from countdb.query.export import digest_cells, export_keys, export_series
+from countdb.query.selectors import parse_selector
+
+
+def _json(req: falcon.Request) -> dict:
+    try:
+        document = orjson.loads(req.context.body or b"{}")
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"body: not JSON ({error})", field="body") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("body: must be a JSON object", field="body")
+    return document
+
+
+def _send_points(resp: falcon.Response, table: pa.Table) -> None:
+    resp.content_type = ARROW_STREAM
+    resp.data = encode_stream(table)
+
+
+class HeartbeatResource:
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        settings = self.cluster.settings
+        send_json(resp, {"node": settings.node_index, "node_id": settings.node_id_value, "protocol": PROTOCOL_VERSION,
+                         "version": __version__, "time": time.time()})
+
+
+class ClusterStatusResource:
+    """GET /cluster/status: members with state and last contact, ring shares, pending hints, last anti-entropy."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send_json(resp, cluster_status(self.cluster))
+
+
+def cluster_status(cluster: ClusterServices) -> dict:
+    settings, membership = cluster.settings, cluster.membership
+    shares = cluster.ring.shares(settings.replication_factor)
+    members = membership.members()
+    pending = cluster.hints.counts()
+    listed = []
+    for node, address in enumerate(settings.cluster_nodes):
+        member = members.get(node)
+        listed.append({"node": node + 1, "address": address, "self": node == settings.node_index,
+                       "state": "up" if membership.is_up(node) else "down",
+                       "last_contact": member.last_contact if member else None,
+                       "error": member.error if member else "", "ring_share": round(shares[node], 4),
+                       "hints_pending": pending.get(node, 0)})
+    return {"node": settings.node_index + 1, "replication_factor": settings.replication_factor,
+            "write_consistency": settings.write_consistency, "majority": membership.has_majority(),
+            "members": listed, "anti_entropy": read_agent_state(cluster.datadir).get("anti_entropy", {})}
+
+
+class PeerWriteResource:
+    """POST /cluster/write: a coordinator's copy of a write for this owner, or a delivered hint (stamped points)."""
+
+    def __init__(self, writer: Writer):
+        self.writer = writer
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.writer.wait_for_room()
+        written = sum(self.writer.write([batch], seq=seq) for seq, batch in seq_groups(decode_stream(req.context.body)))
+        send_json(resp, {"points": written}, falcon.HTTP_201)
+
+
+class HintResource:
+    """POST /cluster/hint?target=N[&kind=delete]: keep a write (or delete) for node N, which is down."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        target = req.get_param_as_int("target", required=True, min_value=0, max_value=len(self.cluster.ring.nodes) - 1)
+        if req.get_param("kind") == "delete":
+            request = _json(req)
+            self.cluster.hints.store_delete(target, int(request["seq"]), request)
+        else:
+            table = decode_stream(req.context.body)
+            seq = table["seq"][0].as_py() if table.num_rows else 0
+            self.cluster.hints.store_points(target, seq, table)
+        send_json(resp, {"stored": True}, falcon.HTTP_201)
+
+
+class PeerDeleteResource:
+    """POST /cluster/delete {series, start, end, seq}: record a delete stamped by its coordinator."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        delete_points(self.cluster.datadir, request["series"], request["start"], request["end"], int(request["seq"]))
+        send_json(resp, {"deleted": True})
+
+
+class PeerPointsResource:
+    """POST /cluster/points: this node's stamped points of one series, or of the series a selector matches that
+    this node answers for in a query coordinated by `reader_of` (reads.py)."""
+
+    def __init__(self, engine: QueryEngine, cluster: ClusterServices):
+        self.engine = engine
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        start, end = int(request.get("start", 0)), int(request.get("end", MAX_TIMESTAMP_MS))
+        if "series" in request:
+            _send_points(resp, export_series(self.engine, request["series"], start, end))
+            return
+        selector = parse_selector(request["match"]) if request.get("match") else None
+        coordinator, live = int(request["reader_of"]), set(request["live"])
+        ring, rf, me = self.cluster.ring, self.cluster.settings.replication_factor, self.cluster.settings.node_index
+        keys = [key for key in match_series(self.engine, selector, start, end)["series"].to_pylist()
+                if reader_of(ring, rf, key, coordinator, live) == me]
+        _send_points(resp, export_keys(self.engine, keys, start, end))
+
+
+class SharedSeries:
+    """The series this node and a peer both own (what the two compare and repair)."""
+
+    def __init__(self, engine: QueryEngine, cluster: ClusterServices):
+        self.engine = engine
+        self.cluster = cluster
+
+    def co_owned(self, key: str, peer: int) -> bool:
+        owners = self.cluster.ring.owners(key, self.cluster.settings.replication_factor)
+        return peer in owners and self.cluster.settings.node_index in owners
+
+    def keys(self, peer: int) -> list[str]:
+        return [key for key in match_series(self.engine, None)["series"].to_pylist() if self.co_owned(key, peer)]
+
+
+class DigestResource:
+    """POST /cluster/digest {peer}: per (month, partition) digests of the series this node and `peer` both own,
+    and the tombstones of those series (the replication module compares them)."""
+
+    def __init__(self, engine: QueryEngine, shared: SharedSeries):
+        self.engine = engine
+        self.shared = shared
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        peer = int(_json(req)["peer"])
+        keys = self.shared.keys(peer)
+        keyed = pa.table({"series": pa.array(keys, pa.string()),
+                          "partition": pa.array([partition_of(key) for key in keys], pa.int32())})
+        cells = digest_cells(self.engine, keyed)
+        catalog = connect(self.shared.cluster.datadir.catalog_path)
+        try:
+            tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in read_tombstones(catalog)
+                          if self.shared.co_owned(t.series, peer)]
+        finally:
+            catalog.close()
+        send_json(resp, {"cells": [[row["month"], row["partition"], row["points"], row["digest"]]
+                                   for row in cells.to_pylist()], "tombstones": tombstones})
+
+
+class CellResource:
+    """POST /cluster/cell {peer, month, partition}: this node's stamped points of one digest cell."""
+
+    def __init__(self, engine: QueryEngine, shared: SharedSeries):
+        self.engine = engine
+        self.shared = shared
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        partition, month = int(request["partition"]), YearMonth.parse(request["month"])
+        keys = [key for key in self.shared.keys(int(request["peer"])) if partition_of(key) == partition]
+        _send_points(resp, export_keys(self.engine, keys, month.start_ms(), month.end_ms()))
+
+
+class ReplicateResource:
+    """POST /replicate?address=<sha256>: a Parquet segment of stamped points pushed by a peer's replication
+    module; checked against its content address, then published through the catalog like any block."""
+
+    def __init__(self, publisher: SegmentPublisher):
+        self.publisher = publisher
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        address = req.get_param("address", required=True)
+        published = self.publisher.publish(decode_segment(req.context.body, address))
+        send_json(resp, {"address": address, "published": published}, falcon.HTTP_201)

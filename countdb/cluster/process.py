@@ -1,0 +1,49 @@
+"""The cluster agent process: reads the settings, announces itself to the gunicorn master, runs the agent until
+SIGTERM/SIGINT or until its parent (the master) is gone."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import signal
+import threading
+
+from countdb.cluster.agent import Agent, run
+from countdb.cluster.hints import HintStore
+from countdb.cluster.peers import PeerClient, local_address
+from countdb.config import Settings
+from countdb.datadir import DataDir
+from countdb.obs.logging import logging_config
+from countdb.obs.readiness import announce_ready
+
+log = logging.getLogger(__name__)
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logging.config.dictConfig(logging_config(settings.log_level))
+    parent = os.getppid()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    datadir = DataDir(settings.data_dir).create()
+    HintStore(datadir.hints).remove_leftovers()
+    peers = PeerClient(settings.cluster_nodes, settings.node_index, settings.cluster_secret,
+                       settings.forward_timeout_seconds, local_address(settings.bind_host, settings.bind_port))
+    agent = Agent(settings, datadir, peers)
+    worker = threading.Thread(target=run, args=(agent, stop), name="cluster-agent", daemon=True)
+    worker.start()
+    announce_ready(0)
+    log.info("cluster agent of node %d of %d: heartbeat every %g s, failure after %g s",
+             settings.node_index + 1, len(settings.cluster_nodes), settings.heartbeat_interval_seconds,
+             settings.failure_timeout_seconds)
+    while not stop.wait(PARENT_CHECK_SECONDS):
+        if os.getppid() != parent:
+            log.warning("count-server's master is gone; the cluster agent stops")
+            break
+    stop.set()
+    peers.close()
+
