@@ -107,6 +107,6 @@ class Membership:
         """Raise MinorityError unless a majority of CLUSTER_NODES (this node included) is up."""
         up = self.up_nodes()
         if len(up) <= len(self.nodes) // 2:
-            raise MinorityError(f"this node reaches {len(up)} of {len(self.nodes)} cluster nodes (itself "
-                                f"included), fewer than a majority: writes are refused until the cluster is "
-                                f"whole again; reads answer from what this node holds")
+            raise MinorityError(f"this node is in a minority: it reaches {len(up)} of {len(self.nodes)} cluster "
+                                f"nodes (itself included), so it refuses writes until it reaches a majority "
+                                f"again; reads answer from what it holds")

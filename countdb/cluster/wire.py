@@ -53,9 +53,11 @@ def decode_stream(body: bytes) -> pa.Table:
 
 def encode_segment(table: pa.Table) -> tuple[bytes, str]:
     """A Parquet segment of `table` and its content address (SHA-256 of the bytes)."""
+    table = table.select(["series", "ts", "value", "seq"])
+    if pa.types.is_dictionary(table.schema.field("series").type):
+        table = table.set_column(0, "series", table["series"].cast(pa.string()))
     sink = pa.BufferOutputStream()
-    pq.write_table(stamped(table).sort_by([("series", "ascending"), ("ts", "ascending")]), sink,
-                   compression="zstd")
+    pq.write_table(stamped(table.sort_by([("series", "ascending"), ("ts", "ascending")])), sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
     return data, hashlib.sha256(data).hexdigest()
 

@@ -1,0 +1,195 @@
+"""Node loss with real processes: kill -9 and SIGSTOP under continuous writes, a minority that refuses writes,
+a wiped data directory refilled by anti-entropy. Every acknowledged point ends up on every node, once."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import threading
+import time
+
+import orjson
+import requests
+
+from countdb.cluster.auth import sign
+from support.cluster import SECRET
+
+START_MS = 1_700_000_000_000
+SERIES = 12
+
+
+class Writers:
+    """Threads that write batches of new points through the given nodes until stopped, recording which points
+    were acknowledged (201) and which were attempted at all."""
+
+    def __init__(self, cluster, via: list[int]):
+        self.cluster = cluster
+        self.via = via
+        self.acknowledged: set[tuple[str, int]] = set()
+        self.attempted: set[tuple[str, int]] = set()
+        self.refused = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._ts = itertools.count()
+        self._threads = [threading.Thread(target=self._run, args=(node,), daemon=True) for node in via]
+
+    def __enter__(self) -> "Writers":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _run(self, node: int) -> None:
+        session = requests.Session()
+        for _ in range(10_000):  # bounded: ends by itself even if nobody stops it
+            if self._stop.is_set():
+                return
+            offset = next(self._ts)
+            batch = [(f"w{s}", START_MS + offset) for s in range(SERIES)]
+            with self._lock:
+                self.attempted.update(batch)
+            body = [{"series": series, "timestamp": ts, "value": float(ts % 1000)} for series, ts in batch]
+            try:
+                response = session.post(self.cluster.url(node) + "/insert", json=body, timeout=10)
+            except requests.RequestException:
+                continue
+            if response.status_code == 201:
+                with self._lock:
+                    self.acknowledged.update(batch)
+            else:
+                assert response.status_code == 503, response.text
+                assert response.headers.get("Retry-After"), response.headers
+                self.refused += 1
+            time.sleep(0.01)
+
+
+def visible(cluster, index: int) -> tuple[set[tuple[str, int]], int]:
+    """The (series, ts) points of the w* series as node `index` answers SQL, and how many rows it answered."""
+    response = requests.post(cluster.url(index) + "/query/sql", headers={"Content-Type": "text/plain"}, timeout=60,
+                             data="SELECT series, epoch_ms(ts) FROM points WHERE name LIKE 'w%'")
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    return {(series, ts) for series, ts in rows}, len(rows)
+
+
+def assert_every_node_holds_exactly(cluster, writers: Writers, nodes: list[int], seconds: float = 60) -> None:
+    """Every node answers every acknowledged point, each once, and nothing that was never attempted."""
+    def converged() -> bool:
+        return all(writers.acknowledged <= visible(cluster, index)[0] for index in nodes)
+
+    cluster.wait_until(converged, seconds, "every node answers every acknowledged point")
+    for index in nodes:
+        points, rows = visible(cluster, index)
+        assert rows == len(points), f"node {index + 1} answered a point twice"
+        assert points <= writers.attempted, f"node {index + 1} answered points nobody wrote"
+        assert writers.acknowledged <= points
+
+
+def test_kill_9_of_a_node_under_writes_loses_and_duplicates_nothing(start_cluster):
+    cluster = start_cluster(3)
+    with Writers(cluster, via=[0, 1]) as writers:
+        time.sleep(1.5)
+        cluster.nodes[2].kill_all()
+        time.sleep(4)  # past FAILURE_TIMEOUT: the others write hints for it
+        acknowledged_while_down = len(writers.acknowledged)
+        time.sleep(1)
+        assert len(writers.acknowledged) > acknowledged_while_down, "writes stopped while one node of three was down"
+        cluster.nodes[2].start()
+        time.sleep(1.5)
+    cluster.wait_formed()
+    assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
+    cluster.wait_until(lambda: all(requests.get(cluster.url(i) + "/health", timeout=5).json()["cluster"]
+                                   ["hints_pending"] == 0 for i in range(3)), 30, "every hint is delivered")
+
+
+def test_a_node_stopped_past_the_failure_timeout_catches_up_when_resumed(start_cluster):
+    cluster = start_cluster(3)
+    stopped = cluster.nodes[1]
+    with Writers(cluster, via=[0, 2]) as writers:
+        time.sleep(1)
+        os.killpg(stopped.proc.pid, signal.SIGSTOP)
+        try:
+            cluster.wait_until(lambda: cluster.members_up(0) == 2, 10, "node 1 sees node 2 down")
+            before = len(writers.acknowledged)
+            time.sleep(2)
+            assert len(writers.acknowledged) > before, "writes stopped while node 2 was stopped"
+        finally:
+            os.killpg(stopped.proc.pid, signal.SIGCONT)
+        time.sleep(1)
+    cluster.wait_formed()
+    assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
+
+
+def test_a_node_in_a_minority_refuses_writes_and_still_answers_reads(start_cluster):
+    cluster = start_cluster(3)
+    assert requests.post(cluster.url(0) + "/insert", json={"series": "kept", "timestamp": START_MS, "value": 1.0},
+                         timeout=10).status_code == 201
+    for node in cluster.nodes[1:]:
+        os.killpg(node.proc.pid, signal.SIGSTOP)
+    try:
+        cut = time.monotonic()
+        cluster.wait_until(lambda: requests.post(cluster.url(0) + "/insert", timeout=10, json={
+            "series": "refused", "timestamp": START_MS, "value": 1.0}).status_code == 503, 10, "writes are refused")
+        assert time.monotonic() - cut <= 2 + 0.5 + 2, "took longer than FAILURE_TIMEOUT + one heartbeat (+ slack)"
+        refused = requests.post(cluster.url(0) + "/insert", json={"series": "r", "timestamp": START_MS, "value": 1.0},
+                                timeout=10)
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert "minority" in refused.json()["error"]
+        health = requests.get(cluster.url(0) + "/health", timeout=10).json()
+        assert health["status"] == "degraded" and health["cluster_size"] == 1
+        assert health["cluster"]["writes"].startswith("refused")
+        read = requests.post(cluster.url(0) + "/query/sql", data="SELECT count(*) FROM points", timeout=10,
+                             headers={"Content-Type": "text/plain"})
+        assert read.status_code == 200 and read.headers["X-Count-Partial"].startswith("minority")
+    finally:
+        for node in cluster.nodes[1:]:
+            os.killpg(node.proc.pid, signal.SIGCONT)
+    cluster.wait_formed()
+    assert requests.post(cluster.url(0) + "/insert", json={"series": "back", "timestamp": START_MS, "value": 1.0},
+                         timeout=10).status_code == 201
+
+
+def test_a_node_restarted_with_an_empty_data_directory_is_refilled_by_its_peers(start_cluster):
+    cluster = start_cluster(3)
+    points = [{"series": f"refill{s}", "timestamp": START_MS + i * 1000, "value": float(i)}
+              for s in range(30) for i in range(100)]
+    assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
+    wiped = cluster.nodes[2]
+    assert wiped.stop() == 0
+    shutil.rmtree(wiped.data_dir)
+    wiped.start()
+    cluster.wait_formed()
+
+    def same_as_peers() -> bool:
+        return all(digest(cluster, 2, peer) == digest(cluster, peer, 2) for peer in (0, 1))
+
+    cluster.wait_until(same_as_peers, 30, "node 3 holds what its co-owners hold")
+    assert sum(len(digest(cluster, 2, peer)["cells"]) for peer in (0, 1)) > 0
+
+
+def digest(cluster, node: int, peer: int) -> dict:
+    response = cluster.signed(node, "POST", "/cluster/digest", orjson.dumps({"peer": peer}))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_internal_routes_refuse_unsigned_forged_and_replayed_requests(start_cluster):
+    cluster = start_cluster(3)
+    body = orjson.dumps({"peer": 1})
+    unsigned = requests.post(cluster.url(0) + "/cluster/digest", data=body, timeout=10)
+    assert unsigned.status_code == 401 and "signature" in unsigned.json()["error"]
+    forged = cluster.signed(0, "POST", "/cluster/digest", body, secret="not-the-secret")
+    assert forged.status_code == 401 and "bad signature" in forged.json()["error"]
+    headers = sign(SECRET, "POST", "/cluster/digest", body, 1)
+    first = requests.post(cluster.url(0) + "/cluster/digest", data=body, headers=headers, timeout=10)
+    replayed = requests.post(cluster.url(0) + "/cluster/digest", data=body, headers=headers, timeout=10)
+    assert first.status_code == 200 and replayed.status_code == 401 and "replayed" in replayed.json()["error"]
+    stale = sign(SECRET, "POST", "/cluster/digest", body, 1, now=time.time() - 120)
+    assert requests.post(cluster.url(0) + "/cluster/digest", data=body, headers=stale, timeout=10).status_code == 401
+    assert requests.get(cluster.url(0) + "/health", timeout=10).status_code == 200
