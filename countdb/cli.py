@@ -1,5 +1,5 @@
 """Command line: `count-server` (gunicorn with Count's config) and
-`countdb config|migrate|serve|backup|restore|verify|compact|delete`."""
+`countdb config|migrate|serve|backup|restore|verify|compact|delete|cluster status`."""
 
 from __future__ import annotations
 
@@ -159,6 +159,27 @@ def _delete(args) -> int:
     return 0
 
 
+def _cluster(args) -> int:
+    """Ask this node (BIND_ADDRESS, signed with CLUSTER_SECRET) for its view of the cluster."""
+    import time
+
+    from countdb.cluster.peers import PeerClient, local_address
+    from countdb.cluster.status import render_status
+
+    settings = _settings_or_exit("countdb cluster")
+    if not settings.cluster_enabled:
+        print("countdb cluster: this node is not clustered (CLUSTER_ENABLED is false)", file=sys.stderr)
+        return 2
+    client = PeerClient(settings.cluster_nodes, settings.node_index, settings.cluster_secret, 10.0,
+                        local_address(settings.bind_host, settings.bind_port))
+    try:
+        status = client.call(settings.node_index, "GET", "/cluster/status").json()
+    finally:
+        client.close()
+    print(json.dumps(status, indent=2) if args.json else render_status(status, time.time()))
+    return 0 if status["majority"] else 1
+
+
 def _month(text: str) -> str:
     from countdb.model import YearMonth
 
@@ -195,13 +216,19 @@ def main(argv: list[str] | None = None) -> None:
     delete.add_argument("series", help="canonical series key, e.g. 'cpu{host=\"a\"}'")
     delete.add_argument("--start", type=int, help="first ms to delete (default: the beginning)")
     delete.add_argument("--end", type=int, help="last ms to delete (default: the end)")
+    cluster = commands.add_parser("cluster", help="cluster operations on this node")
+    cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True)
+    status = cluster_commands.add_parser("status", help="members, states, ring shares, hints, anti-entropy "
+                                                        "(exit 1 when this node is in a minority)")
+    status.add_argument("--json", action="store_true", help="the status document as JSON")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve_main()
         return
     try:
         raise SystemExit({"config": _config, "migrate": _migrate, "backup": _backup, "restore": _restore,
-                          "verify": _verify, "compact": _compact, "delete": _delete}[args.command](args))
+                          "verify": _verify, "compact": _compact, "delete": _delete,
+                          "cluster": _cluster}[args.command](args))
     except (CountError, OSError) as error:  # OSError: a destination that can't be written, a full disk…
         print(f"countdb {args.command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
 import requests
 
 from support.remote_write import compress, request
@@ -17,8 +22,8 @@ def _points(prefix: str, series_count: int, per_series: int) -> list[dict]:
             for s in range(series_count) for i in range(per_series)]
 
 
-def test_points_written_through_each_node_are_answered_by_every_node(start_cluster):
-    cluster = start_cluster(3)
+def test_points_written_through_each_node_are_answered_by_every_node(shared_cluster):
+    cluster = shared_cluster
     for index in range(3):
         response = requests.post(cluster.url(index) + "/insert", json=_points(f"via{index}_", 10, 5), timeout=30)
         assert response.status_code == 201, response.text
@@ -29,19 +34,19 @@ def test_points_written_through_each_node_are_answered_by_every_node(start_clust
                 rows = requests.get(f"{url}/query/range/via{writer}_{s}",
                                     params={"start": START_MS, "end": START_MS + HOUR_MS}, timeout=30).json()
                 assert [row["value"] for row in rows] == [float(s * 1000 + i) for i in range(5)], (reader, writer, s)
-        total = requests.post(f"{url}/query/sql", data="SELECT count(*), count(DISTINCT series) FROM points",
+        total = requests.post(f"{url}/query/sql", data="SELECT count(*), count(DISTINCT series) FROM points WHERE name LIKE 'via%'",
                               headers={"Content-Type": "text/plain"}, timeout=30)
-        assert total.json()["rows"] == [[150, 30]], total.text
+        assert total.json()["rows"] == [[150, 30]], total.text  # SQL reads each point once, cluster-wide
         matched = requests.get(f"{url}/query/aggregated", params={"match": '{__name__=~"via.*"}', "start": START_MS,
                                                                "end": START_MS + HOUR_MS, "aggregation": "count"},
                                timeout=30)
         assert matched.json() == {"groups": [{"tags": {}, "value": 150}]}, matched.text
-        listed = requests.get(f"{url}/series", timeout=30).json()
+        listed = requests.get(f"{url}/series", params={"match": '{__name__=~"via.*"}'}, timeout=30).json()
         assert len(listed["series"]) == 30, listed
 
 
-def test_every_write_protocol_works_through_every_node(start_cluster):
-    cluster = start_cluster(3)
+def test_every_write_protocol_works_through_every_node(shared_cluster):
+    cluster = shared_cluster
     for index in range(3):
         url = cluster.url(index)
         lines = "\n".join(f"lp{index},host=h{h} value={h}.5 {(START_MS + h) * 1_000_000}" for h in range(4))
@@ -56,13 +61,14 @@ def test_every_write_protocol_works_through_every_node(start_cluster):
                              timeout=30).status_code == 201
     for index in range(3):
         got = requests.post(cluster.url(index) + "/query/sql", headers={"Content-Type": "text/plain"}, timeout=30,
-                            data="SELECT name, count(*) FROM points GROUP BY name ORDER BY name").json()["rows"]
+                            data="SELECT name, count(*) FROM points WHERE regexp_matches(name, '^(lp|v1_|rw|nd)[0-9]$') "
+                                 "GROUP BY name ORDER BY name").json()["rows"]
         assert got == sorted([[f"lp{i}", 4] for i in range(3)] + [[f"v1_{i}", 1] for i in range(3)]
                              + [[f"rw{i}", 1] for i in range(3)] + [[f"nd{i}", 3] for i in range(3)])
 
 
-def test_a_delete_through_any_node_hides_the_points_on_every_node(start_cluster):
-    cluster = start_cluster(3)
+def test_a_delete_through_any_node_hides_the_points_on_every_node(shared_cluster):
+    cluster = shared_cluster
     points = [{"series": "gone", "timestamp": START_MS + i, "value": 1.0} for i in range(10)]
     assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
     deleted = requests.delete(cluster.url(1) + "/series/gone", params={"end": START_MS + 4}, timeout=30)
@@ -71,3 +77,19 @@ def test_a_delete_through_any_node_hides_the_points_on_every_node(start_cluster)
         rows = requests.get(cluster.url(index) + "/query/range/gone", params={"start": START_MS,
                                                                            "end": START_MS + 100}, timeout=30).json()
         assert [row["timestamp"] for row in rows] == [START_MS + i for i in range(5, 10)]
+
+
+def test_cluster_status_shows_every_member_up_with_its_ring_share(shared_cluster):
+    status = shared_cluster.signed(0, "GET", "/cluster/status").json()
+    assert [(m["node"], m["state"], m["self"]) for m in status["members"]] == [(1, "up", True), (2, "up", False),
+                                                                              (3, "up", False)]
+    assert sum(m["ring_share"] for m in status["members"]) == pytest.approx(1.0, abs=0.01)
+    node = shared_cluster.nodes[0]
+    shown = subprocess.run([sys.executable, "-m", "countdb", "cluster", "status"], capture_output=True, text=True,
+                           env={**os.environ, **node.env, "DATA_DIR": str(node.data_dir)}, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["node", "address", "state", "last", "contact", "ring", "share", "hints", "pending"]
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"] and "(this)" in lines[1]
+    assert all(" up " in line for line in lines[1:4])
+    assert "writes accepted" in shown.stdout
