@@ -50,7 +50,9 @@ class Agent:
 
     def heartbeat(self) -> None:
         """Ask every peer for its heartbeat at once; record who answered, then publish the view."""
-        timeout = min(self.settings.heartbeat_interval_seconds, self.settings.forward_timeout_seconds)
+        # NOTE: a slow answer is still an answer: a peer counts as down only after FAILURE_TIMEOUT without one,
+        # so one heartbeat may wait up to half of that (a loaded machine answers late, not never).
+        timeout = min(self.settings.forward_timeout_seconds, self.settings.failure_timeout_seconds / 2)
         calls = {node: self.peers.pool.submit(self.peers.call, node, "GET", "/cluster/heartbeat",
                                               timeout_seconds=timeout)
                  for node in self.members if node != self.me}

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError
 from countdb.cluster.ring import Ring
-from countdb.cluster.wire import decode_stream
+from countdb.cluster.wire import STAMPED_SCHEMA, decode_stream
 from countdb.errors import Unavailable
+from countdb.model import RemotePoints
 
 POINTS_PATH = "/cluster/points"
 SELECTION_ATTEMPTS = 2
@@ -44,8 +46,9 @@ class ClusterReads:
         self.peers = peers
         self.self_node = membership.self_node
 
-    def series_points(self, series: str, start_ms: int, end_ms: int) -> pa.Table | None:
-        """Stamped points of `series` in [start_ms, end_ms] from its live owners other than this node."""
+    def series_points(self, series: str, start_ms: int, end_ms: int) -> RemotePoints | None:
+        """Stamped points of `series` in [start_ms, end_ms] from its live owners other than this node: to merge
+        with this node's copy when it is an owner, else (the copies merged here) the whole answer."""
         owners = self.ring.owners(series, self.replication_factor)
         asked = [node for node in owners if node != self.self_node and self.membership.is_up(node)]
         request = {"series": series, "start": start_ms, "end": end_ms}
@@ -53,9 +56,12 @@ class ClusterReads:
         if not answers and self.self_node not in owners and self.membership.has_majority():
             raise OwnersUnreachable(f"no owner of series {series!r} (nodes {', '.join(str(n + 1) for n in owners)}) "
                                     f"answered: {'; '.join(failures.values()) or 'all are down'}")
-        return _concat(answers)
+        if self.self_node in owners:
+            table = _concat(answers)
+            return None if table is None else RemotePoints(table, "merge")
+        return RemotePoints(latest_copies(_concat(answers) or STAMPED_SCHEMA.empty_table()), "only")
 
-    def selection_points(self, selector: str | None, start_ms: int, end_ms: int) -> pa.Table | None:
+    def selection_points(self, selector: str | None, start_ms: int, end_ms: int) -> RemotePoints | None:
         """Stamped points of every series `selector` matches (all series when None) that this node does not own,
         each from one live owner."""
         live = set(self.membership.up_nodes())
@@ -65,7 +71,8 @@ class ClusterReads:
                        "live": sorted(live)}
             answers, failures = self._ask(asked, request)
             if not failures or not self.membership.has_majority():
-                return _concat(answers)  # in a minority: what this node and the peers it reaches hold
+                table = _concat(answers)  # in a minority: what this node and the peers it reaches hold
+                return None if table is None else RemotePoints(table, "add")
             # NOTE: ask again without the nodes that failed: the others then answer for their series.
             live -= set(failures)
         raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
@@ -83,6 +90,18 @@ class ClusterReads:
                     self.membership.suspect(node)
                 failures[node] = str(error)
         return answers, failures
+
+
+def latest_copies(table: pa.Table) -> pa.Table:
+    """One row per (series, ts): the copy with the highest stamp (owners may hold different writes meanwhile)."""
+    if table.num_rows < 2:
+        return table
+    plain = table.set_column(0, "series", table["series"].cast(pa.string()))
+    ordered = plain.take(pc.sort_indices(plain, [("series", "ascending"), ("ts", "ascending"),
+                                                 ("seq", "descending")]))
+    series, ts = ordered["series"], ordered["ts"]
+    first = pc.or_(pc.not_equal(series[1:], series[:-1]), pc.not_equal(ts[1:], ts[:-1]))
+    return ordered.filter(pa.concat_arrays([pa.array([True]), *first.chunks]))
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:

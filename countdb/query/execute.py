@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from countdb.errors import InvalidInput
 from countdb.query.deadlines import Watch
+from countdb.model import RemotePoints
 from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.visible import used_params, visible_points
 
@@ -28,7 +29,7 @@ def check_bounds(start_ms: int, end_ms: int) -> None:
 def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, params: dict,
                    build: Callable[[str], str], *, series: str | None = None, snapshot: Snapshot | None = None,
                    tables: dict[str, pa.Table] | None = None, with_seq: bool = False,
-                   remote: pa.Table | None = None) -> pa.RecordBatchReader:
+                   remote: RemotePoints | None = None) -> pa.RecordBatchReader:
     """Run build(<visible relation>) — SQL using the relation of points (series, ts, value) in
     [start_ms, end_ms] that satisfy `where` — and stream its rows. `series` narrows the unflushed points
     before SQL sees them; `tables` are registered by name for `where` and `build` to use; `with_seq` adds each

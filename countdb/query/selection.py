@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from countdb.errors import InvalidInput
-from countdb.model import TAG_KEY_PATTERN
+from countdb.model import RemotePoints, TAG_KEY_PATTERN
 from countdb.query.aggregations import Aggregation, grouped_sql, quoted
 from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
@@ -37,7 +37,7 @@ def parse_group_by(text: str | None) -> list[str]:
 
 def query_range_matching(engine: QueryEngine, selector: Selector, start_ms: int, end_ms: int,
                          downsample: Downsample | None, max_series: int,
-                         remote: pa.Table | None = None) -> pa.RecordBatchReader | pa.Table:
+                         remote: RemotePoints | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (series, timestamp, value) ordered by series then time: every visible point (or bucket) of each
     matched series that has points in [start_ms, end_ms] (`remote`: other cluster nodes' points, merged in).
     LimitExceeded past `max_series` or the fill limit."""
@@ -77,7 +77,7 @@ def _fill_each(table: pa.Table, downsample: Downsample, start_ms: int, end_ms: i
 
 def query_aggregate_grouped(engine: QueryEngine, selector: Selector, start_ms: int, end_ms: int,
                             aggregation: Aggregation, group_by: list[str],
-                            max_series: int, remote: pa.Table | None = None) -> pa.RecordBatchReader | pa.Table:
+                            max_series: int, remote: RemotePoints | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (<group_by keys>…, value): the aggregate over the points of all matched series in each group
     (rate: the sum of each series' rate). Without group_by one row over everything matched (`remote`: other
     cluster nodes' points, merged in)."""

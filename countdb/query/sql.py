@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from countdb.catalog.blocks import series_extents
 from countdb.catalog.db import connect, data_version
-from countdb.model import parse_series_key
+from countdb.model import RemotePoints, parse_series_key
 from countdb.query import key_dictionary
 from countdb.query.engine import QueryEngine, Scope, Snapshot
 from countdb.query.sandbox import Run, Sandbox, sql_literal
@@ -69,7 +69,7 @@ class SqlService:
     """User SQL over one worker's QueryEngine snapshots. Thread-safe."""
 
     def __init__(self, engine: QueryEngine, sandbox: Sandbox,
-                 remote_points: Callable[[], pa.Table | None] = lambda: None):
+                 remote_points: Callable[[], RemotePoints | None] = lambda: None):
         """`remote_points()`: the points of the series other cluster nodes answer for (None when not clustered)."""
         self.engine = engine
         self.sandbox = sandbox
@@ -107,7 +107,8 @@ class SqlService:
 
     def _create_views(self, run: Run, snapshot: Snapshot) -> None:
         run.cursor.register("count_catalog_series", self._series_from_catalog())
-        run.cursor.register("count_unflushed_series", _series_from_unflushed(snapshot.unflushed))
+        run.cursor.register("count_unflushed_series", pa.concat_tables(
+            [_series_from_unflushed(points) for points in snapshot.series_tables()]))
         run.execute(_SERIES_VIEW)
         params: dict = {}
         visible = visible_points(run.cursor, _whole(snapshot), "true", params)
@@ -136,10 +137,11 @@ def _whole(snapshot: Snapshot) -> Scope:
     blocks = [block for month in snapshot.blocks_by_month.values() for block in month]
     lows = [block.min_ts for block in blocks]
     highs = [block.max_ts for block in blocks]
-    if snapshot.unflushed.num_rows:
-        low, high = (v.as_py() for v in pc.min_max(snapshot.unflushed["ts"]).values())
-        lows.append(low)
-        highs.append(high)
+    for points in snapshot.series_tables():
+        if points.num_rows:
+            low, high = (v.as_py() for v in pc.min_max(points["ts"]).values())
+            lows.append(low)
+            highs.append(high)
     if not lows:
         return Scope([], [], snapshot.unflushed)
     return snapshot.scope(min(lows), max(highs))

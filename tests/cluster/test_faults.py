@@ -96,7 +96,7 @@ def test_kill_9_of_a_node_under_writes_loses_and_duplicates_nothing(start_cluste
     with Writers(cluster, via=[0, 1]) as writers:
         time.sleep(1.5)
         cluster.nodes[2].kill_all()
-        time.sleep(4)  # past FAILURE_TIMEOUT: the others write hints for it
+        time.sleep(4.5)  # past FAILURE_TIMEOUT: the others write hints for it
         acknowledged_while_down = len(writers.acknowledged)
         time.sleep(1)
         assert len(writers.acknowledged) > acknowledged_while_down, "writes stopped while one node of three was down"
@@ -115,7 +115,7 @@ def test_a_node_stopped_past_the_failure_timeout_catches_up_when_resumed(start_c
         time.sleep(1)
         os.killpg(stopped.proc.pid, signal.SIGSTOP)
         try:
-            cluster.wait_until(lambda: cluster.members_up(0) == 2, 10, "node 1 sees node 2 down")
+            cluster.wait_until(lambda: cluster.members_up(0) == 2, 15, "node 1 sees node 2 down")
             before = len(writers.acknowledged)
             time.sleep(2)
             assert len(writers.acknowledged) > before, "writes stopped while node 2 was stopped"
@@ -136,7 +136,7 @@ def test_a_node_in_a_minority_refuses_writes_and_still_answers_reads(start_clust
         cut = time.monotonic()
         cluster.wait_until(lambda: requests.post(cluster.url(0) + "/insert", timeout=10, json={
             "series": "refused", "timestamp": START_MS, "value": 1.0}).status_code == 503, 10, "writes are refused")
-        assert time.monotonic() - cut <= 2 + 0.5 + 2, "took longer than FAILURE_TIMEOUT + one heartbeat (+ slack)"
+        assert time.monotonic() - cut <= 3 + 0.5 + 2, "took longer than FAILURE_TIMEOUT + one heartbeat (+ slack)"
         refused = requests.post(cluster.url(0) + "/insert", json={"series": "r", "timestamp": START_MS, "value": 1.0},
                                 timeout=10)
         assert refused.status_code == 503 and refused.headers["Retry-After"]

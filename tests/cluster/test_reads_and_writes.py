@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 
+import orjson
+import pyarrow as pa
+import pyarrow.flight as flight
 import pytest
 import requests
 
@@ -59,12 +62,24 @@ def test_every_write_protocol_works_through_every_node(shared_cluster):
         ndjson = "\n".join(f'{{"series": "nd{index}", "timestamp": {START_MS + i}, "value": {i}}}' for i in range(3))
         assert requests.post(f"{url}/insert", data=ndjson, headers={"Content-Type": "application/x-ndjson"},
                              timeout=30).status_code == 201
+        client = flight.connect(f"grpc://127.0.0.1:{cluster.flight_ports[index]}")
+        table = pa.table({"series": [f"fl{index}"] * 5, "timestamp": pa.array(range(START_MS, START_MS + 5), pa.int64()),
+                          "value": pa.array([1.0] * 5)})
+        writer, acks = client.do_put(flight.FlightDescriptor.for_path("points"), table.schema)
+        writer.write_table(table)
+        writer.done_writing()
+        assert orjson.loads(acks.read().to_pybytes()) == {"points": 5}
+        writer.close()
     for index in range(3):
         got = requests.post(cluster.url(index) + "/query/sql", headers={"Content-Type": "text/plain"}, timeout=30,
-                            data="SELECT name, count(*) FROM points WHERE regexp_matches(name, '^(lp|v1_|rw|nd)[0-9]$') "
+                            data="SELECT name, count(*) FROM points WHERE regexp_matches(name, '^(lp|v1_|rw|nd|fl)[0-9]$') "
                                  "GROUP BY name ORDER BY name").json()["rows"]
         assert got == sorted([[f"lp{i}", 4] for i in range(3)] + [[f"v1_{i}", 1] for i in range(3)]
-                             + [[f"rw{i}", 1] for i in range(3)] + [[f"nd{i}", 3] for i in range(3)])
+                             + [[f"rw{i}", 1] for i in range(3)] + [[f"nd{i}", 3] for i in range(3)]
+                             + [[f"fl{i}", 5] for i in range(3)])
+        reader = flight.connect(f"grpc://127.0.0.1:{cluster.flight_ports[index]}").do_get(flight.Ticket(
+            b"SELECT count(*) AS n FROM points WHERE name LIKE 'fl_'"))
+        assert reader.read_all().to_pylist() == [{"n": 15}]  # Flight do_get reads the whole cluster too
 
 
 def test_a_delete_through_any_node_hides_the_points_on_every_node(shared_cluster):

@@ -13,7 +13,7 @@ import requests
 from countdb.cluster.auth import sign
 
 SECRET = "test-cluster-secret-0123456789abcdef"
-FAST_CLUSTER_ENV = {"HEARTBEAT_INTERVAL": "0.5", "FAILURE_TIMEOUT": "2", "FORWARD_TIMEOUT_SECONDS": "2",
+FAST_CLUSTER_ENV = {"HEARTBEAT_INTERVAL": "0.5", "FAILURE_TIMEOUT": "3", "FORWARD_TIMEOUT_SECONDS": "2",
                     "ANTI_ENTROPY_INTERVAL_SECONDS": "2", "CLUSTER_SECRET": SECRET, "WORKERS": "2",
                     "THREADS": "4"}
 
@@ -33,6 +33,12 @@ def free_ports(count: int) -> list[int]:
 class Cluster:
     nodes: list  # CountServer, in CLUSTER_NODES order
     addresses: list[str]
+    flight_ports: list[int]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop()
 
     def url(self, index: int) -> str:
         return f"http://{self.addresses[index]}"

@@ -11,8 +11,6 @@ import pyarrow as pa
 
 from countdb import __version__
 from countdb.api.cluster_services import ClusterServices, SegmentPublisher
-from countdb.catalog.db import connect
-from countdb.catalog.tombstones import read_tombstones
 from countdb.api.media import send_json
 from countdb.cluster.agent import read_agent_state
 from countdb.cluster.auth import PROTOCOL_VERSION
@@ -25,7 +23,7 @@ from countdb.ingest.writer import Writer
 from countdb.model import MAX_TIMESTAMP_MS, YearMonth
 from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
-from countdb.query.export import digest_cells, export_keys, export_series
+from countdb.query.export import digest_cells, export_keys, export_series, snapshot_token
 from countdb.query.selectors import parse_selector
 
 
@@ -168,21 +166,28 @@ class DigestResource:
     def __init__(self, engine: QueryEngine, shared: SharedSeries):
         self.engine = engine
         self.shared = shared
+        self._computed: dict[int, tuple[tuple, dict]] = {}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         peer = int(_json(req)["peer"])
+        snapshot = self.engine.snapshot()
+        # NOTE: digests scan every point both nodes own; a node whose data did not change since the last round
+        # answers the digest it computed then, so an idle cluster's anti-entropy costs next to nothing.
+        token = snapshot_token(snapshot)
+        known = self._computed.get(peer)
+        if known is None or known[0] != token:
+            known = self._computed[peer] = (token, self._digest(peer, snapshot))
+        send_json(resp, known[1])
+
+    def _digest(self, peer: int, snapshot) -> dict:
         keys = self.shared.keys(peer)
         keyed = pa.table({"series": pa.array(keys, pa.string()),
                           "partition": pa.array([partition_of(key) for key in keys], pa.int32())})
-        cells = digest_cells(self.engine, keyed)
-        catalog = connect(self.shared.cluster.datadir.catalog_path)
-        try:
-            tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in read_tombstones(catalog)
-                          if self.shared.co_owned(t.series, peer)]
-        finally:
-            catalog.close()
-        send_json(resp, {"cells": [[row["month"], row["partition"], row["points"], row["digest"]]
-                                   for row in cells.to_pylist()], "tombstones": tombstones})
+        cells = digest_cells(self.engine, keyed, snapshot)
+        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in snapshot.tombstones
+                      if self.shared.co_owned(t.series, peer)]
+        return {"cells": [[row["month"], row["partition"], row["points"], row["digest"]] for row in cells.to_pylist()],
+                "tombstones": tombstones}
 
 
 class CellResource:
