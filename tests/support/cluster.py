@@ -4,7 +4,9 @@ internal routes."""
 
 from __future__ import annotations
 
+import itertools
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -67,3 +69,78 @@ class Cluster:
         up = list(range(len(self.nodes))) if up is None else up
         self.wait_until(lambda: all(self.members_up(i) == len(up) for i in up), seconds,
                         f"nodes {[i + 1 for i in up]} see each other")
+
+
+WRITTEN_START_MS = 1_700_000_000_000
+WRITTEN_SERIES = 12
+
+
+class Writers:
+    """Threads that write batches of new points through the given nodes until stopped, recording which points
+    were acknowledged (201) and which were attempted at all."""
+
+    def __init__(self, cluster, via: list[int]):
+        self.cluster = cluster
+        self.via = via
+        self.acknowledged: set[tuple[str, int]] = set()
+        self.attempted: set[tuple[str, int]] = set()
+        self.refused = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._ts = itertools.count()
+        self._threads = [threading.Thread(target=self._run, args=(node,), daemon=True) for node in via]
+
+    def __enter__(self) -> "Writers":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _run(self, node: int) -> None:
+        session = requests.Session()
+        for _ in range(10_000):  # bounded: ends by itself even if nobody stops it
+            if self._stop.is_set():
+                return
+            offset = next(self._ts)
+            batch = [(f"w{s}", WRITTEN_START_MS + offset) for s in range(WRITTEN_SERIES)]
+            with self._lock:
+                self.attempted.update(batch)
+            body = [{"series": series, "timestamp": ts, "value": float(ts % 1000)} for series, ts in batch]
+            try:
+                response = session.post(self.cluster.url(node) + "/insert", json=body, timeout=10)
+            except requests.RequestException:
+                continue
+            if response.status_code == 201:
+                with self._lock:
+                    self.acknowledged.update(batch)
+            else:
+                assert response.status_code == 503, response.text
+                assert response.headers.get("Retry-After"), response.headers
+                self.refused += 1
+            time.sleep(0.01)
+
+
+def visible(cluster, index: int) -> tuple[set[tuple[str, int]], int]:
+    """The (series, ts) points of the w* series as node `index` answers SQL, and how many rows it answered."""
+    response = requests.post(cluster.url(index) + "/query/sql", headers={"Content-Type": "text/plain"}, timeout=60,
+                             data="SELECT series, epoch_ms(ts) FROM points WHERE name LIKE 'w%'")
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    return {(series, ts) for series, ts in rows}, len(rows)
+
+
+def assert_every_node_holds_exactly(cluster, writers: Writers, nodes: list[int], seconds: float = 60) -> None:
+    """Every node answers every acknowledged point, each once, and nothing that was never attempted."""
+    def converged() -> bool:
+        return all(writers.acknowledged <= visible(cluster, index)[0] for index in nodes)
+
+    cluster.wait_until(converged, seconds, "every node answers every acknowledged point")
+    for index in nodes:
+        points, rows = visible(cluster, index)
+        assert rows == len(points), f"node {index + 1} answered a point twice"
+        assert points <= writers.attempted, f"node {index + 1} answered points nobody wrote"
+        assert writers.acknowledged <= points

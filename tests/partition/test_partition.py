@@ -1,0 +1,68 @@
+"""A real network partition: three nodes, each in its own network namespace, one of them cut off from the other
+two by iptables while clients still reach it. The cut-off node refuses writes, the majority keeps accepting them,
+and once the cut heals every node answers every acknowledged point, once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from support.cluster import FAST_CLUSTER_ENV, Cluster, Writers, assert_every_node_holds_exactly
+from support.netns import HostNetwork, remove_leftovers, require_namespaces
+
+PORT = 8080
+
+
+@pytest.fixture
+def partitioned_cluster(count_server, tmp_path):
+    require_namespaces()
+    remove_leftovers()
+    network = HostNetwork(3)
+    addresses = [f"{host.address}:{PORT}" for host in network.hosts]
+    cluster = None
+    try:
+        nodes = [count_server(tmp_path / f"node{i + 1}", argv_prefix=host.argv([]), BIND_ADDRESS=addresses[i],
+                              CLUSTER_ENABLED="true", CLUSTER_NODES=",".join(addresses), NODE_ID=str(i + 1),
+                              REPLICATION_FACTOR="2", FLIGHT_PORT="0", **FAST_CLUSTER_ENV)
+                 for i, host in enumerate(network.hosts)]
+        cluster = Cluster(nodes, addresses, [])
+        cluster.wait_formed()
+        yield cluster, network
+    finally:
+        network.heal_all()
+        if cluster is not None:
+            cluster.stop()
+        network.destroy()
+
+
+def _insert(cluster: Cluster, node: int, series: str) -> requests.Response:
+    return requests.post(cluster.url(node) + "/insert", json={"series": series, "timestamp": 1_700_000_000_000,
+                                                              "value": 1.0}, timeout=15)
+
+
+def test_a_cut_off_node_refuses_writes_the_majority_keeps_writing_and_all_converge_after_healing(partitioned_cluster):
+    cluster, network = partitioned_cluster
+    with Writers(cluster, via=[0, 2]) as writers:
+        time.sleep(1)
+        network.isolate(1)
+        cut = time.monotonic()
+        cluster.wait_until(lambda: _insert(cluster, 1, "island").status_code == 503, 15,
+                           "the cut-off node refuses writes")
+        assert time.monotonic() - cut <= 3 + 0.5 + 3, "refused later than FAILURE_TIMEOUT + one heartbeat (+ slack)"
+        refused = _insert(cluster, 1, "island")
+        assert refused.status_code == 503 and refused.headers["Retry-After"] and "minority" in refused.json()["error"]
+        health = requests.get(cluster.url(1) + "/health", timeout=10).json()
+        assert health["status"] == "degraded" and health["cluster"]["majority"] is False
+        read = requests.get(cluster.url(1) + "/series", timeout=30)
+        assert read.status_code == 200 and read.headers["X-Count-Partial"].startswith("minority")
+        before = len(writers.acknowledged)
+        time.sleep(3)
+        assert len(writers.acknowledged) > before, "the majority stopped accepting writes"
+        assert _insert(cluster, 0, "mainland").status_code == 201
+        network.heal_all()
+        time.sleep(1)
+    cluster.wait_formed()
+    assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
+    assert _insert(cluster, 1, "back").status_code == 201
