@@ -34,6 +34,10 @@ def main() -> None:
     peers = PeerClient(settings.cluster_nodes, settings.node_index, settings.cluster_secret,
                        settings.forward_timeout_seconds, local_address(settings.bind_host, settings.bind_port))
     agent = Agent(settings, datadir, peers)
+    # NOTE: one round before the master starts its workers, so a (re)started node knows who is up before its
+    # first request: otherwise it would answer writes 503 (minority) until its first heartbeat, and a proxy
+    # would take it out of rotation for nothing during a rolling restart (issue 12).
+    agent.heartbeat()
     worker = threading.Thread(target=run, args=(agent, stop), name="cluster-agent", daemon=True)
     worker.start()
     announce_ready(0)

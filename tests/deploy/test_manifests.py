@@ -132,6 +132,7 @@ def test_each_compose_node_starts_as_a_member_of_the_three_node_cluster(name):
     assert {node.rpartition(":")[2] for node in settings.cluster_nodes} == {str(settings.bind_port)}
     assert settings.bind_host == "0.0.0.0" and str(settings.data_dir) == "/data"
     assert settings.workers == 2  # not one per host CPU for each of three nodes on one host
+    assert settings.cluster_nodes[settings.node_index] == f"{name}:8080"  # NODE_ID resolves to its own entry
 
 
 def test_compose_nodes_have_distinct_ids_ports_and_volumes():
@@ -210,6 +211,7 @@ def test_each_swarm_task_starts_as_a_member_and_is_reachable_under_a_listed_name
     assert settings.node_id == str(slot) and settings.cluster_enabled
     all_hostnames = {swarm_task_environment(n)[0] for n in (1, 2, 3)}
     assert hostname in cluster_hosts(settings) == all_hostnames
+    assert settings.cluster_nodes[settings.node_index].rpartition(":")[0] == hostname  # NODE_ID is its own entry
     assert settings.memory_buffer_size == 25000 and settings.flush_interval_seconds == 300
     cpus = float(load(STACK)["services"]["count"]["deploy"]["resources"]["limits"]["cpus"])
     assert settings.workers == math.ceil(cpus)
@@ -352,7 +354,7 @@ def test_each_pod_starts_as_itself_in_the_cluster(ordinal):
     expected = tuple(f"{sts['metadata']['name']}-{n}.{headless}:{settings.bind_port}"
                      for n in range(sts["spec"]["replicas"]))
     assert settings.cluster_nodes == expected
-    assert f"{pod}.{headless}:{settings.bind_port}" in settings.cluster_nodes
+    assert settings.cluster_nodes[settings.node_index] == f"{pod}.{headless}:{settings.bind_port}"  # itself
     assert settings.replication_factor < len(settings.cluster_nodes)
 
 
