@@ -14,6 +14,7 @@ from support.cluster import assert_every_node_holds_exactly
 from support.proxies import free_port, make_tls, nginx_command, render_nginx_conf, start_proxy
 
 WRITE_PAUSE_SECONDS = 0.03  # ~30 writes/s per writer: inside nginx's 100 r/s per-client write limit
+BETWEEN_NODES_SECONDS = 6  # longer than nginx's fail_timeout (5 s), as nginx.conf asks of a rolling restart
 
 
 class ProxyWriters:
@@ -70,12 +71,13 @@ def test_a_rolling_restart_behind_nginx_fails_no_write(shared_cluster, tmp_path)
     try:
         with ProxyWriters(proxy.url, tls.cert) as writers:
             for node in cluster.nodes:
-                time.sleep(1)
+                time.sleep(BETWEEN_NODES_SECONDS)
                 assert node.stop() == 0
                 node.start()
                 cluster.wait_formed()
             time.sleep(1)
-        assert not writers.failures, f"{len(writers.failures)} writes failed, e.g. {writers.failures[:3]}"
+        assert not writers.failures, (f"{len(writers.failures)} writes failed, e.g. {writers.failures[:3]}; nginx:\n"
+                                      + proxy.log_text())
         assert len(writers.acknowledged) > 100
         assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
     finally:
