@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from countdb.catalog.db import connect
 from countdb.cluster.auth import Verifier
-from countdb.cluster.coordinator import ReplicatedWriter
+from countdb.cluster.coordinator import Replicas, ReplicatedWriter
 from countdb.cluster.deletes import ReplicatedDeleter
 from countdb.cluster.hints import HintStore
 from countdb.cluster.members import Membership
@@ -71,15 +71,16 @@ class ClusterServices:
         peers = PeerClient(settings.cluster_nodes, node, settings.cluster_secret, settings.forward_timeout_seconds,
                            local_address(settings.bind_host, settings.bind_port))
         hints = HintStore(datadir.hints)
-        rf, consistency = settings.replication_factor, settings.write_consistency
-        sink = ReplicatedWriter(writer, ring, rf, consistency, membership, peers, hints)
+        replicas = Replicas(ring, settings.replication_factor, settings.write_consistency, membership, peers, hints)
+        sink = ReplicatedWriter(writer, replicas)
 
         def local_delete(series: str, start_ms: int, end_ms: int, seq: int):
             return delete_points(datadir, series, start_ms, end_ms, seq)
 
-        deleter = ReplicatedDeleter(local_delete, writer.next_seq, ring, rf, consistency, membership, peers, hints)
+        deleter = ReplicatedDeleter(local_delete, writer.next_seq, replicas)
         verifier = Verifier(settings.cluster_secret, datadir.cluster_state / "nonces.sqlite")
-        return cls(settings, ring, membership, peers, hints, verifier, ClusterReads(ring, rf, membership, peers),
+        return cls(settings, ring, membership, peers, hints, verifier,
+                   ClusterReads(ring, settings.replication_factor, membership, peers),
                    sink, deleter, datadir)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from countdb.cluster.digests import differing_cells, missing_tombstones, rows_mi
 from countdb.cluster.hints import HintStore
 from countdb.cluster.members import Member, write_members
 from countdb.cluster.peers import PeerClient, PeerError
-from countdb.cluster.wire import ARROW_STREAM, PARQUET, decode_stream, encode_segment, encode_stream
+from countdb.cluster.wire import ARROW_STREAM, PARQUET, decode_stream, encode_segment
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.obs import metrics

@@ -90,24 +90,34 @@ class Placement:
         return {i for i, owners in enumerate(self.parts) if node in owners}
 
 
+@dataclass(frozen=True)
+class Replicas:
+    """Where the copies of a series go and how many must be stored before a write or delete is acknowledged:
+    the ring, REPLICATION_FACTOR and WRITE_CONSISTENCY, who is up, how peers are reached, where hints are kept."""
+
+    ring: Ring
+    replication_factor: int
+    consistency: str
+    membership: Membership
+    peers: PeerClient
+    hints: HintStore
+
+    @property
+    def required(self) -> int:
+        return required_copies(self.consistency, self.replication_factor)
+
+
 class ReplicatedWriter:
     """The PointSink of a clustered node (what the write resources and Flight call instead of the Writer)."""
 
-    def __init__(self, local: LocalWriter, ring: Ring, replication_factor: int, consistency: str,
-                 membership: Membership, peers: PeerClient, hints: HintStore):
+    def __init__(self, local: LocalWriter, replicas: "Replicas"):
         self.local = local
-        self.ring = ring
-        self.replication_factor = replication_factor
-        self.consistency = consistency
-        self.required = required_copies(consistency, replication_factor)
-        self.membership = membership
-        self.peers = peers
-        self.hints = hints
-        self.self_node = membership.self_node
+        self.replicas = replicas
+        self.self_node = replicas.membership.self_node
 
     def wait_for_room(self) -> None:
         """Refuse at once when this node is in a minority, then wait like the local Writer."""
-        self.membership.require_majority()
+        self.replicas.membership.require_majority()
         self.local.wait_for_room()
 
     def next_seq(self) -> int:
@@ -115,10 +125,10 @@ class ReplicatedWriter:
 
     def write(self, batches: list, seq: int | None = None) -> int:
         """Store the points on their owners; returns how many. Raises MinorityError or QuorumError (503)."""
-        self.membership.require_majority()
+        self.replicas.membership.require_majority()
         table = points_table(batches)
         seq = self.local.next_seq() if seq is None else seq
-        placement = Placement.of(table, self.ring, self.replication_factor)
+        placement = Placement.of(table, self.replicas.ring, self.replicas.replication_factor)
         stored = self._deliver(placement, seq)
         self._check_quorum(placement, stored, f"write of {table.num_rows} points")
         return table.num_rows
@@ -126,7 +136,7 @@ class ReplicatedWriter:
     def _deliver(self, placement: Placement, seq: int) -> dict[int, set[int]]:
         """Send every node its rows, then hint for the ones that failed; returns the parts each
         acknowledging node (owner or hint holder) covers, keyed by node."""
-        up = set(self.membership.up_nodes())
+        up = set(self.replicas.membership.up_nodes())
         involved = {node for owners in placement.parts for node in owners}
         # NOTE: this node last, so its own WAL append overlaps the peers' requests instead of delaying them.
         calls = {node: self._send(node, placement.rows_of(placement.parts_of(node)), seq)
@@ -134,7 +144,7 @@ class ReplicatedWriter:
         stored: dict[int, set[int]] = {}
         failed = involved - up
         for node, call in calls.items():
-            if acknowledged(call, node, self.membership):
+            if acknowledged(call, node, self.replicas.membership):
                 stored.setdefault(node, set()).update(placement.parts_of(node))
             else:
                 failed.add(node)
@@ -146,12 +156,12 @@ class ReplicatedWriter:
         if node == self.self_node:
             return run_here(lambda: self.local.write(rows.to_batches(), seq=seq))
         metrics.CLUSTER_FORWARDED_POINTS.inc(rows.num_rows)
-        return self.peers.pool.submit(self._timed_call, node, "/cluster/write", encode_stream(_with_seq(rows, seq)))
+        return self.replicas.peers.pool.submit(self._timed_call, node, "/cluster/write", encode_stream(_with_seq(rows, seq)))
 
     def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None):
         started = time.perf_counter()
         try:
-            return self.peers.call(node, "POST", path, body, params, headers={"Content-Type": ARROW_STREAM})
+            return self.replicas.peers.call(node, "POST", path, body, params, headers={"Content-Type": ARROW_STREAM})
         finally:
             metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
 
@@ -162,7 +172,7 @@ class ReplicatedWriter:
         plan: dict[tuple[int, int], set[int]] = {}
         for part, owners in enumerate(placement.parts):
             for target in sorted(failed & set(owners)):
-                holder = next((node for node in self.ring.preference(placement.first_keys[part])
+                holder = next((node for node in self.replicas.ring.preference(placement.first_keys[part])
                                if node in healthy and node not in owners), None)
                 if holder is not None:
                     plan.setdefault((holder, target), set()).add(part)
@@ -170,23 +180,23 @@ class ReplicatedWriter:
         for (holder, target), parts in plan.items():
             rows = _with_seq(placement.rows_of(parts), seq)
             if holder == self.self_node:
-                calls[(holder, target)] = run_here(lambda t=target, r=rows: self.hints.store_points(t, seq, r))
+                calls[(holder, target)] = run_here(lambda t=target, r=rows: self.replicas.hints.store_points(t, seq, r))
             else:
-                calls[(holder, target)] = self.peers.pool.submit(
+                calls[(holder, target)] = self.replicas.peers.pool.submit(
                     self._timed_call, holder, "/cluster/hint", encode_stream(rows), {"target": target})
         for (holder, target), call in calls.items():
-            if acknowledged(call, holder, self.membership):
+            if acknowledged(call, holder, self.replicas.membership):
                 metrics.CLUSTER_HINTS_STORED.inc()
-                if self.consistency != "all":
+                if self.replicas.consistency != "all":
                     stored.setdefault(-1 - target, set()).update(plan[(holder, target)])
 
     def _check_quorum(self, placement: Placement, stored: dict[int, set[int]], what: str) -> None:
         short = [owners for part, owners in enumerate(placement.parts)
-                 if sum(part in parts for parts in stored.values()) < self.required]
+                 if sum(part in parts for parts in stored.values()) < self.replicas.required]
         if short:
             nodes = ", ".join(str(n + 1) for n in sorted({n for owners in short for n in owners}))
-            raise QuorumError(f"{what}: fewer than {self.required} of {self.replication_factor} copies "
-                              f"({self.consistency}) could be stored on nodes {nodes} and their stand-ins; "
+            raise QuorumError(f"{what}: fewer than {self.replicas.required} of {self.replicas.replication_factor} copies "
+                              f"({self.replicas.consistency}) could be stored on nodes {nodes} and their stand-ins; "
                               f"nothing is lost by retrying the request")
 
 

@@ -11,11 +11,7 @@ from typing import Callable
 
 import orjson
 
-from countdb.cluster.coordinator import QuorumError, acknowledged, required_copies, run_here
-from countdb.cluster.hints import HintStore
-from countdb.cluster.members import Membership
-from countdb.cluster.peers import PeerClient
-from countdb.cluster.ring import Ring
+from countdb.cluster.coordinator import QuorumError, Replicas, acknowledged, run_here
 
 DELETE_PATH = "/cluster/delete"
 
@@ -24,49 +20,42 @@ LocalDelete = Callable[[str, int, int, int], object]
 
 
 class ReplicatedDeleter:
-    def __init__(self, local_delete: LocalDelete, next_seq: Callable[[], int], ring: Ring, replication_factor: int,
-                 consistency: str, membership: Membership, peers: PeerClient, hints: HintStore):
+    def __init__(self, local_delete: LocalDelete, next_seq: Callable[[], int], replicas: Replicas):
         self.local_delete = local_delete
         self.next_seq = next_seq
-        self.ring = ring
-        self.replication_factor = replication_factor
-        self.consistency = consistency
-        self.required = required_copies(consistency, replication_factor)
-        self.membership = membership
-        self.peers = peers
-        self.hints = hints
+        self.replicas = replicas
 
     def delete(self, series: str, start_ms: int, end_ms: int) -> dict:
         """Record the delete on the owners; returns it as {series, start, end, seq}. MinorityError, QuorumError."""
-        self.membership.require_majority()
+        self.replicas.membership.require_majority()
         request = {"series": series, "start": start_ms, "end": end_ms, "seq": self.next_seq()}
-        owners = self.ring.owners(series, self.replication_factor)
-        up = [node for node in owners if self.membership.is_up(node)]
+        owners = self.replicas.ring.owners(series, self.replicas.replication_factor)
+        up = [node for node in owners if self.replicas.membership.is_up(node)]
         failed = [node for node in owners if node not in up]
         copies = 0
         for node, call in [(node, self._send(node, request)) for node in up]:
-            if acknowledged(call, node, self.membership):
+            if acknowledged(call, node, self.replicas.membership):
                 copies += 1
             else:
                 failed.append(node)
         for target in failed:
-            holder = next((node for node in self.ring.preference(series)
-                           if node not in owners and self.membership.is_up(node)), None)
-            if holder is not None and acknowledged(self._hint(holder, target, request), holder, self.membership):
-                copies += self.consistency != "all"
-        if copies < self.required:
-            raise QuorumError(f"delete of {series!r}: fewer than {self.required} of {self.replication_factor} "
-                              f"copies ({self.consistency}) could be recorded; retrying is safe")
+            holder = next((node for node in self.replicas.ring.preference(series)
+                           if node not in owners and self.replicas.membership.is_up(node)), None)
+            if holder is not None and acknowledged(self._hint(holder, target, request), holder, self.replicas.membership):
+                copies += self.replicas.consistency != "all"
+        if copies < self.replicas.required:
+            raise QuorumError(f"delete of {series!r}: fewer than {self.replicas.required} of {self.replicas.replication_factor} "
+                              f"copies ({self.replicas.consistency}) could be recorded; retrying is safe")
         return request
 
     def _send(self, node: int, request: dict):
-        if node == self.membership.self_node:
+        if node == self.replicas.membership.self_node:
             return run_here(lambda: self.local_delete(request["series"], request["start"], request["end"],
                                                       request["seq"]))
-        return self.peers.pool.submit(self.peers.call, node, "POST", DELETE_PATH, orjson.dumps(request))
+        return self.replicas.peers.pool.submit(self.replicas.peers.call, node, "POST", DELETE_PATH, orjson.dumps(request))
 
     def _hint(self, holder: int, target: int, request: dict):
-        if holder == self.membership.self_node:
-            return run_here(lambda: self.hints.store_delete(target, request["seq"], request))
-        return self.peers.pool.submit(self.peers.call, holder, "POST", "/cluster/hint", orjson.dumps(request),
+        if holder == self.replicas.membership.self_node:
+            return run_here(lambda: self.replicas.hints.store_delete(target, request["seq"], request))
+        return self.replicas.peers.pool.submit(self.replicas.peers.call, holder, "POST", "/cluster/hint", orjson.dumps(request),
                                       {"target": target, "kind": "delete"})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
-import signal
 import threading
 
 from countdb.cluster.agent import Agent, run
@@ -15,20 +14,15 @@ from countdb.cluster.peers import PeerClient, local_address
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.obs.logging import logging_config
-from countdb.obs.readiness import announce_ready
+from countdb.obs.readiness import announce_ready, stop_on_signals, wait_until_stopped
 
 log = logging.getLogger(__name__)
-
-PARENT_CHECK_SECONDS = 0.5
 
 
 def main() -> None:
     settings = Settings.from_env()
     logging.config.dictConfig(logging_config(settings.log_level))
-    parent = os.getppid()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    parent, stop = os.getppid(), stop_on_signals()
     datadir = DataDir(settings.data_dir).create()
     HintStore(datadir.hints).remove_leftovers()
     peers = PeerClient(settings.cluster_nodes, settings.node_index, settings.cluster_secret,
@@ -44,10 +38,6 @@ def main() -> None:
     log.info("cluster agent of node %d of %d: heartbeat every %g s, failure after %g s",
              settings.node_index + 1, len(settings.cluster_nodes), settings.heartbeat_interval_seconds,
              settings.failure_timeout_seconds)
-    while not stop.wait(PARENT_CHECK_SECONDS):
-        if os.getppid() != parent:
-            log.warning("count-server's master is gone; the cluster agent stops")
-            break
-    stop.set()
+    wait_until_stopped(stop, parent, log, "the cluster agent")
     peers.close()
 

@@ -23,7 +23,7 @@ START_MS = 1_700_000_000_000
 def test_kill_9_of_a_node_under_writes_loses_and_duplicates_nothing(start_cluster, size, replication_factor):
     cluster = start_cluster(size, replication_factor)
     killed = size - 1
-    with Writers(cluster, via=[0, 1]) as writers:
+    with Writers([cluster.url(0), cluster.url(1)]) as writers:
         time.sleep(1.5)
         cluster.nodes[killed].kill_all()
         time.sleep(4.5)  # past FAILURE_TIMEOUT: the others write hints for it
@@ -33,6 +33,7 @@ def test_kill_9_of_a_node_under_writes_loses_and_duplicates_nothing(start_cluste
         cluster.nodes[killed].start()
         time.sleep(1.5)
     cluster.wait_formed()
+    assert writers.refused_only_with_retry_after(), writers.failures[:3]
     assert_every_node_holds_exactly(cluster, writers, list(range(size)))
     cluster.wait_until(lambda: all(requests.get(cluster.url(i) + "/health", timeout=5).json()["cluster"]
                                    ["hints_pending"] == 0 for i in range(size)), 30, "every hint is delivered")
@@ -41,7 +42,7 @@ def test_kill_9_of_a_node_under_writes_loses_and_duplicates_nothing(start_cluste
 def test_a_node_stopped_past_the_failure_timeout_catches_up_when_resumed(start_cluster):
     cluster = start_cluster(3)
     stopped = cluster.nodes[1]
-    with Writers(cluster, via=[0, 2]) as writers:
+    with Writers([cluster.url(0), cluster.url(2)]) as writers:
         time.sleep(1)
         os.killpg(stopped.proc.pid, signal.SIGSTOP)
         try:
@@ -53,6 +54,7 @@ def test_a_node_stopped_past_the_failure_timeout_catches_up_when_resumed(start_c
             os.killpg(stopped.proc.pid, signal.SIGCONT)
         time.sleep(1)
     cluster.wait_formed()
+    assert writers.refused_only_with_retry_after(), writers.failures[:3]
     assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
 
 

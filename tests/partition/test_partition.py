@@ -44,7 +44,7 @@ def _insert(cluster: Cluster, node: int, series: str) -> requests.Response:
 
 def test_a_cut_off_node_refuses_writes_the_majority_keeps_writing_and_all_converge_after_healing(partitioned_cluster):
     cluster, network = partitioned_cluster
-    with Writers(cluster, via=[0, 2]) as writers:
+    with Writers([cluster.url(0), cluster.url(2)]) as writers:
         time.sleep(1)
         network.isolate(1)
         cut = time.monotonic()
@@ -64,5 +64,6 @@ def test_a_cut_off_node_refuses_writes_the_majority_keeps_writing_and_all_conver
         network.heal_all()
         time.sleep(1)
     cluster.wait_formed()
+    assert writers.refused_only_with_retry_after(), writers.failures[:3]
     assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
     assert _insert(cluster, 1, "back").status_code == 201
