@@ -111,8 +111,8 @@ def digest(cluster, node: int, peer: int) -> dict:
     return response.json()
 
 
-def test_internal_routes_refuse_unsigned_forged_and_replayed_requests(start_cluster):
-    cluster = start_cluster(3)
+def test_internal_routes_refuse_unsigned_forged_and_replayed_requests(shared_cluster):
+    cluster = shared_cluster
     body = orjson.dumps({"peer": 1})
     unsigned = requests.post(cluster.url(0) + "/cluster/digest", data=body, timeout=10)
     assert unsigned.status_code == 401 and "signature" in unsigned.json()["error"]
@@ -154,3 +154,12 @@ def test_hints_survive_kill_9_of_their_holder_and_a_delete_missed_by_an_owner_ne
                             params={"start": START_MS, "end": START_MS + 1000}, timeout=30).json()
         assert [row["timestamp"] for row in rows] == [START_MS + 100 + i for i in range(5)], node
     assert digest(cluster, 1, 2) == digest(cluster, 2, 1)  # the two owners hold the same points and deletes
+
+
+def test_a_malformed_internal_request_from_a_signed_peer_is_a_400_naming_the_field(shared_cluster):
+    cluster = shared_cluster
+    for path, body, field in [("/cluster/digest", {}, "peer"), ("/cluster/cell", {"peer": 1, "month": "x"}, "partition"),
+                              ("/cluster/points", {"match": None, "reader_of": "me"}, "reader_of"),
+                              ("/cluster/delete", {"series": "s", "start": 0, "end": "later"}, "end")]:
+        response = cluster.signed(0, "POST", path, orjson.dumps(body))
+        assert response.status_code == 400 and response.json()["error"].startswith(field), (path, response.text)

@@ -37,6 +37,17 @@ def _json(req: falcon.Request) -> dict:
     return document
 
 
+def _fields(document: dict, **kinds) -> list:
+    """The named fields of an internal request, each converted by its kind; InvalidInput naming a bad one."""
+    values = []
+    for name, kind in kinds.items():
+        try:
+            values.append(kind(document[name]))
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput(f"{name}: missing or malformed", field=name) from None
+    return values
+
+
 def _send_points(resp: falcon.Response, table: pa.Table) -> None:
     resp.content_type = ARROW_STREAM
     resp.data = encode_stream(table)
@@ -102,7 +113,7 @@ class HintResource:
         target = req.get_param_as_int("target", required=True, min_value=0, max_value=len(self.cluster.ring.nodes) - 1)
         if req.get_param("kind") == "delete":
             request = _json(req)
-            self.cluster.hints.store_delete(target, int(request["seq"]), request)
+            self.cluster.hints.store_delete(target, *_fields(request, seq=int), request)
         else:
             table = decode_stream(req.context.body)
             seq = table["seq"][0].as_py() if table.num_rows else 0
@@ -118,7 +129,7 @@ class PeerDeleteResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = _json(req)
-        delete_points(self.cluster.datadir, request["series"], request["start"], request["end"], int(request["seq"]))
+        delete_points(self.cluster.datadir, *_fields(request, series=str, start=int, end=int, seq=int))
         send_json(resp, {"deleted": True})
 
 
@@ -132,12 +143,12 @@ class PeerPointsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = _json(req)
-        start, end = int(request.get("start", 0)), int(request.get("end", MAX_TIMESTAMP_MS))
+        start, end = _fields({"start": 0, "end": MAX_TIMESTAMP_MS, **request}, start=int, end=int)
         if "series" in request:
-            _send_points(resp, export_series(self.engine, request["series"], start, end))
+            _send_points(resp, export_series(self.engine, *_fields(request, series=str), start, end))
             return
         selector = parse_selector(request["match"]) if request.get("match") else None
-        coordinator, live = int(request["reader_of"]), set(request["live"])
+        coordinator, live = _fields(request, reader_of=int, live=set)
         ring, rf, me = self.cluster.ring, self.cluster.settings.replication_factor, self.cluster.settings.node_index
         keys = [key for key in match_series(self.engine, selector, start, end)["series"].to_pylist()
                 if reader_of(ring, rf, key, coordinator, live) == me]
@@ -169,7 +180,7 @@ class DigestResource:
         self._computed: dict[int, tuple[tuple, dict]] = {}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        peer = int(_json(req)["peer"])
+        peer, = _fields(_json(req), peer=int)
         snapshot = self.engine.snapshot()
         # NOTE: digests scan every point both nodes own; a node whose data did not change since the last round
         # answers the digest it computed then, so an idle cluster's anti-entropy costs next to nothing.
@@ -199,8 +210,8 @@ class CellResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = _json(req)
-        partition, month = int(request["partition"]), YearMonth.parse(request["month"])
-        keys = [key for key in self.shared.keys(int(request["peer"])) if partition_of(key) == partition]
+        partition, month, peer = _fields(request, partition=int, month=YearMonth.parse, peer=int)
+        keys = [key for key in self.shared.keys(peer) if partition_of(key) == partition]
         _send_points(resp, export_keys(self.engine, keys, month.start_ms(), month.end_ms()))
 
 
