@@ -15,14 +15,15 @@ import time
 from concurrent.futures import wait
 
 import orjson
+import pyarrow as pa
 
 from countdb.cluster.auth import PROTOCOL_VERSION
 from countdb.cluster.deletes import DELETE_PATH
 from countdb.cluster.digests import differing_cells, missing_tombstones, rows_missing
-from countdb.cluster.hints import HintStore
+from countdb.cluster.hints import Hint, HintStore
 from countdb.cluster.members import Member, write_members
 from countdb.cluster.peers import PeerClient, PeerError
-from countdb.cluster.wire import ARROW_STREAM, PARQUET, decode_stream, encode_segment
+from countdb.cluster.wire import ARROW_STREAM, PARQUET, decode_stream, encode_segment, encode_stream
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.obs import metrics
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 AGENT_FILE = "agent.json"
 SEGMENT_ROWS = 250_000
+HINTS_PER_REQUEST = 200
+CELLS_PER_REQUEST = 32
 
 
 class Agent:
@@ -87,18 +90,20 @@ class Agent:
             metrics.CLUSTER_HINTS_PENDING.labels(str(target + 1)).set(count)
             if not count or not self.is_up(target):
                 continue
-            for hint in self.hints.pending(target):
+            for batch in hint_batches(self.hints.pending(target)):
                 try:
-                    if hint.is_delete:
-                        self.peers.call(target, "POST", DELETE_PATH, orjson.dumps(hint.delete_request()))
-                    else:
-                        self.peers.call(target, "POST", "/cluster/write", hint.path.read_bytes(),
+                    if batch[0].is_delete:
+                        self.peers.call(target, "POST", DELETE_PATH, orjson.dumps(batch[0].delete_request()))
+                    else:  # NOTE: many writes in one request: /cluster/write stores each with its own stamp
+                        self.peers.call(target, "POST", "/cluster/write",
+                                        encode_stream(pa.concat_tables([hint.points() for hint in batch])),
                                         headers={"Content-Type": ARROW_STREAM})
                 except PeerError as error:
                     log.warning("hint delivery to node %d paused: %s", target + 1, error.cause)
                     break
-                self.hints.delivered(hint)
-                metrics.CLUSTER_HINTS_DELIVERED.inc()
+                for hint in batch:
+                    self.hints.delivered(hint)
+                metrics.CLUSTER_HINTS_DELIVERED.inc(len(batch))
             metrics.CLUSTER_HINTS_PENDING.labels(str(target + 1)).set(len(self.hints.pending(target)))
 
     def anti_entropy(self) -> None:
@@ -127,11 +132,12 @@ class Agent:
                 self._post(node, DELETE_PATH, {"series": series, "start": start, "end": end, "seq": seq})
         cells = differing_cells(mine["cells"], theirs["cells"])
         pushed = pulled = 0
-        for month, partition in cells:
-            here = decode_stream(self._post(self.me, "/cluster/cell", {"peer": peer, "month": month,
-                                                                       "partition": partition}).content)
-            there = decode_stream(self._post(peer, "/cluster/cell", {"peer": self.me, "month": month,
-                                                                     "partition": partition}).content)
+        # NOTE: the cells of one month are asked for CELLS_PER_REQUEST at a time: a node refilled from nothing
+        # differs in every cell, and one request per cell made that hundreds of round trips and flushes.
+        for month, partitions in cell_batches(cells):
+            request = {"month": month, "partitions": partitions}
+            here = decode_stream(self._post(self.me, "/cluster/cell", {**request, "peer": peer}).content)
+            there = decode_stream(self._post(peer, "/cluster/cell", {**request, "peer": self.me}).content)
             pushed += self._push(peer, rows_missing(here, there))
             pulled += self._push(self.me, rows_missing(there, here))
         if cells:
@@ -159,6 +165,27 @@ class Agent:
         temporary = folder / f".{AGENT_FILE}.{os.getpid()}"
         temporary.write_text(json.dumps({"anti_entropy": self.repairs}))
         os.replace(temporary, folder / AGENT_FILE)
+
+
+def hint_batches(hints: list[Hint]) -> list[list[Hint]]:
+    """Pending hints in delivery order, grouped: consecutive point hints together up to HINTS_PER_REQUEST, each
+    delete alone (a delete must land between the writes around it)."""
+    batches: list[list[Hint]] = []
+    for hint in hints:
+        if hint.is_delete or not batches or batches[-1][0].is_delete or len(batches[-1]) >= HINTS_PER_REQUEST:
+            batches.append([hint])
+        else:
+            batches[-1].append(hint)
+    return batches
+
+
+def cell_batches(cells: list[tuple[str, int]]) -> list[tuple[str, list[int]]]:
+    """Differing cells as (month, up to CELLS_PER_REQUEST partitions) requests."""
+    by_month: dict[str, list[int]] = {}
+    for month, partition in cells:
+        by_month.setdefault(month, []).append(partition)
+    return [(month, partitions[i:i + CELLS_PER_REQUEST]) for month, partitions in sorted(by_month.items())
+            for i in range(0, len(partitions), CELLS_PER_REQUEST)]
 
 
 def _guarded(step) -> None:

@@ -110,7 +110,7 @@ class Replicas:
 class ReplicatedWriter:
     """The PointSink of a clustered node (what the write resources and Flight call instead of the Writer)."""
 
-    def __init__(self, local: LocalWriter, replicas: "Replicas"):
+    def __init__(self, local: LocalWriter, replicas: Replicas):
         self.local = local
         self.replicas = replicas
         self.self_node = replicas.membership.self_node

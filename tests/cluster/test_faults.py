@@ -158,7 +158,7 @@ def test_hints_survive_kill_9_of_their_holder_and_a_delete_missed_by_an_owner_ne
 
 def test_a_malformed_internal_request_from_a_signed_peer_is_a_400_naming_the_field(shared_cluster):
     cluster = shared_cluster
-    for path, body, field in [("/cluster/digest", {}, "peer"), ("/cluster/cell", {"peer": 1, "month": "x"}, "partition"),
+    for path, body, field in [("/cluster/digest", {}, "peer"), ("/cluster/cell", {"peer": 1, "month": "x"}, "partitions"),
                               ("/cluster/points", {"match": None, "reader_of": "me"}, "reader_of"),
                               ("/cluster/delete", {"series": "s", "start": 0, "end": "later"}, "end")]:
         response = cluster.signed(0, "POST", path, orjson.dumps(body))

@@ -202,7 +202,7 @@ class DigestResource:
 
 
 class CellResource:
-    """POST /cluster/cell {peer, month, partition}: this node's stamped points of one digest cell."""
+    """POST /cluster/cell {peer, month, partitions}: this node's stamped points of some digest cells of a month."""
 
     def __init__(self, engine: QueryEngine, shared: SharedSeries):
         self.engine = engine
@@ -210,8 +210,8 @@ class CellResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = _json(req)
-        partition, month, peer = _fields(request, partition=int, month=YearMonth.parse, peer=int)
-        keys = [key for key in self.shared.keys(peer) if partition_of(key) == partition]
+        partitions, month, peer = _fields(request, partitions=set, month=YearMonth.parse, peer=int)
+        keys = [key for key in self.shared.keys(peer) if partition_of(key) in partitions]
         _send_points(resp, export_keys(self.engine, keys, month.start_ms(), month.end_ms()))
 
 
