@@ -7,6 +7,7 @@ import falcon
 from countdb.api import errors
 from countdb.api.collectors import StorageCollector
 from countdb.api.middleware import RequestObserver
+from countdb.api.openapi import OpenApiResource
 from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
@@ -45,6 +46,7 @@ def create_app(services: Services) -> falcon.App:
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
         ("/metrics", MetricsResource(StorageCollector(services.datadir))),
+        ("/openapi.json", OpenApiResource()),  # describes every route above: api/openapi.py PATHS
     ]
     for template, resource in routes:
         app.add_route(template, resource)
