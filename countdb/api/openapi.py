@@ -23,7 +23,7 @@ RESULT_TYPES = ("application/x-ndjson", "text/csv", ARROW_STREAM, "application/v
 INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 MILLIS = {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS}
 NUMBER_OR_NULL = {"type": ["number", "null"]}
-TAGS = {"type": "object", "maxProperties": MAX_TAGS, "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$"},
+TAGS = {"type": ["object", "null"], "maxProperties": MAX_TAGS, "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$"},
         "additionalProperties": {"type": "string"}}
 SERIES_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_SERIES_KEY_BYTES // 4,
                "pattern": r"^[^\u0000-\u001f\u007f]+$",
@@ -39,7 +39,7 @@ SCHEMAS = {
                              "data": {"type": "array", "description": "Per-line problems of a partial write.",
                                       "items": {"type": "object"}}}},
     "Point": {"type": "object", "required": ["series", "timestamp", "value"],
-              "properties": {"series": SERIES_NAME, "timestamp": MILLIS, "value": {"type": "number"},
+              "properties": {"series": {**SERIES_NAME, "maxLength": MAX_SERIES_KEY_BYTES}, "timestamp": MILLIS, "value": {"type": "number"},
                              "tags": TAGS}},
     "PointBatch": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Point"}},
     "Created": {"type": "object", "required": ["status", "points"],
@@ -106,7 +106,8 @@ def param(name: str, schema: dict, description: str, where: str = "query", requi
 
 
 def operation(summary: str, *, ok: int, ok_content: dict | None = None, errors: tuple[int, ...] = (400, 503),
-              params: tuple[dict, ...] = (), body: dict | None = None, description: str = "") -> dict:
+              params: tuple[dict, ...] = (), body: dict | None = None, body_required: bool = True,
+              description: str = "") -> dict:
     """One operation: its parameters, its body (content by media type) and every status it can answer; each
     error status carries the `{"error": …}` body."""
     responses = {str(ok): {"description": "Success", **({"content": ok_content} if ok_content else {})}}
@@ -116,7 +117,7 @@ def operation(summary: str, *, ok: int, ok_content: dict | None = None, errors: 
     if description:
         document["description"] = description
     if body is not None:
-        document["requestBody"] = {"required": True, "content": body}
+        document["requestBody"] = {"required": body_required, "content": body}
     return document
 
 
@@ -129,10 +130,14 @@ OPTIONAL_END = param("end", INT64, "Keep series whose points begin before this i
 FORMAT = param("format", {"enum": ["json", "ndjson", "csv", "arrow", "parquet"]},
                "Result format; wins over the Accept header (application/json, application/x-ndjson, text/csv, "
                f"{ARROW_STREAM}, application/vnd.apache.parquet).")
-SERIES_PATH = param("series", SERIES_NAME, "The series' canonical key, URL-encoded.", where="path")
+SERIES_PATH = param("series", {"type": "string", "minLength": 1},
+                    "The series' canonical key (name{tag=\"value\",…}), URL-encoded; an unknown key has no points.",
+                    where="path")
+DELETED_SERIES = param("series", {**SERIES_NAME, "maxLength": MAX_SERIES_KEY_BYTES},
+                       "The series' canonical key, URL-encoded.", where="path")
 MATCH = param("match", {"type": "string", "minLength": 1},
               'A Prometheus selector: name{key="value", key=~"re", …}.', required=True)
-OPTIONAL_MATCH = {**MATCH, "required": False}
+OPTIONAL_MATCH = param("match", {"type": "string"}, "A selector as for match= above; empty or absent: every series.")
 AGGREGATIONS = ("sum, min, max, mean, avg, count, first, last, stddev, median, p50, p90, p95, p99, pNN, quantile, "
                 "rate")
 AGGREGATION = param("aggregation", {"type": "string", "pattern": r"^(sum|min|max|mean|avg|count|first|last|stddev"
@@ -174,10 +179,12 @@ WRITE_ERRORS = (400, 413, 415, 503)
 def line_protocol(version: str, namespace: str, precisions: list[str], extra: tuple[dict, ...] = ()) -> dict:
     return {"post": operation(
         f"InfluxDB {version} line protocol write", ok=204, errors=WRITE_ERRORS, body=LINE_PROTOCOL_BODY,
+        body_required=False,
         params=(param(namespace, {"type": "string", "minLength": 1},
                       "Required as InfluxDB requires it; Count has one namespace.", required=True),
                 param("precision", {"enum": precisions}, "Unit of the timestamps."), *extra),
-        description="Valid lines are written and bad ones reported in the 400's data (a partial write).")}
+        description="Valid lines are written and bad ones reported in the 400's data (a partial write). An "
+                    "empty body writes nothing and is answered 204, as InfluxDB does.")}
 
 
 # --- the table: one entry per public route of api/app.py --------------------------------------------------
@@ -214,7 +221,7 @@ PATHS = {
         params=(FORMAT,))},
     "/series/{series}": {"delete": operation(
         "Hide a series' points in [start, end] (each bound optional)", ok=200, ok_content=json_content(ref("Deleted")),
-        params=(SERIES_PATH, param("start", MILLIS, "First ms to delete (default 0)."),
+        params=(DELETED_SERIES, param("start", MILLIS, "First ms to delete (default 0)."),
                 param("end", MILLIS, "Last ms to delete (default: the end of time).")))},
     "/series": {"get": operation(
         "Series that exist, optionally those match= picks", ok=200, ok_content=query_result(ref("SeriesListing")),
@@ -224,7 +231,8 @@ PATHS = {
         params=(OPTIONAL_MATCH, OPTIONAL_START, OPTIONAL_END, FORMAT))},
     "/tags/{key}/values": {"get": operation(
         "Values of one tag key (__name__: series names)", ok=200, ok_content=query_result(ref("TagValues")),
-        errors=QUERY_ERRORS, params=(param("key", {"type": "string"}, "A tag key or __name__.", where="path"),
+        errors=QUERY_ERRORS, params=(param("key", {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$"},
+                                           "A tag key, or __name__ for series names.", where="path"),
                                      OPTIONAL_MATCH, OPTIONAL_START, OPTIONAL_END, FORMAT))},
     "/health": {"get": operation(
         "Liveness and status", ok=200, ok_content=json_content(ref("Health")), errors=(),
