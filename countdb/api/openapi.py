@@ -87,6 +87,12 @@ ERROR_MEANING = {
 }
 
 
+REQUEST_ID_HEADER = {"description": "The client's X-Request-ID when it is a sane token, else a new one; it is on "
+                                    "every log line of the request.", "schema": {"type": "string"}}
+RETRY_AFTER = {"description": "Seconds to wait, when a retry may work (the node is busy or shutting down).",
+               "schema": {"type": "string"}}
+
+
 def ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -110,9 +116,12 @@ def operation(summary: str, *, ok: int, ok_content: dict | None = None, errors: 
               description: str = "") -> dict:
     """One operation: its parameters, its body (content by media type) and every status it can answer; each
     error status carries the `{"error": …}` body."""
-    responses = {str(ok): {"description": "Success", **({"content": ok_content} if ok_content else {})}}
+    responses = {str(ok): {"description": "Success", "headers": {"X-Request-ID": REQUEST_ID_HEADER},
+                           **({"content": ok_content} if ok_content else {})}}
     for status in errors:
-        responses[str(status)] = {"description": ERROR_MEANING[status], "content": json_content(ref("Error"))}
+        headers = {"X-Request-ID": REQUEST_ID_HEADER, **({"Retry-After": RETRY_AFTER} if status == 503 else {})}
+        responses[str(status)] = {"description": ERROR_MEANING[status], "headers": headers,
+                                  "content": json_content(ref("Error"))}
     document = {"summary": summary, "parameters": list(params), "responses": responses}
     if description:
         document["description"] = description
