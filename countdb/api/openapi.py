@@ -23,9 +23,10 @@ RESULT_TYPES = ("application/x-ndjson", "text/csv", ARROW_STREAM, "application/v
 INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 MILLIS = {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS}
 NUMBER_OR_NULL = {"type": ["number", "null"]}
-TAGS = {"type": ["object", "null"], "maxProperties": MAX_TAGS, "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$"},
+TAG_KEY = r"[A-Za-z_][A-Za-z0-9_.:/\-]*"  # model.TAG_KEY_PATTERN
+TAGS = {"type": ["object", "null"], "maxProperties": MAX_TAGS, "propertyNames": {"pattern": f"^{TAG_KEY}$"},
         "additionalProperties": {"type": "string"}}
-SERIES_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_SERIES_KEY_BYTES // 4,
+SERIES_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_SERIES_KEY_BYTES,
                "pattern": r"^[^\u0000-\u001f\u007f]+$",
                "description": "Any text without control characters; with its tags at most "
                               f"{MAX_SERIES_KEY_BYTES} bytes of UTF-8."}
@@ -39,8 +40,7 @@ SCHEMAS = {
                              "data": {"type": "array", "description": "Per-line problems of a partial write.",
                                       "items": {"type": "object"}}}},
     "Point": {"type": "object", "required": ["series", "timestamp", "value"],
-              "properties": {"series": {**SERIES_NAME, "maxLength": MAX_SERIES_KEY_BYTES}, "timestamp": MILLIS, "value": {"type": "number"},
-                             "tags": TAGS}},
+              "properties": {"series": SERIES_NAME, "timestamp": MILLIS, "value": {"type": "number"}, "tags": TAGS}},
     "PointBatch": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Point"}},
     "Created": {"type": "object", "required": ["status", "points"],
                 "properties": {"status": {"const": "created"}, "points": {"type": "integer", "minimum": 1}}},
@@ -142,7 +142,7 @@ FORMAT = param("format", {"enum": ["json", "ndjson", "csv", "arrow", "parquet"]}
 SERIES_PATH = param("series", {"type": "string", "minLength": 1},
                     "The series' canonical key (name{tag=\"value\",…}), URL-encoded; an unknown key has no points.",
                     where="path")
-DELETED_SERIES = param("series", {**SERIES_NAME, "maxLength": MAX_SERIES_KEY_BYTES},
+DELETED_SERIES = param("series", SERIES_NAME,
                        "The series' canonical key, URL-encoded.", where="path")
 MATCH = param("match", {"type": "string", "minLength": 1},
               'A Prometheus selector: name{key="value", key=~"re", …}.', required=True)
@@ -158,7 +158,7 @@ STEP = param("step", {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w))+$"}
              "Bucket width with a unit: 250ms, 10s, 1m, 1h30m, 1d, 1w. Enables aggregation= and fill=.")
 FILL = param("fill", {"type": "string", "pattern": r"^(none|null|previous|linear|-?[0-9]+(\.[0-9]+)?)$"},
              "What an empty bucket answers: none (default), null, previous, linear or a number. Needs step=.")
-GROUP_BY = param("group_by", {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.:/\-]*(,[A-Za-z_][A-Za-z0-9_.:/\-]*)*$"},
+GROUP_BY = param("group_by", {"type": "string", "pattern": f"^{TAG_KEY}(,{TAG_KEY})*$"},
                  "Comma-separated tag keys (__name__ for the series name) to group by.")
 QUERY_ERRORS = (400, 406, 422, 503, 504)
 
@@ -240,7 +240,7 @@ PATHS = {
         params=(OPTIONAL_MATCH, OPTIONAL_START, OPTIONAL_END, FORMAT))},
     "/tags/{key}/values": {"get": operation(
         "Values of one tag key (__name__: series names)", ok=200, ok_content=query_result(ref("TagValues")),
-        errors=QUERY_ERRORS, params=(param("key", {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$"},
+        errors=QUERY_ERRORS, params=(param("key", {"type": "string", "pattern": f"^{TAG_KEY}$"},
                                            "A tag key, or __name__ for series names.", where="path"),
                                      OPTIONAL_MATCH, OPTIONAL_START, OPTIONAL_END, FORMAT))},
     "/health": {"get": operation(
