@@ -3,6 +3,8 @@ and the inputs it found that once crashed, kept as regression cases (tests/contr
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +27,10 @@ ONE_INPUT_SECONDS = 5
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_fuzzing_finds_no_crash_or_hang(target, tmp_path):
+    if importlib.util.find_spec("atheris") is None:  # no wheel for this platform (pyproject.toml)
+        if os.environ.get("CI") == "true":
+            pytest.fail("atheris is not installed (CI must install the test extras)")
+        pytest.skip("atheris is not installed (Linux only)")
     run = fuzz_target(target, SECONDS_PER_TARGET, tmp_path, timeout_seconds=ONE_INPUT_SECONDS, seed=FUZZ_SEED)
     assert run.ok and not run.artifacts, run.output[-6000:]
     assert run.runs > 100, run.output[-3000:]  # it really fuzzed, not just started
