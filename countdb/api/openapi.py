@@ -165,23 +165,31 @@ QUERY_ERRORS = (400, 406, 422, 503, 504)
 # --- request bodies -------------------------------------------------------------------------------------
 
 
-def text_body(description: str, binary: bool = False) -> dict:
-    return {"schema": {"type": "string", "description": description, **({"format": "binary"} if binary else {})}}
+def text_body(description: str, binary: bool = False, example: str | None = None) -> dict:
+    return {"schema": {"type": "string", "description": description, **({"format": "binary"} if binary else {})},
+            **({"example": example} if example is not None else {})}
 
 
 INSERT_BODY = {
-    "application/json": {"schema": {"oneOf": [ref("Point"), ref("PointBatch")]}},
-    "application/x-ndjson": text_body("One JSON point per line."),
-    "text/csv": text_body("Header series,timestamp,value; timestamps in ms."),
+    "application/json": {"schema": {"oneOf": [ref("Point"), ref("PointBatch")]},
+                         "example": [{"series": "cpu", "tags": {"host": "h1"}, "timestamp": 1640995200000,
+                                      "value": 75.5}]},
+    "application/x-ndjson": text_body("One JSON point per line.",
+                                      example='{"series": "cpu", "timestamp": 1640995200000, "value": 1.5}\n'),
+    "text/csv": text_body("Header series,timestamp,value; timestamps in ms.",
+                          example="series,timestamp,value\ncpu,1640995200000,1.5\n"),
     ARROW_STREAM: text_body("Columns series (string), timestamp (timestamp or int64 ms), value (numeric), optional "
                             "tags (map<string,string>).", binary=True),
 }
-LINE_PROTOCOL_BODY = {"text/plain": text_body("InfluxDB line protocol, one point per line.")}
+LINE_PROTOCOL_BODY = {"text/plain": text_body("InfluxDB line protocol, one point per line.",
+                                               example="cpu,host=h1 usage_user=1.5,usage_system=2i\n")}
 REMOTE_WRITE_BODY = {"application/x-protobuf": text_body(
     "Prometheus remote write 1.0: a snappy-compressed (block format) prompb.WriteRequest.", binary=True)}
-SQL_BODY = {"text/plain": text_body("One DuckDB SELECT."),
+SQL_EXAMPLE = "SELECT name, max(value) AS peak FROM points GROUP BY name"
+SQL_BODY = {"text/plain": text_body("One DuckDB SELECT over the views points and series.", example=SQL_EXAMPLE),
             "application/json": {"schema": {"type": "object", "required": ["sql"],
-                                            "properties": {"sql": {"type": "string", "minLength": 1}}}}}
+                                            "properties": {"sql": {"type": "string", "minLength": 1}}},
+                                 "example": {"sql": SQL_EXAMPLE}}}
 WRITE_ERRORS = (400, 413, 415, 503)
 
 

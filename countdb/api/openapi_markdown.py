@@ -38,7 +38,12 @@ def _operation(method: str, path: str, operation: dict) -> list[str]:
     if "requestBody" in operation:
         body = operation["requestBody"]
         lines += [f"Request body ({'required' if body['required'] else 'optional'}):", ""]
-        lines += [f"- `{media_type}`: {_body(content['schema'])}" for media_type, content in body["content"].items()]
+        for media_type, content in body["content"].items():
+            lines.append(f"- `{media_type}`: {_body(content['schema'])}")
+            if "example" in content:
+                example = content["example"]
+                text = example if isinstance(example, str) else json.dumps(example, ensure_ascii=False)
+                lines += ["", "  ```", *(f"  {line}" for line in text.rstrip("\n").split("\n")), "  ```"]
         lines.append("")
     lines += ["| Status | Meaning | Content |", "|---|---|---|"]
     for status, response in operation["responses"].items():
