@@ -8,6 +8,7 @@ Run by bench/contract/fuzz.py (atheris, coverage-guided), bounded in tests/contr
 
 from __future__ import annotations
 
+import gzip
 import io
 import struct
 import tempfile
@@ -18,6 +19,7 @@ import cramjam
 import orjson
 import pyarrow as pa
 
+from countdb.api import media
 from countdb.errors import CountError
 from countdb.ingest import parse, prompb_pb2
 from countdb.ingest.lineprotocol import normalize_precision, parse_lines
@@ -69,6 +71,11 @@ def csv_body(data: bytes) -> None:
 
 def arrow_body(data: bytes) -> None:
     _refused(parse.parse_arrow, data, MAX_POINTS)
+
+
+def gzip_body(data: bytes) -> None:
+    """Content-Encoding: gzip bodies, inflated under the body limit (a bomb is refused, not inflated)."""
+    _refused(media._gunzip, data, MAX_BODY_BYTES)
 
 
 def remote_write_body(data: bytes) -> None:
@@ -177,7 +184,7 @@ def wal_payload(data: bytes) -> None:
 
 TARGETS = {
     "line_protocol": line_protocol, "json": json_body, "ndjson": ndjson_body, "csv": csv_body,
-    "arrow": arrow_body, "remote_write": remote_write_body, "selector": selector,
+    "arrow": arrow_body, "gzip": gzip_body, "remote_write": remote_write_body, "selector": selector,
     "query_parameters": query_parameters, "sql_sandbox": sql_sandbox, "wal_segment": wal_segment,
     "wal_payload": wal_payload,
 }
@@ -203,6 +210,7 @@ def seeds(target: str) -> list[bytes]:
         "ndjson": [b"\n".join(orjson.dumps(p) for p in points)],
         "csv": [b"series,timestamp,value\ncpu,1,1.5\n\"a,b\",2,3\n"],
         "arrow": [arrow.getvalue()],
+        "gzip": [gzip.compress(orjson.dumps(points)), gzip.compress(b"\0" * 100_000)],
         "remote_write": [b"\x01" + request.SerializeToString(),
                          bytes(cramjam.snappy.compress_raw(request.SerializeToString()))],
         "selector": [b'cpu{host="a",region=~"eu|us",job!~"x.*",le!=\'1\'}', b'{__name__=~"cpu\\\\..*"}'],
