@@ -22,6 +22,7 @@ RESULT_TYPES = ("application/x-ndjson", "text/csv", ARROW_STREAM, "application/v
 
 INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 MILLIS = {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS}
+OPTIONAL_MILLIS = {"anyOf": [MILLIS, {"const": ""}]}
 NUMBER_OR_NULL = {"type": ["number", "null"]}
 TAG_KEY = r"[A-Za-z_][A-Za-z0-9_.:/\-]*"  # model.TAG_KEY_PATTERN
 TAGS = {"type": ["object", "null"], "maxProperties": MAX_TAGS, "propertyNames": {"pattern": f"^{TAG_KEY}$"},
@@ -149,17 +150,18 @@ MATCH = param("match", {"type": "string", "minLength": 1},
 OPTIONAL_MATCH = param("match", {"type": "string"}, "A selector as for match= above; empty or absent: every series.")
 AGGREGATIONS = ("sum, min, max, mean, avg, count, first, last, stddev, median, p50, p90, p95, p99, pNN, quantile, "
                 "rate")
-AGGREGATION = param("aggregation", {"type": "string", "pattern": r"^(sum|min|max|mean|avg|count|first|last|stddev"
-                                                                 r"|median|quantile|rate|p[0-9]+(\.[0-9]+)?)$"},
-                    f"One of {AGGREGATIONS}.")
+# NOTE: aggregation= and fill= are read case-insensitively and fill= takes any float Python reads, so their
+# schemas are plain strings: a pattern would call valid requests invalid (schemathesis' negative cases).
+AGGREGATION = param("aggregation", {"type": "string"},
+                    f"One of {AGGREGATIONS} (any case; empty: the default, mean with step=).")
 QUANTILE = param("quantile", {"type": "number", "minimum": 0, "maximum": 1},
                  "The quantile of aggregation=quantile (implies it).")
-STEP = param("step", {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w))+$"},
+STEP = param("step", {"type": "string", "pattern": r"^\s*([0-9]{1,18}(ms|s|m|h|d|w))+\s*$"},
              "Bucket width with a unit: 250ms, 10s, 1m, 1h30m, 1d, 1w. Enables aggregation= and fill=.")
-FILL = param("fill", {"type": "string", "pattern": r"^(none|null|previous|linear|-?[0-9]+(\.[0-9]+)?)$"},
+FILL = param("fill", {"type": "string"},
              "What an empty bucket answers: none (default), null, previous, linear or a number. Needs step=.")
-GROUP_BY = param("group_by", {"type": "string", "pattern": f"^{TAG_KEY}(,{TAG_KEY})*$"},
-                 "Comma-separated tag keys (__name__ for the series name) to group by.")
+GROUP_BY = param("group_by", {"type": "string", "pattern": rf"^[\s,]*({TAG_KEY}\s*(,[\s,]*{TAG_KEY}\s*)*)?[\s,]*$"},
+                 "Comma-separated tag keys (__name__ for the series name) to group by; empty parts are ignored.")
 QUERY_ERRORS = (400, 406, 422, 503, 504)
 
 # --- request bodies -------------------------------------------------------------------------------------
@@ -199,7 +201,8 @@ def line_protocol(version: str, namespace: str, precisions: list[str], extra: tu
         body_required=False,
         params=(param(namespace, {"type": "string", "minLength": 1},
                       "Required as InfluxDB requires it; Count has one namespace.", required=True),
-                param("precision", {"enum": precisions}, "Unit of the timestamps."), *extra),
+                param("precision", {"enum": ["", *precisions]}, "Unit of the timestamps (empty: the default)."),
+                *extra),
         description="Valid lines are written and bad ones reported in the 400's data (a partial write). An "
                     "empty body writes nothing and is answered 204, as InfluxDB does.")}
 
@@ -238,8 +241,8 @@ PATHS = {
         params=(FORMAT,))},
     "/series/{series}": {"delete": operation(
         "Hide a series' points in [start, end] (each bound optional)", ok=200, ok_content=json_content(ref("Deleted")),
-        params=(DELETED_SERIES, param("start", MILLIS, "First ms to delete (default 0)."),
-                param("end", MILLIS, "Last ms to delete (default: the end of time).")))},
+        params=(DELETED_SERIES, param("start", OPTIONAL_MILLIS, "First ms to delete (absent or empty: 0)."),
+                param("end", OPTIONAL_MILLIS, "Last ms to delete (absent or empty: the end of time).")))},
     "/series": {"get": operation(
         "Series that exist, optionally those match= picks", ok=200, ok_content=query_result(ref("SeriesListing")),
         errors=QUERY_ERRORS, params=(OPTIONAL_MATCH, OPTIONAL_START, OPTIONAL_END, FORMAT))},

@@ -57,10 +57,13 @@ def _schema(schema: dict) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return f"[{name}](#{name.lower()})"
-    if "oneOf" in schema:
-        return " or ".join(_schema(s) for s in schema["oneOf"])
+    for combined in ("oneOf", "anyOf"):
+        if combined in schema:
+            return " or ".join(_schema(s) for s in schema[combined])
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
     if "enum" in schema:
-        return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
+        return "one of " + ", ".join(f"`{v}`" if v else '`""`' for v in schema["enum"])
     text = "/".join(schema["type"]) if isinstance(schema.get("type"), list) else schema.get("type", "any")
     if "pattern" in schema:
         text += f" `{schema['pattern']}`"
