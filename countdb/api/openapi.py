@@ -22,7 +22,6 @@ RESULT_TYPES = ("application/x-ndjson", "text/csv", ARROW_STREAM, "application/v
 
 INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 MILLIS = {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS}
-OPTIONAL_MILLIS = {"anyOf": [MILLIS, {"const": ""}]}
 NUMBER_OR_NULL = {"type": ["number", "null"]}
 TAG_KEY = r"[A-Za-z_][A-Za-z0-9_.:/\-]*"  # model.TAG_KEY_PATTERN
 TAGS = {"type": ["object", "null"], "maxProperties": MAX_TAGS, "propertyNames": {"pattern": f"^{TAG_KEY}$"},
@@ -108,6 +107,9 @@ def query_result(schema: dict) -> dict:
 
 
 def param(name: str, schema: dict, description: str, where: str = "query", required: bool = False) -> dict:
+    """A parameter. NOTE: falcon drops blank query values (`start=`), so an optional one may also be empty."""
+    if where == "query" and not required and schema != {"type": "string"}:
+        schema = {"anyOf": [schema, {"const": ""}]}
     return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
             "description": description}
 
@@ -201,8 +203,7 @@ def line_protocol(version: str, namespace: str, precisions: list[str], extra: tu
         body_required=False,
         params=(param(namespace, {"type": "string", "minLength": 1},
                       "Required as InfluxDB requires it; Count has one namespace.", required=True),
-                param("precision", {"enum": ["", *precisions]}, "Unit of the timestamps (empty: the default)."),
-                *extra),
+                param("precision", {"enum": precisions}, "Unit of the timestamps."), *extra),
         description="Valid lines are written and bad ones reported in the 400's data (a partial write). An "
                     "empty body writes nothing and is answered 204, as InfluxDB does.")}
 
@@ -241,8 +242,8 @@ PATHS = {
         params=(FORMAT,))},
     "/series/{series}": {"delete": operation(
         "Hide a series' points in [start, end] (each bound optional)", ok=200, ok_content=json_content(ref("Deleted")),
-        params=(DELETED_SERIES, param("start", OPTIONAL_MILLIS, "First ms to delete (absent or empty: 0)."),
-                param("end", OPTIONAL_MILLIS, "Last ms to delete (absent or empty: the end of time).")))},
+        params=(DELETED_SERIES, param("start", MILLIS, "First ms to delete (absent or empty: 0)."),
+                param("end", MILLIS, "Last ms to delete (absent or empty: the end of time).")))},
     "/series": {"get": operation(
         "Series that exist, optionally those match= picks", ok=200, ok_content=query_result(ref("SeriesListing")),
         errors=QUERY_ERRORS, params=(OPTIONAL_MATCH, OPTIONAL_START, OPTIONAL_END, FORMAT))},
@@ -280,7 +281,7 @@ def build_document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "Count", "version": __version__,
                  "description": "Count's HTTP API. Every error is a JSON object {\"error\": \"…\"}; every answer "
-                                "carries X-Request-ID."},
+                                "carries X-Request-ID. An optional query parameter given empty (start=) is absent."},
         "paths": PATHS,
         "components": {"schemas": SCHEMAS},
     }
