@@ -154,11 +154,11 @@ WAL_FRAMES = _wal_records()
 def wal_segment(data: bytes) -> None:
     """A segment cut, bit-flipped and with its frames reordered: parse_frames never raises, and every frame it
     returns is one that was written (a CRC lets no damaged record through); decoding those never fails."""
-    if len(data) < 4:
+    if len(data) < 5:
         return
-    order = [WAL_FRAMES[b % len(WAL_FRAMES)] for b in data[:3]]
+    order = [WAL_FRAMES[b % len(WAL_FRAMES)] for b in data[:3]]  # three frames, any order, repeats allowed
     segment = bytearray(b"".join(order))
-    cut, flips = struct.unpack_from("<H", data, 1)[0], data[3:]
+    cut, flips = struct.unpack_from("<H", data, 3)[0], data[5:]  # bytes cut off the end; (position, bit) pairs
     for i in range(0, len(flips) - 1, 2):
         segment[(flips[i] << 4 | flips[i + 1]) % len(segment)] ^= 1 << (flips[i + 1] % 8)
     segment = segment[: len(segment) - cut % (len(segment) + 1)]
