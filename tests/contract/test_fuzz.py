@@ -18,7 +18,7 @@ from countdb.ingest.parse import parse_arrow, parse_csv  # noqa: E402
 from countdb.query.buckets import parse_step  # noqa: E402
 from countdb.wal.record import decode_points  # noqa: E402
 
-SECONDS_PER_TARGET = 2
+SECONDS_PER_TARGET = 1
 FUZZ_SEED = 14  # repeatable here; the long run (python -m bench.contract.fuzz) draws new seeds
 REGRESSIONS = Path(__file__).parent / "regressions"
 ONE_INPUT_SECONDS = 5
