@@ -116,15 +116,16 @@ def param(name: str, schema: dict, description: str, where: str = "query", requi
 
 def operation(summary: str, *, ok: int, ok_content: dict | None = None, errors: tuple[int, ...] = (400, 503),
               params: tuple[dict, ...] = (), body: dict | None = None, body_required: bool = True,
-              description: str = "") -> dict:
+              description: str = "", error_schema: str = "Error") -> dict:
     """One operation: its parameters, its body (content by media type) and every status it can answer; each
-    error status carries the `{"error": …}` body."""
+    error status carries the `{"error": …}` body (`error_schema`: another *Error schema in SCHEMAS, for an API
+    that must answer errors in its own shape, such as Prometheus' HTTP API)."""
     responses = {str(ok): {"description": "Success", "headers": {"X-Request-ID": REQUEST_ID_HEADER},
                            **({"content": ok_content} if ok_content else {})}}
     for status in errors:
         headers = {"X-Request-ID": REQUEST_ID_HEADER, **({"Retry-After": RETRY_AFTER} if status == 503 else {})}
         responses[str(status)] = {"description": ERROR_MEANING[status], "headers": headers,
-                                  "content": json_content(ref("Error"))}
+                                  "content": json_content(ref(error_schema))}
     document = {"summary": summary, "parameters": list(params), "responses": responses}
     if description:
         document["description"] = description
