@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,8 +31,10 @@ def schemathesis_command(url: str, max_examples: int, seed: int | None = None,
 
 def run_schemathesis(url: str, max_examples: int, seed: int | None = None, timeout_seconds: float = 600,
                      phases: tuple[str, ...] = PHASES) -> subprocess.CompletedProcess:
-    """Run it to the end (or raise subprocess.TimeoutExpired); returncode 0 means every check held."""
+    """Run it to the end (or raise subprocess.TimeoutExpired); returncode 0 means every check held. It runs in a
+    temp dir: schemathesis keeps a .schemathesis/ cache in its working directory."""
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "bench.contract.hooks",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent.parent), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run(schemathesis_command(url, max_examples, seed, phases), env=env, capture_output=True,
-                          text=True, timeout=timeout_seconds)
+    with tempfile.TemporaryDirectory(prefix="count-schemathesis-") as cwd:
+        return subprocess.run(schemathesis_command(url, max_examples, seed, phases), env=env, cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout_seconds)
