@@ -8,6 +8,7 @@ from countdb.api import errors
 from countdb.api.collectors import StorageCollector
 from countdb.api.internal_auth import InternalAuth
 from countdb.api.middleware import MinorityNotice, RequestObserver
+from countdb.api.openapi import OpenApiResource
 from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
@@ -56,6 +57,7 @@ def create_app(services: Services) -> falcon.App:
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
         ("/metrics", MetricsResource(StorageCollector(services.datadir))),
+        ("/openapi.json", OpenApiResource()),  # describes every route above: api/openapi.py PATHS
     ]
     if cluster is not None:
         shared = SharedSeries(services.engine, cluster)

@@ -88,12 +88,17 @@ def query_aggregate_grouped(engine: QueryEngine, selector: Selector, start_ms: i
     # joining the tags map (10x for rate over a day of 100 series).
     groups = pa.table({"series": matched["series"],
                        **{f"g{i}": _tag_values(matched, key) for i, key in enumerate(group_by)}})
-    keys = [(f"g{i}", key) for i, key in enumerate(group_by)]
-    order = f" ORDER BY {', '.join(quoted(key) for key in group_by)}" if group_by else ""
+    # NOTE: the SQL groups by internal names k0, k1…; tag keys become column names only in the outer SELECT, so
+    # a key spelled like a column or table of the query (g, series, ts, n, g1…) can't capture it (issue 14: was a
+    # 500, found by schemathesis). Positional ORDER BY for the same reason.
+    keys = [(f"g{i}", f"k{i}") for i in range(len(group_by))]
+    named = ", ".join([*(f"k{i} AS {quoted(key)}" for i, key in enumerate(group_by)), "value"])
+    order = ", ".join(str(position) for position in range(1, len(group_by) + 1))
 
     def build(points: str) -> str:
         source = f"(SELECT p.*, m.* EXCLUDE (series) FROM {points} p JOIN matched m ON m.series = p.series)"
-        return grouped_sql(aggregation, source, keys, WHOLE_WINDOW) + order
+        grouped = grouped_sql(aggregation, source, keys, WHOLE_WINDOW)
+        return f"SELECT {named} FROM ({grouped}) grouped ORDER BY {order}" if group_by else grouped
 
     return select_visible(engine, start_ms, end_ms, _IN_MATCHED, {}, build, snapshot=snapshot,
                           tables={"matched": groups})
