@@ -12,7 +12,7 @@ from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
 from countdb.api.resources.metrics import MetricsResource
-from countdb.api.resources.prometheus import RemoteWriteResource
+from countdb.api.resources.prometheus import RemoteReadResource, RemoteWriteResource
 from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregateQueryResource,
                                          MatchingRangeQueryResource, RangeQueryResource)
 from countdb.api.resources.series import SeriesDeleteResource
@@ -33,6 +33,7 @@ def create_app(services: Services) -> falcon.App:
         ("/api/v2/write", LineProtocolResource(writer, "v2", *limits)),
         ("/api/v3/write_lp", LineProtocolResource(writer, "v3", *limits)),
         ("/api/v1/write", RemoteWriteResource(writer, *limits)),
+        ("/api/v1/read", RemoteReadResource(services.engine, settings.max_body_bytes, settings.query_max_series)),
         ("/query/range/{series:path}", RangeQueryResource(services.engine)),
         ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine)),
         ("/query/sql", SqlQueryResource(services.sql)),
