@@ -13,6 +13,9 @@ from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
 from countdb.api.resources.metrics import MetricsResource
 from countdb.api.resources.prometheus import RemoteReadResource, RemoteWriteResource
+from countdb.api.resources.prometheus_query import (PromBuildInfoResource, PromLabelsResource,
+                                                    PromLabelValuesResource, PromMetadataResource,
+                                                    PromQueryRangeResource, PromQueryResource, PromSeriesResource)
 from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregateQueryResource,
                                          MatchingRangeQueryResource, RangeQueryResource)
 from countdb.api.resources.series import SeriesDeleteResource
@@ -34,6 +37,13 @@ def create_app(services: Services) -> falcon.App:
         ("/api/v3/write_lp", LineProtocolResource(writer, "v3", *limits)),
         ("/api/v1/write", RemoteWriteResource(writer, *limits)),
         ("/api/v1/read", RemoteReadResource(services.engine, settings.max_body_bytes, settings.query_max_series)),
+        ("/api/v1/query", PromQueryResource(services.engine, settings.query_max_series)),
+        ("/api/v1/query_range", PromQueryRangeResource(services.engine, settings.query_max_series)),
+        ("/api/v1/series", PromSeriesResource(services.engine, settings.query_max_series)),
+        ("/api/v1/labels", PromLabelsResource(services.engine, settings.query_max_series)),
+        ("/api/v1/label/{name}/values", PromLabelValuesResource(services.engine, settings.query_max_series)),
+        ("/api/v1/metadata", PromMetadataResource()),
+        ("/api/v1/status/buildinfo", PromBuildInfoResource()),
         ("/query/range/{series:path}", RangeQueryResource(services.engine)),
         ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine)),
         ("/query/sql", SqlQueryResource(services.sql)),
