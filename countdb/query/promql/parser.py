@@ -110,10 +110,9 @@ class _Parser:
 
     def expect(self, what: str, value: str | None = None) -> str:
         kind, text, at = self.next()
-        if kind != what and not (what == "op" and text == value):
-            self.fail(at, f"expected {value or what}, found {text or 'the end'!r}")
-        if value is not None and text != value:
-            self.fail(at, f"expected {value!r}, found {text!r}")
+        if kind != what or (value is not None and text != value):
+            found = repr(text) if text else "the end of the query"
+            self.fail(at, f"expected {value!r}, found {found}" if value else f"expected a {what}, found {found}")
         return text
 
     def fail(self, at: int, problem: str):
@@ -188,7 +187,7 @@ class _Parser:
                     self.unsupported(at, "a subquery or range of a non-selector")
                 self.next()
                 duration = self.expect("duration")
-                if self.peek()[1] == ":":
+                if self.peek()[1].startswith(":"):
                     self.unsupported(at, "a subquery")
                 self.expect("op", "]")
                 node = ast.MatrixSelector(node, parse_duration_ms(duration))
