@@ -69,6 +69,16 @@ EXPRESSIONS = [
     "vector(3)",
     "scalar(sum(temperature)) * temperature",
     "sum(rate(cpu_usage_total[5m])) / count(temperature)",
+    "resets(cpu_usage_total[30m])",
+    "changes(temperature[5m])",
+    "idelta(temperature[2m])",
+    "stdvar_over_time(temperature[5m])",
+    "present_over_time(temperature[5m])",
+    "ceil(temperature) - floor(temperature)",
+    "sqrt(temperature) + ln(temperature) + log2(temperature) + log10(temperature) + exp(temperature / 100)",
+    "sum by (host) (temperature) / on(host) group_right temperature",
+    "temperature % 7",
+    "stdvar by (cpu) (temperature)",
 ]
 
 
