@@ -2,7 +2,7 @@
 (SAMPLES) or a stream of framed `ChunkedReadResponse`s carrying XOR chunks (STREAMED_XOR_CHUNKS).
 
 Invariant: labels go back exactly as remote write stored them (`__name__` from the series name, the tags as
-the other labels, sorted by name); each query reads its points once, through query_range_matching.
+the other labels, sorted by name); each query reads its points once, through the PromQL fetch (promql/fetch.py).
 """
 
 from __future__ import annotations
@@ -13,18 +13,15 @@ from typing import Iterator
 
 import cramjam
 import google_crc32c
-import pyarrow as pa
-import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 
 from countdb.api.xor_chunk import encode_xor_chunk, uvarint
 from countdb.errors import InvalidInput
 from countdb.ingest import prompb_pb2
 from countdb.ingest.remote_write import decompress_snappy_block
-from countdb.model import parse_series_key
 from countdb.query.engine import QueryEngine
-from countdb.query.selection import query_range_matching
-from countdb.query.selectors import NAME_TAG, Matcher, Selector
+from countdb.query.promql.fetch import fetch_samples
+from countdb.query.selectors import Matcher
 
 SAMPLES_CONTENT_TYPE = "application/x-protobuf"
 CHUNKED_CONTENT_TYPE = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"
@@ -64,26 +61,12 @@ def read_query(engine: QueryEngine, query: prompb_pb2.Query, max_series: int) ->
     if start_ms > end_ms:
         return []
     matchers = tuple(Matcher(m.name, _OPERATORS[m.type], m.value) for m in query.matchers)
-    text = "{" + ",".join(f"{m.key}{m.op}{m.value!r}" for m in matchers) + "}"
-    rows = query_range_matching(engine, Selector(text, matchers), max(start_ms, 0), end_ms, None, max_series)
-    table = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
-    return list(_per_series(table))
-
-
-def _per_series(table: pa.Table) -> Iterator[SeriesSamples]:
-    if table.num_rows == 0:
-        return
-    runs = pc.run_end_encode(table["series"].combine_chunks())
-    ts_ms, values = table["timestamp"].to_pylist(), table["value"].to_pylist()
-    start = 0
-    for key, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist()):
-        yield SeriesSamples(_labels_of(key), ts_ms[start:end], values[start:end])
-        start = end
-
-
-def _labels_of(key: str) -> list[tuple[str, str]]:
-    name, tags = parse_series_key(key)
-    return sorted([(NAME_TAG, name), *tags.items()])
+    samples = fetch_samples(engine, matchers, start_ms, end_ms, max_series)
+    out = []
+    for index, labels in enumerate(samples.labels):
+        ts_ms, values = samples.series(index)
+        out.append(SeriesSamples(sorted(labels.items()), ts_ms.tolist(), values.tolist()))
+    return out
 
 
 def samples_response(results: list[list[SeriesSamples]]) -> bytes:
