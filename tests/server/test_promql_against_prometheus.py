@@ -202,6 +202,7 @@ def test_instant_queries_and_metadata_equal_prometheus(both):
             assert not differences(as_series(expected), as_series(got)), expression
     window = {"start": BEGIN_MS / 1000, "end": END_MS / 1000}
     for path, params in [("labels", {}), ("label/host/values", {}), ("label/__name__/values", {}),
-                         ("series", {"match[]": 'cpu_usage_total{host!="h2"}'}), ("labels", {"match[]": "temperature"})]:
+                         ("series", {"match[]": 'cpu_usage_total{host!="h2"}'}),
+                         ("labels", {"match[]": "temperature"})]:
         expected = answer(prometheus, path, "GET", **window, **params)
         assert expected and answer(count, path, "GET", **window, **params) == expected, path

@@ -141,15 +141,13 @@ class Evaluator:
         with np.errstate(all="ignore"):
             if name in _MATH:
                 values = _MATH[name](vector.values)
-            elif name == "timestamp":
-                raise InvalidInput("query: timestamp() is not supported by Count", field="query")
             elif name == "round":
                 to = self._scalar(args[1], name) if len(args) > 1 else np.ones(len(self.steps_ms))
                 values = np.floor(vector.values * (1.0 / to) + 0.5) / (1.0 / to)
             else:
-                low = self._scalar(args[1], name) if name in ("clamp", "clamp_min") else np.full(len(self.steps_ms), -np.inf)
-                high = (self._scalar(args[-1], name) if name in ("clamp", "clamp_max")
-                        else np.full(len(self.steps_ms), np.inf))
+                steps = len(self.steps_ms)
+                low = self._scalar(args[1], name) if name in ("clamp", "clamp_min") else np.full(steps, -np.inf)
+                high = self._scalar(args[-1], name) if name in ("clamp", "clamp_max") else np.full(steps, np.inf)
                 values = np.maximum(np.minimum(vector.values, high), low)
                 if name == "clamp":
                     vector = Vector(vector.labels, vector.values, vector.present & (low <= high))

@@ -25,7 +25,7 @@ FUNCTIONS = {
     "abs": ("v",), "ceil": ("v",), "floor": ("v",), "sqrt": ("v",), "exp": ("v",), "ln": ("v",),
     "log2": ("v",), "log10": ("v",), "round": ("v", "s?"), "clamp": ("v", "s", "s"), "clamp_min": ("v", "s"),
     "clamp_max": ("v", "s"), "label_replace": ("v", "str", "str", "str", "str"), "time": (), "vector": ("s",),
-    "scalar": ("v",), "timestamp": ("v",),
+    "scalar": ("v",),
 }
 _PRECEDENCE = [("or",), ("and", "unless"), ("==", "!=", "<=", ">=", "<", ">"), ("+", "-"), ("*", "/", "%", "atan2")]
 _SET_OPERATORS = {"or", "and", "unless"}
