@@ -17,7 +17,10 @@ from countdb.api.resources.internal import (CellResource, ClusterStatusResource,
                                             HintResource, PeerDeleteResource, PeerPointsResource, PeerWriteResource,
                                             ReplicateResource, SharedSeries)
 from countdb.api.resources.metrics import MetricsResource
-from countdb.api.resources.prometheus import RemoteWriteResource
+from countdb.api.resources.prometheus import RemoteReadResource, RemoteWriteResource
+from countdb.api.resources.prometheus_query import (PromBuildInfoResource, PromLabelsResource,
+                                                    PromLabelValuesResource, PromMetadataResource,
+                                                    PromQueryRangeResource, PromQueryResource, PromSeriesResource)
 from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregateQueryResource,
                                          MatchingRangeQueryResource, RangeQueryResource)
 from countdb.api.resources.series import SeriesDeleteResource
@@ -45,6 +48,14 @@ def create_app(services: Services) -> falcon.App:
         ("/api/v2/write", LineProtocolResource(writer, "v2", *limits)),
         ("/api/v3/write_lp", LineProtocolResource(writer, "v3", *limits)),
         ("/api/v1/write", RemoteWriteResource(writer, *limits)),
+        ("/api/v1/read", RemoteReadResource(services.engine, settings.max_body_bytes, settings.query_max_series)),
+        ("/api/v1/query", PromQueryResource(services.engine, settings.query_max_series)),
+        ("/api/v1/query_range", PromQueryRangeResource(services.engine, settings.query_max_series)),
+        ("/api/v1/series", PromSeriesResource(services.engine, settings.query_max_series)),
+        ("/api/v1/labels", PromLabelsResource(services.engine, settings.query_max_series)),
+        ("/api/v1/label/{name}/values", PromLabelValuesResource(services.engine, settings.query_max_series)),
+        ("/api/v1/metadata", PromMetadataResource()),
+        ("/api/v1/status/buildinfo", PromBuildInfoResource()),
         ("/query/range/{series:path}", RangeQueryResource(services.engine, reads)),
         ("/query/aggregated/{series:path}", AggregateQueryResource(services.engine, reads)),
         ("/query/sql", SqlQueryResource(services.sql)),

@@ -35,6 +35,13 @@ TIMED_VALUE = {"type": "object", "required": ["timestamp", "value"],
 TAG_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
 SCHEMAS = {
+    "PromError": {"type": "object", "required": ["status", "errorType", "error"],
+                  "description": "Errors of the Prometheus HTTP API (/api/v1/query…), in Prometheus' own shape.",
+                  "properties": {"status": {"const": "error"}, "errorType": {"type": "string"},
+                                 "error": {"type": "string"}}},
+    "PromSuccess": {"type": "object", "required": ["status", "data"],
+                    "description": "An answer of the Prometheus HTTP API: status success and its data.",
+                    "properties": {"status": {"const": "success"}}},
     "Error": {"type": "object", "required": ["error"], "description": "Every error answer, whatever the status.",
               "properties": {"error": {"type": "string"},
                              "data": {"type": "array", "description": "Per-line problems of a partial write.",
@@ -209,6 +216,23 @@ def line_protocol(version: str, namespace: str, precisions: list[str], extra: tu
                     "empty body writes nothing and is answered 204, as InfluxDB does.")}
 
 
+def prometheus_api(summary: str, *params: dict, form: bool = True, errors: tuple[int, ...] = (400, 422, 503)) -> dict:
+    """A route of the Prometheus HTTP API: GET (and POST with the same fields form-encoded), Prometheus' shapes."""
+    def one() -> dict:
+        return operation(summary, ok=200, ok_content=json_content(ref("PromSuccess")), errors=errors, params=params,
+                         error_schema="PromError")
+    if not form:
+        return {"get": one()}
+    post = one()
+    post["requestBody"] = {"required": False, "content": {"application/x-www-form-urlencoded": {
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}}}}}
+    return {"get": one(), "post": post}
+
+
+PROM_TIME = {"type": "string", "description": "RFC 3339 or Unix seconds (fractions allowed)"}
+PROM_MATCH = param("match[]", {"type": "array", "items": {"type": "string"}}, "Series selectors (repeatable).")
+
+
 # --- the table: one entry per public route of api/app.py --------------------------------------------------
 
 PATHS = {
@@ -224,6 +248,28 @@ PATHS = {
                                              "false: one bad line rejects the whole request."),)),
     "/api/v1/write": {"post": operation("Prometheus remote write 1.0", ok=204, errors=WRITE_ERRORS,
                                         body=REMOTE_WRITE_BODY)},
+    "/api/v1/read": {"post": operation(
+        "Prometheus remote read (snappy protobuf ReadRequest; SAMPLES or STREAMED_XOR_CHUNKS)", ok=200,
+        ok_content={"application/x-protobuf": {}, "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse": {}},
+        errors=(400, 413, 415, 422, 503), body={"application/x-protobuf": {"schema": {"type": "string",
+                                                                                         "format": "binary"}}})},
+    "/api/v1/query": prometheus_api("PromQL instant query", param("query", {"type": "string"}, "PromQL expression."),
+                                    param("time", PROM_TIME, "Evaluation time (default: now)."),
+                                    param("timeout", {"type": "string"}, "Accepted for compatibility.")),
+    "/api/v1/query_range": prometheus_api(
+        "PromQL range query", param("query", {"type": "string"}, "PromQL expression."),
+        param("start", PROM_TIME, "First evaluation time."), param("end", PROM_TIME, "Last evaluation time."),
+        param("step", {"type": "string"}, "Resolution: a duration (1m) or seconds."),
+        param("timeout", {"type": "string"}, "Accepted for compatibility.")),
+    "/api/v1/series": prometheus_api("Label sets of the series match[] selects", PROM_MATCH,
+                                     param("start", PROM_TIME, "From."), param("end", PROM_TIME, "Until.")),
+    "/api/v1/labels": prometheus_api("Label names", PROM_MATCH, param("start", PROM_TIME, "From."),
+                                     param("end", PROM_TIME, "Until.")),
+    "/api/v1/label/{name}/values": prometheus_api(
+        "Values of one label", param("name", {"type": "string"}, "A label name.", where="path"), PROM_MATCH,
+        param("start", PROM_TIME, "From."), param("end", PROM_TIME, "Until.")),
+    "/api/v1/metadata": prometheus_api("Metric metadata (none is kept: always empty)", form=False, errors=()),
+    "/api/v1/status/buildinfo": prometheus_api("Build information, as Grafana asks for it", form=False, errors=()),
     "/query/range/{series}": {"get": operation(
         "Points of one series, raw or downsampled", ok=200, ok_content=query_result(ref("RangePoints")),
         errors=QUERY_ERRORS, params=(SERIES_PATH, START, END, STEP, AGGREGATION, QUANTILE, FILL, FORMAT))},

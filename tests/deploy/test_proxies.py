@@ -119,6 +119,17 @@ def test_insert_through_tls_is_stored_and_queryable(proxy):
     assert response.json() == [{"timestamp": T0, "value": 42.5}]
 
 
+def test_prometheus_query_api_passes_through(proxy):
+    series = f"proxy_{proxy.name}_promql"
+    response = https(proxy, "POST", "/insert", json={"series": series, "timestamp": T0, "value": 7.0})
+    assert response.status_code == 201, response.text
+    response = https(proxy, "GET", "/api/v1/query", params={"query": series, "time": T0 / 1000})
+    assert response.status_code == 200, response.text
+    assert [entry["value"][1] for entry in response.json()["data"]["result"]] == ["7"]
+    response = https(proxy, "GET", "/api/v1/label/__name__/values", params={"match[]": series})
+    assert response.json()["data"] == [series]
+
+
 def test_health_and_readiness_pass_through(proxy):
     health = https(proxy, "GET", "/health")
     assert health.status_code == 200 and health.json()["status"] == "healthy"
