@@ -20,7 +20,7 @@ from countdb import errors
 from countdb.api.services import Services
 from countdb.flight import flightsql, metadata, sqlinfo
 from countdb.flight import flightsql_pb2 as pb
-from countdb.flight.auth import TokenAuthFactory, TokenCheck
+from countdb.flight.auth import HandshakeByHeader, TokenAuthFactory, TokenCheck
 from countdb.flight.prepared import PreparedStatements
 from countdb.ingest.parse import arrow_columns
 from countdb.query.sql import SqlResult
@@ -53,7 +53,11 @@ class CountFlightServer(flight.FlightServerBase):
     """With `check_token`, every call needs an access token (flight/auth.py); without, every call is open."""
 
     def __init__(self, location: str, services: Services, check_token: TokenCheck | None = None):
-        super().__init__(location, middleware={"auth": TokenAuthFactory(check_token)} if check_token else None)
+        if check_token is None:
+            super().__init__(location)
+        else:
+            super().__init__(location, auth_handler=HandshakeByHeader(),
+                             middleware={"auth": TokenAuthFactory(check_token)})
         self.services = services
         self.prepared = PreparedStatements(MAX_PREPARED_STATEMENTS, PREPARED_TTL_SECONDS)
 
