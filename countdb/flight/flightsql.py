@@ -25,6 +25,14 @@ ACCEPTED = {cls.DESCRIPTOR.name: cls for cls in (
     pb.ActionCreatePreparedStatementRequest, pb.ActionClosePreparedStatementRequest,
 )}
 
+# Flight SQL messages Count knows it refuses, with the reason.
+_REFUSED = {
+    "CommandStatementUpdate": "Count's SQL is read-only (one SELECT per statement); write points with bulk ingest",
+    "CommandPreparedStatementUpdate": "Count's SQL is read-only (one SELECT per statement), and a prepared query "
+                                      "runs with one row of parameters at a time",
+    "CommandStatementSubstraitPlan": "Count runs SQL, not Substrait plans",
+}
+
 
 def pack(msg: message.Message) -> bytes:
     """`msg` in an Any, serialized: a command, ticket or action result."""
@@ -43,7 +51,8 @@ def unpack(data: bytes) -> message.Message | None:
     name = wrapper.type_url[len(TYPE_PREFIX):]
     cls = ACCEPTED.get(name)
     if cls is None:
-        raise UnsupportedFormat(f"Flight SQL {name} is not supported by Count (docs/flight.md lists what is)")
+        reason = _REFUSED.get(name, "docs/flight.md lists what is")
+        raise UnsupportedFormat(f"Flight SQL {name} is not supported by Count: {reason}")
     try:
         return cls.FromString(wrapper.value)
     except DecodeError:
