@@ -1,10 +1,13 @@
 # Generated from the flightsql.proto below with `python -m grpc_tools.protoc -I. --python_out=. flightsql.proto`
 # (grpcio-tools 1.85.1, libprotoc 35.1, in a throwaway venv; only this output is committed). Needs protobuf >= 7.35.1.
-# The .proto is a wire-compatible subset of Apache Arrow's format/FlightSql.proto, written for Count (same package,
-# message names and field numbers; the `experimental` option left out). Regenerate from exactly this text:
+# The .proto is a wire-compatible subset of Apache Arrow's format/FlightSql.proto, written for Count: same message
+# names and field numbers, the `experimental` option left out, and its own package, so that it never collides in
+# protobuf's descriptor pool with another copy of FlightSql.proto in the same process (flightsql-dbapi ships one).
+# Packages never reach the wire except in Any type URLs, which flightsql.py builds with Arrow's package name.
+# Regenerate from exactly this text:
 #
 #   syntax = "proto3";
-#   package arrow.flight.protocol.sql;
+#   package countdb.flightsql;
 #
 #   message CommandGetSqlInfo { repeated uint32 info = 1; }
 #   message CommandGetXdbcTypeInfo { optional int32 data_type = 1; }
@@ -82,7 +85,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x66lightsql.proto\x12\x19\x61rrow.flight.protocol.sql\"!\n\x11\x43ommandGetSqlInfo\x12\x0c\n\x04info\x18\x01 \x03(\r\">\n\x16\x43ommandGetXdbcTypeInfo\x12\x16\n\tdata_type\x18\x01 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_data_type\"\x14\n\x12\x43ommandGetCatalogs\"{\n\x13\x43ommandGetDbSchemas\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12%\n\x18\x64\x62_schema_filter_pattern\x18\x02 \x01(\tH\x01\x88\x01\x01\x42\n\n\x08_catalogB\x1b\n\x19_db_schema_filter_pattern\"\xeb\x01\n\x10\x43ommandGetTables\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12%\n\x18\x64\x62_schema_filter_pattern\x18\x02 \x01(\tH\x01\x88\x01\x01\x12&\n\x19table_name_filter_pattern\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x13\n\x0btable_types\x18\x04 \x03(\t\x12\x16\n\x0einclude_schema\x18\x05 \x01(\x08\x42\n\n\x08_catalogB\x1b\n\x19_db_schema_filter_patternB\x1c\n\x1a_table_name_filter_pattern\"\x16\n\x14\x43ommandGetTableTypes\"n\n\x15\x43ommandGetPrimaryKeys\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tdb_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\r\n\x05table\x18\x03 \x01(\tB\n\n\x08_catalogB\x0c\n\n_db_schema\"o\n\x16\x43ommandGetExportedKeys\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tdb_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\r\n\x05table\x18\x03 \x01(\tB\n\n\x08_catalogB\x0c\n\n_db_schema\"o\n\x16\x43ommandGetImportedKeys\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tdb_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\r\n\x05table\x18\x03 \x01(\tB\n\n\x08_catalogB\x0c\n\n_db_schema\"\xe6\x01\n\x18\x43ommandGetCrossReference\x12\x17\n\npk_catalog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cpk_db_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x10\n\x08pk_table\x18\x03 \x01(\t\x12\x17\n\nfk_catalog\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x19\n\x0c\x66k_db_schema\x18\x05 \x01(\tH\x03\x88\x01\x01\x12\x10\n\x08\x66k_table\x18\x06 \x01(\tB\r\n\x0b_pk_catalogB\x0f\n\r_pk_db_schemaB\r\n\x0b_fk_catalogB\x0f\n\r_fk_db_schema\"e\n$ActionCreatePreparedStatementRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x1b\n\x0etransaction_id\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x42\x11\n\x0f_transaction_id\"z\n#ActionCreatePreparedStatementResult\x12!\n\x19prepared_statement_handle\x18\x01 \x01(\x0c\x12\x16\n\x0e\x64\x61taset_schema\x18\x02 \x01(\x0c\x12\x18\n\x10parameter_schema\x18\x03 \x01(\x0c\"H\n#ActionClosePreparedStatementRequest\x12!\n\x19prepared_statement_handle\x18\x01 \x01(\x0c\"V\n\x15\x43ommandStatementQuery\x12\r\n\x05query\x18\x01 \x01(\t\x12\x1b\n\x0etransaction_id\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x42\x11\n\x0f_transaction_id\"0\n\x14TicketStatementQuery\x12\x18\n\x10statement_handle\x18\x01 \x01(\x0c\"B\n\x1d\x43ommandPreparedStatementQuery\x12!\n\x19prepared_statement_handle\x18\x01 \x01(\x0c\"d\n\x1c\x44oPutPreparedStatementResult\x12&\n\x19prepared_statement_handle\x18\x01 \x01(\x0cH\x00\x88\x01\x01\x42\x1c\n\x1a_prepared_statement_handle\")\n\x11\x44oPutUpdateResult\x12\x14\n\x0crecord_count\x18\x01 \x01(\x03\"\xb6\x07\n\x16\x43ommandStatementIngest\x12j\n\x18table_definition_options\x18\x01 \x01(\x0b\x32H.arrow.flight.protocol.sql.CommandStatementIngest.TableDefinitionOptions\x12\r\n\x05table\x18\x02 \x01(\t\x12\x13\n\x06schema\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x07\x63\x61talog\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x11\n\ttemporary\x18\x05 \x01(\x08\x12\x1b\n\x0etransaction_id\x18\x06 \x01(\x0cH\x02\x88\x01\x01\x12P\n\x07options\x18\xe8\x07 \x03(\x0b\x32>.arrow.flight.protocol.sql.CommandStatementIngest.OptionsEntry\x1a\x99\x04\n\x16TableDefinitionOptions\x12r\n\x0cif_not_exist\x18\x01 \x01(\x0e\x32\\.arrow.flight.protocol.sql.CommandStatementIngest.TableDefinitionOptions.TableNotExistOption\x12m\n\tif_exists\x18\x02 \x01(\x0e\x32Z.arrow.flight.protocol.sql.CommandStatementIngest.TableDefinitionOptions.TableExistsOption\"\x81\x01\n\x13TableNotExistOption\x12&\n\"TABLE_NOT_EXIST_OPTION_UNSPECIFIED\x10\x00\x12!\n\x1dTABLE_NOT_EXIST_OPTION_CREATE\x10\x01\x12\x1f\n\x1bTABLE_NOT_EXIST_OPTION_FAIL\x10\x02\"\x97\x01\n\x11TableExistsOption\x12#\n\x1fTABLE_EXISTS_OPTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18TABLE_EXISTS_OPTION_FAIL\x10\x01\x12\x1e\n\x1aTABLE_EXISTS_OPTION_APPEND\x10\x02\x12\x1f\n\x1bTABLE_EXISTS_OPTION_REPLACE\x10\x03\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07_schemaB\n\n\x08_catalogB\x11\n\x0f_transaction_idb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x66lightsql.proto\x12\x11\x63ountdb.flightsql\"!\n\x11\x43ommandGetSqlInfo\x12\x0c\n\x04info\x18\x01 \x03(\r\">\n\x16\x43ommandGetXdbcTypeInfo\x12\x16\n\tdata_type\x18\x01 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_data_type\"\x14\n\x12\x43ommandGetCatalogs\"{\n\x13\x43ommandGetDbSchemas\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12%\n\x18\x64\x62_schema_filter_pattern\x18\x02 \x01(\tH\x01\x88\x01\x01\x42\n\n\x08_catalogB\x1b\n\x19_db_schema_filter_pattern\"\xeb\x01\n\x10\x43ommandGetTables\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12%\n\x18\x64\x62_schema_filter_pattern\x18\x02 \x01(\tH\x01\x88\x01\x01\x12&\n\x19table_name_filter_pattern\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x13\n\x0btable_types\x18\x04 \x03(\t\x12\x16\n\x0einclude_schema\x18\x05 \x01(\x08\x42\n\n\x08_catalogB\x1b\n\x19_db_schema_filter_patternB\x1c\n\x1a_table_name_filter_pattern\"\x16\n\x14\x43ommandGetTableTypes\"n\n\x15\x43ommandGetPrimaryKeys\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tdb_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\r\n\x05table\x18\x03 \x01(\tB\n\n\x08_catalogB\x0c\n\n_db_schema\"o\n\x16\x43ommandGetExportedKeys\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tdb_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\r\n\x05table\x18\x03 \x01(\tB\n\n\x08_catalogB\x0c\n\n_db_schema\"o\n\x16\x43ommandGetImportedKeys\x12\x14\n\x07\x63\x61talog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tdb_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\r\n\x05table\x18\x03 \x01(\tB\n\n\x08_catalogB\x0c\n\n_db_schema\"\xe6\x01\n\x18\x43ommandGetCrossReference\x12\x17\n\npk_catalog\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cpk_db_schema\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x10\n\x08pk_table\x18\x03 \x01(\t\x12\x17\n\nfk_catalog\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x19\n\x0c\x66k_db_schema\x18\x05 \x01(\tH\x03\x88\x01\x01\x12\x10\n\x08\x66k_table\x18\x06 \x01(\tB\r\n\x0b_pk_catalogB\x0f\n\r_pk_db_schemaB\r\n\x0b_fk_catalogB\x0f\n\r_fk_db_schema\"e\n$ActionCreatePreparedStatementRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x1b\n\x0etransaction_id\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x42\x11\n\x0f_transaction_id\"z\n#ActionCreatePreparedStatementResult\x12!\n\x19prepared_statement_handle\x18\x01 \x01(\x0c\x12\x16\n\x0e\x64\x61taset_schema\x18\x02 \x01(\x0c\x12\x18\n\x10parameter_schema\x18\x03 \x01(\x0c\"H\n#ActionClosePreparedStatementRequest\x12!\n\x19prepared_statement_handle\x18\x01 \x01(\x0c\"V\n\x15\x43ommandStatementQuery\x12\r\n\x05query\x18\x01 \x01(\t\x12\x1b\n\x0etransaction_id\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x42\x11\n\x0f_transaction_id\"0\n\x14TicketStatementQuery\x12\x18\n\x10statement_handle\x18\x01 \x01(\x0c\"B\n\x1d\x43ommandPreparedStatementQuery\x12!\n\x19prepared_statement_handle\x18\x01 \x01(\x0c\"d\n\x1c\x44oPutPreparedStatementResult\x12&\n\x19prepared_statement_handle\x18\x01 \x01(\x0cH\x00\x88\x01\x01\x42\x1c\n\x1a_prepared_statement_handle\")\n\x11\x44oPutUpdateResult\x12\x14\n\x0crecord_count\x18\x01 \x01(\x03\"\x96\x07\n\x16\x43ommandStatementIngest\x12\x62\n\x18table_definition_options\x18\x01 \x01(\x0b\x32@.countdb.flightsql.CommandStatementIngest.TableDefinitionOptions\x12\r\n\x05table\x18\x02 \x01(\t\x12\x13\n\x06schema\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x07\x63\x61talog\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x11\n\ttemporary\x18\x05 \x01(\x08\x12\x1b\n\x0etransaction_id\x18\x06 \x01(\x0cH\x02\x88\x01\x01\x12H\n\x07options\x18\xe8\x07 \x03(\x0b\x32\x36.countdb.flightsql.CommandStatementIngest.OptionsEntry\x1a\x89\x04\n\x16TableDefinitionOptions\x12j\n\x0cif_not_exist\x18\x01 \x01(\x0e\x32T.countdb.flightsql.CommandStatementIngest.TableDefinitionOptions.TableNotExistOption\x12\x65\n\tif_exists\x18\x02 \x01(\x0e\x32R.countdb.flightsql.CommandStatementIngest.TableDefinitionOptions.TableExistsOption\"\x81\x01\n\x13TableNotExistOption\x12&\n\"TABLE_NOT_EXIST_OPTION_UNSPECIFIED\x10\x00\x12!\n\x1dTABLE_NOT_EXIST_OPTION_CREATE\x10\x01\x12\x1f\n\x1bTABLE_NOT_EXIST_OPTION_FAIL\x10\x02\"\x97\x01\n\x11TableExistsOption\x12#\n\x1fTABLE_EXISTS_OPTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18TABLE_EXISTS_OPTION_FAIL\x10\x01\x12\x1e\n\x1aTABLE_EXISTS_OPTION_APPEND\x10\x02\x12\x1f\n\x1bTABLE_EXISTS_OPTION_REPLACE\x10\x03\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07_schemaB\n\n\x08_catalogB\x11\n\x0f_transaction_idb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -91,50 +94,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMMANDSTATEMENTINGEST_OPTIONSENTRY']._loaded_options = None
   _globals['_COMMANDSTATEMENTINGEST_OPTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_COMMANDGETSQLINFO']._serialized_start=46
-  _globals['_COMMANDGETSQLINFO']._serialized_end=79
-  _globals['_COMMANDGETXDBCTYPEINFO']._serialized_start=81
-  _globals['_COMMANDGETXDBCTYPEINFO']._serialized_end=143
-  _globals['_COMMANDGETCATALOGS']._serialized_start=145
-  _globals['_COMMANDGETCATALOGS']._serialized_end=165
-  _globals['_COMMANDGETDBSCHEMAS']._serialized_start=167
-  _globals['_COMMANDGETDBSCHEMAS']._serialized_end=290
-  _globals['_COMMANDGETTABLES']._serialized_start=293
-  _globals['_COMMANDGETTABLES']._serialized_end=528
-  _globals['_COMMANDGETTABLETYPES']._serialized_start=530
-  _globals['_COMMANDGETTABLETYPES']._serialized_end=552
-  _globals['_COMMANDGETPRIMARYKEYS']._serialized_start=554
-  _globals['_COMMANDGETPRIMARYKEYS']._serialized_end=664
-  _globals['_COMMANDGETEXPORTEDKEYS']._serialized_start=666
-  _globals['_COMMANDGETEXPORTEDKEYS']._serialized_end=777
-  _globals['_COMMANDGETIMPORTEDKEYS']._serialized_start=779
-  _globals['_COMMANDGETIMPORTEDKEYS']._serialized_end=890
-  _globals['_COMMANDGETCROSSREFERENCE']._serialized_start=893
-  _globals['_COMMANDGETCROSSREFERENCE']._serialized_end=1123
-  _globals['_ACTIONCREATEPREPAREDSTATEMENTREQUEST']._serialized_start=1125
-  _globals['_ACTIONCREATEPREPAREDSTATEMENTREQUEST']._serialized_end=1226
-  _globals['_ACTIONCREATEPREPAREDSTATEMENTRESULT']._serialized_start=1228
-  _globals['_ACTIONCREATEPREPAREDSTATEMENTRESULT']._serialized_end=1350
-  _globals['_ACTIONCLOSEPREPAREDSTATEMENTREQUEST']._serialized_start=1352
-  _globals['_ACTIONCLOSEPREPAREDSTATEMENTREQUEST']._serialized_end=1424
-  _globals['_COMMANDSTATEMENTQUERY']._serialized_start=1426
-  _globals['_COMMANDSTATEMENTQUERY']._serialized_end=1512
-  _globals['_TICKETSTATEMENTQUERY']._serialized_start=1514
-  _globals['_TICKETSTATEMENTQUERY']._serialized_end=1562
-  _globals['_COMMANDPREPAREDSTATEMENTQUERY']._serialized_start=1564
-  _globals['_COMMANDPREPAREDSTATEMENTQUERY']._serialized_end=1630
-  _globals['_DOPUTPREPAREDSTATEMENTRESULT']._serialized_start=1632
-  _globals['_DOPUTPREPAREDSTATEMENTRESULT']._serialized_end=1732
-  _globals['_DOPUTUPDATERESULT']._serialized_start=1734
-  _globals['_DOPUTUPDATERESULT']._serialized_end=1775
-  _globals['_COMMANDSTATEMENTINGEST']._serialized_start=1778
-  _globals['_COMMANDSTATEMENTINGEST']._serialized_end=2728
-  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS']._serialized_start=2101
-  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS']._serialized_end=2638
-  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLENOTEXISTOPTION']._serialized_start=2355
-  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLENOTEXISTOPTION']._serialized_end=2484
-  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLEEXISTSOPTION']._serialized_start=2487
-  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLEEXISTSOPTION']._serialized_end=2638
-  _globals['_COMMANDSTATEMENTINGEST_OPTIONSENTRY']._serialized_start=2640
-  _globals['_COMMANDSTATEMENTINGEST_OPTIONSENTRY']._serialized_end=2686
+  _globals['_COMMANDGETSQLINFO']._serialized_start=38
+  _globals['_COMMANDGETSQLINFO']._serialized_end=71
+  _globals['_COMMANDGETXDBCTYPEINFO']._serialized_start=73
+  _globals['_COMMANDGETXDBCTYPEINFO']._serialized_end=135
+  _globals['_COMMANDGETCATALOGS']._serialized_start=137
+  _globals['_COMMANDGETCATALOGS']._serialized_end=157
+  _globals['_COMMANDGETDBSCHEMAS']._serialized_start=159
+  _globals['_COMMANDGETDBSCHEMAS']._serialized_end=282
+  _globals['_COMMANDGETTABLES']._serialized_start=285
+  _globals['_COMMANDGETTABLES']._serialized_end=520
+  _globals['_COMMANDGETTABLETYPES']._serialized_start=522
+  _globals['_COMMANDGETTABLETYPES']._serialized_end=544
+  _globals['_COMMANDGETPRIMARYKEYS']._serialized_start=546
+  _globals['_COMMANDGETPRIMARYKEYS']._serialized_end=656
+  _globals['_COMMANDGETEXPORTEDKEYS']._serialized_start=658
+  _globals['_COMMANDGETEXPORTEDKEYS']._serialized_end=769
+  _globals['_COMMANDGETIMPORTEDKEYS']._serialized_start=771
+  _globals['_COMMANDGETIMPORTEDKEYS']._serialized_end=882
+  _globals['_COMMANDGETCROSSREFERENCE']._serialized_start=885
+  _globals['_COMMANDGETCROSSREFERENCE']._serialized_end=1115
+  _globals['_ACTIONCREATEPREPAREDSTATEMENTREQUEST']._serialized_start=1117
+  _globals['_ACTIONCREATEPREPAREDSTATEMENTREQUEST']._serialized_end=1218
+  _globals['_ACTIONCREATEPREPAREDSTATEMENTRESULT']._serialized_start=1220
+  _globals['_ACTIONCREATEPREPAREDSTATEMENTRESULT']._serialized_end=1342
+  _globals['_ACTIONCLOSEPREPAREDSTATEMENTREQUEST']._serialized_start=1344
+  _globals['_ACTIONCLOSEPREPAREDSTATEMENTREQUEST']._serialized_end=1416
+  _globals['_COMMANDSTATEMENTQUERY']._serialized_start=1418
+  _globals['_COMMANDSTATEMENTQUERY']._serialized_end=1504
+  _globals['_TICKETSTATEMENTQUERY']._serialized_start=1506
+  _globals['_TICKETSTATEMENTQUERY']._serialized_end=1554
+  _globals['_COMMANDPREPAREDSTATEMENTQUERY']._serialized_start=1556
+  _globals['_COMMANDPREPAREDSTATEMENTQUERY']._serialized_end=1622
+  _globals['_DOPUTPREPAREDSTATEMENTRESULT']._serialized_start=1624
+  _globals['_DOPUTPREPAREDSTATEMENTRESULT']._serialized_end=1724
+  _globals['_DOPUTUPDATERESULT']._serialized_start=1726
+  _globals['_DOPUTUPDATERESULT']._serialized_end=1767
+  _globals['_COMMANDSTATEMENTINGEST']._serialized_start=1770
+  _globals['_COMMANDSTATEMENTINGEST']._serialized_end=2688
+  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS']._serialized_start=2077
+  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS']._serialized_end=2598
+  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLENOTEXISTOPTION']._serialized_start=2315
+  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLENOTEXISTOPTION']._serialized_end=2444
+  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLEEXISTSOPTION']._serialized_start=2447
+  _globals['_COMMANDSTATEMENTINGEST_TABLEDEFINITIONOPTIONS_TABLEEXISTSOPTION']._serialized_end=2598
+  _globals['_COMMANDSTATEMENTINGEST_OPTIONSENTRY']._serialized_start=2600
+  _globals['_COMMANDSTATEMENTINGEST_OPTIONSENTRY']._serialized_end=2646
 # @@protoc_insertion_point(module_scope)

@@ -247,3 +247,27 @@ def test_binding_more_than_one_parameter_row_to_a_query_is_refused(client):
     with pytest.raises(flight.FlightServerError, match="exactly one row of parameters"):
         writer.write_table(parameters)
         writer.close()
+
+
+def test_the_dbapi_and_sqlalchemy_dialect_superset_uses_reflect_and_query(node):
+    """flightsql-dbapi: the DB-API 2 driver and SQLAlchemy dialect written for Superset's Flight SQL support."""
+    flightsql_dbapi = pytest.importorskip("flightsql")
+    sa = pytest.importorskip("sqlalchemy")
+    import flightsql.sqlalchemy  # noqa: F401 - registers datafusion+flightsql://
+
+    port = node.env["FLIGHT_PORT"]
+    connection = flightsql_dbapi.connect(flightsql_dbapi.FlightSQLClient(host="127.0.0.1", port=port, insecure=True))
+    cursor = connection.cursor()
+    cursor.execute("SELECT tags['host'] AS host FROM points WHERE name = ? AND value > ? ORDER BY ts", ["sql.cpu", 2.0])
+    assert [row[0] for row in cursor.fetchall()] == ["b", "it's"]
+
+    engine = sa.create_engine(f"datafusion+flightsql://127.0.0.1:{port}?insecure=true"
+                              "&feature-sqlalchemy-prepared-statements=on")
+    inspector = sa.inspect(engine)
+    assert inspector.get_schema_names() == ["main"]
+    assert inspector.get_table_names(schema="main") == ["points", "series"]
+    points = sa.Table("points", sa.MetaData(), autoload_with=engine, schema="main")
+    assert [column.name for column in points.columns] == ["series", "name", "tags", "ts", "value"]
+    with engine.connect() as session:
+        query = sa.select(sa.func.count()).select_from(points).where(points.c.name == "sql.cpu", points.c.value > 2.0)
+        assert session.execute(query).scalar() == 2
