@@ -31,6 +31,8 @@ _REFUSED = {
     "CommandPreparedStatementUpdate": "Count's SQL is read-only (one SELECT per statement), and a prepared query "
                                       "runs with one row of parameters at a time",
     "CommandStatementSubstraitPlan": "Count runs SQL, not Substrait plans",
+    "ActionBeginTransactionRequest": "Count has no transactions; every statement stands alone (autocommit)",
+    "ActionCancelQueryRequest": "Count does not cancel queries on request; each stops at QUERY_TIMEOUT_SECONDS",
 }
 
 

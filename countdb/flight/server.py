@@ -131,9 +131,9 @@ class CountFlightServer(flight.FlightServerBase):
         """Flight SQL's CreatePreparedStatement and ClosePreparedStatement."""
         try:
             request = flightsql.unpack(action.body.to_pybytes() if action.body else b"")
-            if action.type == "CreatePreparedStatement" and isinstance(request, pb.ActionCreatePreparedStatementRequest):
+            if isinstance(request, pb.ActionCreatePreparedStatementRequest):
                 return [flight.Result(self._prepare(request))]
-            if action.type == "ClosePreparedStatement" and isinstance(request, pb.ActionClosePreparedStatementRequest):
+            if isinstance(request, pb.ActionClosePreparedStatementRequest):
                 self.prepared.close(request.prepared_statement_handle)
                 return []
             raise errors.UnsupportedFormat(f"action {action.type!r} is not supported; Count takes "

@@ -271,3 +271,13 @@ def test_the_dbapi_and_sqlalchemy_dialect_superset_uses_reflect_and_query(node):
     with engine.connect() as session:
         query = sa.select(sa.func.count()).select_from(points).where(points.c.name == "sql.cpu", points.c.value > 2.0)
         assert session.execute(query).scalar() == 2
+
+
+@pytest.mark.parametrize("action_type, message, reason", [
+    ("BeginTransaction", "ActionBeginTransactionRequest", "no transactions"),
+    ("CancelQuery", "ActionCancelQueryRequest", "QUERY_TIMEOUT_SECONDS"),
+])
+def test_actions_count_does_not_take_are_refused_with_their_reason(client, action_type, message, reason):
+    body = any_pb2.Any(type_url=flightsql.TYPE_PREFIX + message).SerializeToString()
+    with pytest.raises(flight.FlightServerError, match=f"{message} is not supported by Count: .*{reason}"):
+        list(client.do_action(flight.Action(action_type, body)))
