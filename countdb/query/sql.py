@@ -79,28 +79,29 @@ class SqlService:
         self._catalog_version = -1
         self._catalog_series = SERIES_SCHEMA.empty_table()
 
-    def execute(self, sql: str, keys_as_dictionary: bool = False) -> SqlResult:
+    def execute(self, sql: str, keys_as_dictionary: bool = False, params: list | None = None) -> SqlResult:
         """Start `sql` (one SELECT); raises QueryRejected with DuckDB's reason, QueryTimeout, LimitExceeded.
-        With `keys_as_dictionary`, a `series` column comes as dictionary<int32, string> (query/key_dictionary.py)."""
+        With `keys_as_dictionary`, a `series` column comes as dictionary<int32, string> (query/key_dictionary.py).
+        `params` are bound by DuckDB to the statement's placeholders, never spliced into its text."""
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
             snapshot = self.engine.snapshot(self.remote_points())
             self._create_views(run, snapshot)
-            started = key_dictionary.start(run, sql) if keys_as_dictionary else None
-            schema, batches = started or run.batches(sql)
+            started = key_dictionary.start(run, sql, params) if keys_as_dictionary else None
+            schema, batches = started or run.batches(sql, params=params)
             return SqlResult(run, schema, batches)
         except BaseException:
             run.close()
             raise
 
-    def schema(self, sql: str, keys_as_dictionary: bool = False) -> pa.Schema:
+    def schema(self, sql: str, keys_as_dictionary: bool = False, params: list | None = None) -> pa.Schema:
         """The Arrow schema `sql` would answer with (checked and bound like execute, no rows computed)."""
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
             self._create_views(run, self.engine.snapshot())  # the schema needs no other node's points
-            schema = run.schema(sql)
+            schema = run.schema(sql, params)
         finally:
             run.close()
         return key_dictionary.wire_schema(schema) if keys_as_dictionary and key_dictionary.applies(schema) else schema
