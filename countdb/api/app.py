@@ -7,6 +7,7 @@ import falcon
 from countdb.api import errors
 from countdb.api.collectors import StorageCollector
 from countdb.api.middleware import RequestObserver
+from countdb.api.resources.console import ConsoleResource
 from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
@@ -17,6 +18,7 @@ from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregat
                                          MatchingRangeQueryResource, RangeQueryResource)
 from countdb.api.resources.series import SeriesDeleteResource
 from countdb.api.resources.sql import SqlQueryResource
+from countdb.api.resources.storage import StorageResource
 from countdb.api.services import Services
 
 
@@ -27,6 +29,7 @@ def create_app(services: Services) -> falcon.App:
     app.req_options.strip_url_path_trailing_slash = False
     errors.register(app)
     writer, limits = services.writer, (settings.max_body_bytes, settings.max_points_per_request)
+    console = ConsoleResource()
     routes = [
         ("/insert", InsertResource(writer, *limits)),
         ("/write", LineProtocolResource(writer, "v1", *limits)),
@@ -45,6 +48,9 @@ def create_app(services: Services) -> falcon.App:
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
         ("/metrics", MetricsResource(StorageCollector(services.datadir))),
+        ("/storage", StorageResource(services.datadir)),
+        ("/", console),
+        ("/console/{path:path}", console),
     ]
     for template, resource in routes:
         app.add_route(template, resource)
