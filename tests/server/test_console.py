@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from support.browser import start_chromium
+from bench.browser import start_chromium
 from support.waiting import wait_for
 
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
