@@ -8,6 +8,7 @@ import io
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import requests
 from selenium.webdriver.common.by import By
@@ -84,6 +85,8 @@ def test_picked_series_are_charted_as_the_api_answers(node, browser):
     assert [s["key"] for s in drawn["series"]] == [item.text]
     assert drawn["series"][0]["points"] == expected[0]["points"] and len(expected[0]["points"]) > 10
     assert console_errors(browser) == []
+    requested = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    assert requested and all(url.startswith(node.url + "/") for url in requested), requested
     browser.save_screenshot(str(IMAGES / "console-explore.png"))
 
 
@@ -107,6 +110,10 @@ def test_sql_result_is_tabled_charted_and_downloadable_as_csv(node, browser):
     assert wait_for(lambda: download.exists() and download.stat().st_size > 0, 10)
     rows = list(csv.reader(io.StringIO(download.read_text())))
     assert rows[0] == ["ts", "value"] and [[ts, float(v)] for ts, v in rows[1:]] == expected
+    browser.find_element(By.ID, "parquet").click()
+    parquet = browser.downloads / "result.parquet"
+    assert wait_for(lambda: parquet.exists() and parquet.stat().st_size > 0, 10)
+    assert pq.read_table(parquet).column("value").to_pylist() == [value for _, value in expected]
     assert console_errors(browser) == []
 
 

@@ -166,6 +166,18 @@ function renderCsvLink({ columns, rows }) {
   if (link.href) URL.revokeObjectURL(link.href);
   link.href = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
   link.hidden = false;
+  $("parquet").hidden = false;
+}
+
+// Parquet is written by the node (format=parquet), for the statement the table shows.
+async function downloadParquet() {
+  const response = await fetch("/query/sql?format=parquet", { method: "POST", body: JSON.stringify({ sql: state.sql.sql }),
+                                                              headers: { "Content-Type": "application/json" } });
+  if (!response.ok) throw new Error((await response.json()).error);
+  const link = Object.assign(document.createElement("a"), { download: "result.parquet",
+                                                            href: URL.createObjectURL(await response.blob()) });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
 function chartResult({ columns, rows }) {
@@ -219,6 +231,7 @@ $("refresh").addEventListener("change", (e) => {
   if (e.target.checked) refreshTimer = setInterval(() => guarded(drawExplore), 10000);
 });
 $("run").addEventListener("click", () => guarded(runSql));
+$("parquet").addEventListener("click", () => guarded(downloadParquet));
 $("sql").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); guarded(runSql); }
 });
