@@ -141,3 +141,18 @@ def test_node_page_shows_version_and_storage(node, browser):
     assert cells[:3] == [first["month"], first["kind"], str(first["blocks"])] and int(cells[3]) > 0
     assert console_errors(browser) == []
     browser.save_screenshot(str(IMAGES / "console-node.png"))
+
+
+def test_absolute_range_is_the_one_queried(node, browser):
+    open_console(browser, node)
+    browser.find_element(By.CSS_SELECTOR, "#series-list li").send_keys(Keys.SPACE)
+    start_ms = (int(time.time()) // 60 - 90) * 60_000
+    browser.execute_script("""
+        const pad = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+        document.getElementById("from").value = pad(arguments[0]);
+        document.getElementById("to").value = pad(arguments[0] + 1800000);""", start_ms)
+    browser.find_element(By.ID, "draw").click()
+    wait(browser, lambda d: d.find_element(By.ID, "chart").get_attribute("data-drawn"))
+    drawn = browser.execute_script("return window.countConsole.explore")
+    assert (drawn["start"], drawn["end"]) == (start_ms, start_ms + 1_800_000)
+    assert drawn["series"][0]["points"] == node.get(drawn["url"]).json()["series"][0]["points"]

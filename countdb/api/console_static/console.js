@@ -58,6 +58,14 @@ function togglePick(item) {
   item.setAttribute("aria-selected", state.picked.has(key));
 }
 
+// [start, end] in ms: the absolute From/To when both are set, else the preset ending now.
+function chosenRange() {
+  const from = $("from").valueAsNumber, to = $("to").valueAsNumber, offset = new Date().getTimezoneOffset() * 60000;
+  if (!Number.isNaN(from) && !Number.isNaN(to)) return [from + offset, to + offset];
+  const end = Date.now();
+  return [end - Number($("range").value), end];
+}
+
 function autoStep(rangeMs) {
   const width = Math.max(200, $("chart").clientWidth || 800);
   return `${Math.max(1, Math.ceil(rangeMs / width / 1000))}s`;
@@ -72,7 +80,7 @@ async function drawExplore() {
     : [...document.querySelectorAll("#series-list li")].map((li) => li.dataset.key);
   if (!keys.length) throw new Error("pick a series first");
   const started = performance.now();
-  const rangeMs = Number($("range").value), end = Date.now(), start = end - rangeMs;
+  const [start, end] = chosenRange(), rangeMs = end - start;
   const step = $("step").value.trim() || autoStep(rangeMs);
   const names = [...new Set(state.series.filter((s) => keys.includes(s.key)).map((s) => s.name))];
   const match = names.length === 1 ? names[0] : `{__name__=~${quoted(names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"))}}`;
