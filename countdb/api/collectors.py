@@ -41,10 +41,11 @@ class StorageCollector:
 
 def storage_totals(datadir: DataDir) -> dict:
     """Node-wide storage figures read from the catalog and the WAL directory: `{"months": [{month, kind,
-    blocks, bytes}], "damaged_files", "wal_segments", "wal_bytes"}` (GET /storage and /metrics)."""
+    blocks, bytes, rows, bytes_per_row}], "damaged_files", "wal_segments", "wal_bytes"}` (GET /storage and /metrics)."""
     with closing(connect(datadir.catalog_path)) as catalog:
-        months = [{"month": month, "kind": kind, "blocks": count, "bytes": total_bytes}
-                  for month, kind, count, total_bytes in totals_by_month(catalog)]
+        months = [{"month": month, "kind": kind, "blocks": count, "bytes": total_bytes, "rows": rows,
+                   "bytes_per_row": round(total_bytes / rows, 2) if rows else None}
+                  for month, kind, count, total_bytes, rows in totals_by_month(catalog)]
         damaged = damaged_file_count(catalog)
     segments, wal_bytes = 0, 0
     for segment in all_segment_paths(datadir.wal):

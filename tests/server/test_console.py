@@ -139,6 +139,8 @@ def test_node_page_shows_version_and_storage(node, browser):
     cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#node-storage tr")[1]
              .find_elements(By.TAG_NAME, "td")]
     assert cells[:3] == [first["month"], first["kind"], str(first["blocks"])] and int(cells[3]) > 0
+    assert first["kind"] == "points" and int(cells[4]) == first["rows"] > 0
+    assert float(cells[5]) == first["bytes_per_row"] == round(first["bytes"] / first["rows"], 2)
     assert console_errors(browser) == []
     browser.save_screenshot(str(IMAGES / "console-node.png"))
 

@@ -211,10 +211,10 @@ async function loadNode() {
     Object.assign(document.createElement("dt"), { textContent: k }),
     Object.assign(document.createElement("dd"), { textContent: String(v) })]));
   const head = document.createElement("tr");
-  head.append(...["month", "kind", "blocks", "bytes"].map((t) => Object.assign(document.createElement("th"), { textContent: t })));
+  head.append(...["month", "kind", "blocks", "bytes", "points", "bytes/point"].map((t) => Object.assign(document.createElement("th"), { textContent: t })));
   $("node-storage").replaceChildren(head, ...storage.months.map((m) => {
     const tr = document.createElement("tr");
-    tr.append(...[m.month, m.kind, m.blocks, m.bytes].map((v) => Object.assign(document.createElement("td"), { textContent: String(v) })));
+    tr.append(...[m.month, m.kind, m.blocks, m.bytes, m.rows, m.bytes_per_row].map((v) => Object.assign(document.createElement("td"), { textContent: String(v) })));
     return tr;
   }));
 }
