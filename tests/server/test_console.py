@@ -104,6 +104,9 @@ def test_sql_result_is_tabled_charted_and_downloadable_as_csv(node, browser):
     assert len(cells) == len(expected) == 120
     assert cells == [[ts, str(value).removesuffix(".0")] for ts, value in expected]
     assert browser.find_elements(By.CSS_SELECTOR, "#sql-chart canvas")
+    highlighted = [(span.get_attribute("class"), span.text)
+                   for span in browser.find_elements(By.CSS_SELECTOR, "#sql-highlight span")]
+    assert ("kw", "SELECT") in highlighted and ("str", "'b'") in highlighted
     browser.save_screenshot(str(IMAGES / "console-sql.png"))
     browser.find_element(By.ID, "csv").click()
     download = browser.downloads / "result.csv"

@@ -152,6 +152,23 @@ async function runSql() {
   $("sql-status").textContent = `${state.sql.rows.length} rows in ${Math.round(performance.now() - started)} ms`;
 }
 
+// Syntax highlighting: the textarea's text is transparent over a <pre> holding the same text in coloured spans.
+const SQL_TOKENS = /(--[^\n]*)|('(?:[^']|'')*'?)|\b(\d+(?:\.\d+)?)\b|\b(select|from|where|group|by|order|limit|offset|as|and|or|not|in|is|null|join|left|inner|on|with|having|distinct|case|when|then|else|end|asc|desc|between|like|union|all|interval)\b/gi;
+
+function highlightSql() {
+  const text = $("sql").value, spans = [];
+  let at = 0;
+  for (const match of text.matchAll(SQL_TOKENS)) {
+    spans.push(document.createTextNode(text.slice(at, match.index)));
+    const kind = match[1] ? "com" : match[2] ? "str" : match[3] ? "num" : "kw";
+    spans.push(Object.assign(document.createElement("span"), { className: kind, textContent: match[0] }));
+    at = match.index + match[0].length;
+  }
+  spans.push(document.createTextNode(text.slice(at) + "\n"));
+  $("sql-highlight").replaceChildren(...spans);
+  $("sql-highlight").scrollTop = $("sql").scrollTop;
+}
+
 function renderTable({ columns, rows }) {
   const head = document.createElement("tr");
   head.append(...columns.map((c) => Object.assign(document.createElement("th"), { textContent: c.name })));
@@ -243,6 +260,9 @@ $("parquet").addEventListener("click", () => guarded(downloadParquet));
 $("sql").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); guarded(runSql); }
 });
-$("history").addEventListener("change", (e) => { if (e.target.value) $("sql").value = e.target.value; });
+$("history").addEventListener("change", (e) => { if (e.target.value) { $("sql").value = e.target.value; highlightSql(); } });
+$("sql").addEventListener("input", highlightSql);
+$("sql").addEventListener("scroll", highlightSql);
+highlightSql();
 renderHistory();
 guarded(loadSeries);
