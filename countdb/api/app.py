@@ -9,6 +9,7 @@ from countdb.api.collectors import StorageCollector
 from countdb.api.internal_auth import InternalAuth
 from countdb.api.middleware import MinorityNotice, RequestObserver
 from countdb.api.openapi import OpenApiResource
+from countdb.api.resources.console import ConsoleResource
 from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
@@ -25,6 +26,7 @@ from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregat
                                          MatchingRangeQueryResource, RangeQueryResource)
 from countdb.api.resources.series import SeriesDeleteResource
 from countdb.api.resources.sql import SqlQueryResource
+from countdb.api.resources.storage import StorageResource
 from countdb.api.services import Services
 
 
@@ -42,6 +44,7 @@ def create_app(services: Services) -> falcon.App:
     app.req_options.strip_url_path_trailing_slash = False
     errors.register(app)
     writer, limits, reads = services.sink, (settings.max_body_bytes, settings.max_points_per_request), services.reads
+    console = ConsoleResource()
     routes = [
         ("/insert", InsertResource(writer, *limits)),
         ("/write", LineProtocolResource(writer, "v1", *limits)),
@@ -68,6 +71,9 @@ def create_app(services: Services) -> falcon.App:
         ("/health", HealthResource(services)),
         ("/ready", ReadyResource(services)),
         ("/metrics", MetricsResource(StorageCollector(services.datadir))),
+        ("/storage", StorageResource(services.datadir)),
+        ("/", console),
+        ("/console/{path:path}", console),
         ("/openapi.json", OpenApiResource()),  # describes every route above: api/openapi.py PATHS
     ]
     if cluster is not None:

@@ -309,6 +309,15 @@ PATHS = {
                                 errors=())},
     "/metrics": {"get": operation("Metrics in Prometheus text format", ok=200, errors=(),
                                   ok_content={"text/plain": {"schema": {"type": "string"}}})},
+    "/": {"get": operation("The web console (an HTML page; docs/console.md)", ok=200, errors=(),
+                           ok_content={"text/html": {"schema": {"type": "string"}}})},
+    "/console/{path}": {"get": operation(
+        "A file of the web console (scripts, styles, the vendored uPlot)", ok=200, errors=(404,),
+        ok_content={"*/*": {"schema": {"type": "string"}}},
+        params=(param("path", {"type": "string"}, "A file the console ships.", where="path"),))},
+    "/storage": {"get": operation(
+        "Storage per month (blocks, bytes, rows, bytes per row), damaged files and the WAL", ok=200, errors=(),
+        ok_content=json_content({"type": "object", "required": ["months"]}))},
     "/openapi.json": {"get": operation("This document", ok=200, errors=(),
                                        ok_content=json_content({"type": "object"}))},
 }

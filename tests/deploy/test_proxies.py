@@ -136,6 +136,14 @@ def test_health_and_readiness_pass_through(proxy):
     assert https(proxy, "GET", "/ready").status_code == 200
 
 
+def test_the_web_console_and_what_it_reads_pass_through(proxy):
+    page = https(proxy, "GET", "/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert https(proxy, "GET", "/console/console.js").status_code == 200
+    for path in ("/series", "/tags", "/tags/host/values", "/storage"):
+        assert https(proxy, "GET", path).status_code == 200, path
+
+
 @pytest.mark.parametrize("path", ["/cluster/x", "/cluster", "/replicate", "/replicate/", "/CLUSTER/x",
                                   "//cluster/x", "/./cluster/x", "/%63luster/x", "/%2Fcluster/x", "/replicat%65"])
 @pytest.mark.parametrize("method", ["GET", "POST"])
