@@ -53,33 +53,38 @@ def time_ms(params: dict[str, list[str]], name: str, default_ms: int | None = No
     raw = one(params, name, None if default_ms is None else "")
     if raw == "":
         return default_ms
+    seconds = _seconds_ms(raw)
+    if seconds is not None:
+        return seconds
     try:
-        seconds = float(raw)
-        if math.isfinite(seconds):
-            return round(seconds * 1000)
+        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if parsed.tzinfo is not None:
+            return round(parsed.timestamp() * 1000)
     except ValueError:
-        try:
-            parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if parsed.tzinfo is not None:
-                return round(parsed.timestamp() * 1000)
-        except ValueError:
-            pass
+        pass
     raise InvalidInput(f"invalid parameter \"{name}\": cannot parse {raw!r} to a valid timestamp", field=name)
 
 
 def duration_ms(params: dict[str, list[str]], name: str) -> int:
     """A duration: float seconds or a PromQL duration such as 1m."""
     raw = one(params, name)
+    seconds = _seconds_ms(raw)
+    if seconds is not None:
+        return seconds
+    try:
+        return parse_duration_ms(raw)
+    except InvalidInput:
+        pass
+    raise InvalidInput(f"invalid parameter \"{name}\": cannot parse {raw!r} to a valid duration", field=name)
+
+
+def _seconds_ms(raw: str) -> int | None:
+    """A finite number of seconds (fractions allowed) in ms; None when `raw` is not one."""
     try:
         seconds = float(raw)
-        if math.isfinite(seconds):
-            return round(seconds * 1000)
     except ValueError:
-        try:
-            return parse_duration_ms(raw)
-        except InvalidInput:
-            pass
-    raise InvalidInput(f"invalid parameter \"{name}\": cannot parse {raw!r} to a valid duration", field=name)
+        return None
+    return round(seconds * 1000) if math.isfinite(seconds) else None
 
 
 def now_ms() -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from countdb.query.promql.functions import quantile
+from countdb.query.promql.functions import quantile, quantile_outside
 from countdb.query.promql.values import Vector, signature
 from countdb.query.selectors import NAME_TAG
 
@@ -113,12 +113,9 @@ def histogram_quantile(phi: np.ndarray, vector: Vector) -> Vector:
 
 
 def _bucket_quantile(phi: float, uppers: np.ndarray, counts: np.ndarray) -> float:
-    if np.isnan(phi):
-        return np.nan
-    if phi < 0:
-        return -np.inf
-    if phi > 1:
-        return np.inf
+    outside = quantile_outside(phi)
+    if outside is not None:
+        return outside
     if len(uppers) == 0 or not np.isposinf(uppers[-1]):
         return np.nan
     uppers, inverse = np.unique(uppers, return_inverse=True)  # coalesce equal bounds

@@ -141,10 +141,16 @@ def _quantile_over_time(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, phi:
 
 def quantile(phi: float, values: np.ndarray) -> float:
     """Prometheus' quantile: linear interpolation between closest ranks; φ outside [0, 1] gives ∓Inf."""
+    outside = quantile_outside(phi)
+    return float(np.quantile(values, phi)) if outside is None else outside
+
+
+def quantile_outside(phi: float) -> float | None:
+    """What any Prometheus quantile answers for φ NaN (NaN), below 0 (-Inf) or above 1 (+Inf); None inside."""
     if np.isnan(phi):
         return np.nan
     if phi < 0:
         return -np.inf
     if phi > 1:
         return np.inf
-    return float(np.quantile(values, phi))
+    return None
