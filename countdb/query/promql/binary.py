@@ -53,16 +53,9 @@ def _finish(op: str, is_bool: bool, labels: list[dict], kept: np.ndarray, values
     """Apply comparison filtering (keeping `kept`, the vector's own values) and drop names as Prometheus does."""
     if op in COMPARISONS and not is_bool:
         present = present & (values == 1.0)
-        return _compact(Vector(labels, kept, present))
-    return _compact(merged([{k: v for k, v in row.items() if k != NAME_TAG} for row in labels], values, present))
-
-
-def _compact(vector: Vector) -> Vector:
-    keep = vector.present.any(axis=1)
-    if keep.all():
-        return vector
-    return Vector([labels for labels, kept in zip(vector.labels, keep) if kept], vector.values[keep],
-                  vector.present[keep])
+        return Vector(labels, kept, present).without_empty()
+    unnamed = [{k: v for k, v in row.items() if k != NAME_TAG} for row in labels]
+    return merged(unnamed, values, present).without_empty()
 
 
 def _vector_vector(node: ast.Binary, lhs: Vector, rhs: Vector) -> Vector:
@@ -87,8 +80,8 @@ def _vector_vector(node: ast.Binary, lhs: Vector, rhs: Vector) -> Vector:
     labels = [_result_labels(node, matching, lhs.labels[left], rhs.labels[right]) for left, right in pairs]
     if node.op in COMPARISONS and not node.bool_modifier:
         present = present & (values == 1.0)
-        return _compact(merged(labels, a, present))
-    return _compact(merged(labels, values, present))
+        return merged(labels, a, present).without_empty()
+    return merged(labels, values, present).without_empty()
 
 
 def _check_unique(rows: np.ndarray, present: np.ndarray, side: str, group: str | None) -> None:

@@ -96,7 +96,7 @@ class Evaluator:
             lo, hi = windows(ts, eval_ms, LOOKBACK_MS)
             present[index] = hi > lo
             values[index] = series_values[np.maximum(hi - 1, 0)]
-        return _without_empty(Vector(samples.labels, values, present))
+        return Vector(samples.labels, values, present).without_empty()
 
     def _range_function(self, name: str, matrix: ast.MatrixSelector, param: np.ndarray | None) -> Vector:
         samples = self._fetch(matrix.vector, matrix.range_ms)
@@ -110,7 +110,7 @@ class Evaluator:
         vector = Vector(samples.labels, values, present)
         if name not in _KEEPS_NAME:
             vector = merged(vector.without_name().labels, values, present)
-        return _without_empty(vector)
+        return vector.without_empty()
 
     def _raw_matrix(self, matrix: ast.MatrixSelector) -> RawMatrix:
         samples = self._fetch(matrix.vector, matrix.range_ms)
@@ -151,15 +151,7 @@ class Evaluator:
                 values = np.maximum(np.minimum(vector.values, high), low)
                 if name == "clamp":
                     vector = Vector(vector.labels, vector.values, vector.present & (low <= high))
-        return _without_empty(merged(vector.without_name().labels, values, vector.present))
-
-
-def _without_empty(vector: Vector) -> Vector:
-    keep = vector.present.any(axis=1)
-    if keep.all():
-        return vector
-    return Vector([labels for labels, kept in zip(vector.labels, keep) if kept], vector.values[keep],
-                  vector.present[keep])
+        return merged(vector.without_name().labels, values, vector.present).without_empty()
 
 
 def _label_replace(vector: Vector, destination: str, replacement: str, source: str, pattern: str) -> Vector:

@@ -30,6 +30,14 @@ class Vector:
     def empty(cls, steps: int) -> Vector:
         return cls([], np.empty((0, steps)), np.zeros((0, steps), bool))
 
+    def without_empty(self) -> Vector:
+        """The series that have a value at some step (an operation may leave a series with none)."""
+        keep = self.present.any(axis=1)
+        if keep.all():
+            return self
+        return Vector([labels for labels, kept in zip(self.labels, keep) if kept], self.values[keep],
+                      self.present[keep])
+
     def without_name(self) -> Vector:
         return Vector([{k: v for k, v in labels.items() if k != NAME_TAG} for labels in self.labels],
                       self.values, self.present)
