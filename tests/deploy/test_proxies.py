@@ -403,3 +403,40 @@ def test_a_write_a_backend_refuses_with_503_is_retried_on_another(name, backends
     refused = {(point["series"], point["timestamp"]) for point in map(json.loads, refusing.bodies)}
     held = set().union(*stored_points(backends[1:], prefix))
     assert refused <= set(writes.acknowledged) <= held  # each refused write was resent whole and stored
+
+
+HAPROXY_BUFFER_BYTES = 16384  # tune.bufsize's default: the largest request HAProxy can hold whole to resend
+
+
+@pytest.mark.parametrize("name", ["nginx", "haproxy"])
+def test_a_write_larger_than_haproxys_buffer_is_resent_by_nginx_and_answered_503_by_haproxy(name, backends, tls,
+                                                                                           tmp_path):
+    """nginx keeps the whole body (in memory, then a temp file) and resends any write. HAProxy resends only what
+    fits its buffer; a larger refused write comes back to the client as the node's own 503 with Retry-After, which
+    a client retries: never a success for a write no node took."""
+    node = backends[1]
+    if node.proc.poll() is not None:
+        node.start()
+    refusing = RefusingBackend()
+    proxy = start_named_proxy(name, [refusing.address, address_of(node)], tls, tmp_path)
+    series = f"large.{name}"
+    try:
+        answers = []
+        for attempt in range(6):
+            points = [{"series": series, "timestamp": T0 + attempt * 10_000 + i, "value": 1.0} for i in range(2000)]
+            body = json.dumps(points).encode()
+            assert len(body) > 4 * HAPROXY_BUFFER_BYTES
+            answers.append(https(proxy, "POST", "/insert", data=body, headers={"Content-Type": "application/json"}))
+    finally:
+        proxy.stop()
+        refusing.close()
+    assert refusing.bodies and all(len(body) > 4 * HAPROXY_BUFFER_BYTES for body in refusing.bodies)
+    statuses = [answer.status_code for answer in answers]
+    if name == "nginx":
+        assert statuses == [201] * 6
+    else:
+        assert 503 in statuses and set(statuses) == {201, 503}, statuses
+        refused = [answer for answer in answers if answer.status_code == 503]
+        assert all(answer.headers["Retry-After"] == "1" and "minority" in answer.json()["error"] for answer in refused)
+    stored = node.get(f"/query/range/{series}", params={"start": T0, "end": T0 + 10**6}).json()
+    assert len(stored) == 2000 * statuses.count(201)
