@@ -42,7 +42,7 @@ def test_nginx_accepts_the_real_config(tmp_path, tls):
 
 
 def test_haproxy_accepts_the_real_config(tmp_path, tls):
-    cfg = render_haproxy_cfg(tmp_path, "127.0.0.1:9", tls, free_port(), free_port())
+    cfg = render_haproxy_cfg(tmp_path, ["127.0.0.1:9"], tls, free_port(), free_port())
     result = subprocess.run([require_tool("haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -58,7 +58,7 @@ def proxy(request, server, tls, tmp_path_factory):
         conf = render_nginx_conf(folder, [backend], tls, http_port, https_port)
         command, log_path = nginx_command(conf, folder), folder / "error.log"
     else:
-        cfg = render_haproxy_cfg(folder, backend, tls, http_port, https_port)
+        cfg = render_haproxy_cfg(folder, [backend], tls, http_port, https_port)
         command, log_path = [require_tool("haproxy"), "-db", "-f", str(cfg)], folder / "stdout.log"
     running = start_proxy(name, command, folder, http_port, https_port, log_path, tls.cert)
     yield running

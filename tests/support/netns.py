@@ -2,22 +2,33 @@
 bridge in the root namespace, and `iptables -j DROP` rules inside the namespaces to cut chosen hosts apart while
 the test (in the root namespace) still reaches every host. Needs root and iproute2/iptables (.ci installs them).
 
-Names carry this process's pid, so parallel runs don't clash and leftovers of a dead run are removed at start.
-Traffic stays inside namespaces this run made, on a private /24 that exists only there.
+Names carry this process's pid, so parallel runs don't clash and leftovers of a dead run (processes included) are
+removed at start. Traffic stays inside namespaces this run made, on a private /24 of 10.213.0.0/16 that no address
+or route of the machine overlaps, chosen under a lock shared by concurrent runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import ipaddress
 import itertools
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 PREFIX = "cnt"
+ADDRESS_SPACE = ipaddress.ip_network("10.213.0.0/16")
+LOCK_PATH = Path("/run/lock" if Path("/run/lock").is_dir() else "/tmp") / "count-netns.lock"
+KILL_DEADLINE_SECONDS = 10
 _runs = itertools.count()
 
 
@@ -42,16 +53,106 @@ def require_namespaces() -> None:
 
 
 def remove_leftovers() -> None:
-    """Delete the namespaces and bridges of earlier runs whose process is gone."""
-    names = _run("ip", "netns", "list", check=False).stdout.split()
+    """Delete the namespaces (killing what still runs in them), links and FORWARD rules of earlier runs whose
+    process is gone."""
+    with _lock():
+        _remove_leftovers()
+
+
+def _remove_leftovers() -> None:
+    names = [line.split()[0] for line in _run("ip", "netns", "list", check=False).stdout.splitlines() if line.strip()]
     links = re.findall(r"^\d+: ([^:@]+)", _run("ip", "-o", "link", "show", check=False).stdout, re.MULTILINE)
     for name in names + links:
         match = re.fullmatch(rf"{PREFIX}(\d+)r\d+[bnhi]\d*", name)
         if match and not os.path.exists(f"/proc/{match.group(1)}"):
             if name in names:
+                _kill_processes_in(name)
                 _run("ip", "netns", "del", name, check=False)
             else:
                 _run("ip", "link", "del", name, check=False)
+    for tag, delete in _forward_rules():
+        owner = re.fullmatch(rf"{PREFIX}(\d+)r\d+", tag).group(1)
+        if not os.path.exists(f"/proc/{owner}"):
+            _run(*delete, check=False)
+
+
+def _kill_processes_in(namespace: str) -> None:
+    """SIGKILL every process inside the namespace and wait until none is left: a namespace (and its veth) lives
+    on, nameless, while a process is in it."""
+    deadline = time.monotonic() + KILL_DEADLINE_SECONDS
+    while pids := [int(pid) for pid in _run("ip", "netns", "pids", namespace, check=False).stdout.split()]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"processes {pids} in {namespace} survived SIGKILL")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _lock():
+    """Serialises leftover removal and subnet choice between concurrent runs on this machine."""
+    with open(LOCK_PATH, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _free_subnet() -> ipaddress.IPv4Network:
+    """A /24 of ADDRESS_SPACE that no address or route of the root namespace overlaps (another run's bridge
+    included), tried from a pid-derived start so concurrent runs rarely probe the same ones."""
+    taken = []
+    for entry in json.loads(_run("ip", "-j", "-4", "addr", "show").stdout or "[]"):
+        taken += [ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False) for a in entry["addr_info"]]
+    for entry in json.loads(_run("ip", "-j", "-4", "route", "show", "table", "all").stdout or "[]"):
+        if entry.get("dst", "default") != "default":
+            taken.append(ipaddress.ip_network(entry["dst"], strict=False))
+    candidates = list(ADDRESS_SPACE.subnets(new_prefix=24))
+    start = os.getpid() % len(candidates)
+    for subnet in candidates[start:] + candidates[:start]:
+        if not any(subnet.overlaps(other) for other in taken):
+            return subnet
+    raise RuntimeError(f"no free /24 left in {ADDRESS_SPACE} for a test network")
+
+
+def _iptables_backends() -> list[str]:
+    """The iptables backends whose rules apply here: nftables, and legacy x_tables only when tables of it are
+    loaded (listing them would load them)."""
+    legacy = Path("/proc/net/ip_tables_names")
+    backends = ["iptables-nft"]
+    if legacy.exists() and legacy.read_text().strip():
+        backends.append("iptables-legacy")
+    return [backend for backend in backends if shutil.which(backend)]
+
+
+def _forward_rules() -> list[tuple[str, list[str]]]:
+    """(run tag, argv deleting it) for each FORWARD rule a run added (_accept_bridged_forwarding)."""
+    rules = []
+    for iptables in _iptables_backends():
+        for line in _run(iptables, "-w", "-S", "FORWARD", check=False).stdout.splitlines():
+            tag = re.search(rf'--comment "?({PREFIX}\d+r\d+)"?', line)
+            if tag and line.startswith("-A "):
+                rules.append((tag.group(1), [iptables, "-w", "-D", *line.split()[1:]]))
+    return rules
+
+
+def _accept_bridged_forwarding(bridge: str, tag: str) -> list[list[str]]:
+    """With br_netfilter loaded, frames crossing the bridge go through the root namespace's iptables FORWARD
+    chain, which Docker hosts set to DROP: hosts could not reach each other. Accept this bridge's traffic first in
+    each backend whose chain is not a bare ACCEPT; returns the argv that delete the rules added."""
+    hook = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if not hook.exists() or hook.read_text().strip() != "1":
+        return []
+    added = []
+    for iptables in _iptables_backends():
+        if _run(iptables, "-w", "-S", "FORWARD", check=False).stdout.strip() in ("", "-P FORWARD ACCEPT"):
+            continue
+        rule = ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", tag, "-j", "ACCEPT"]
+        _run(iptables, "-w", "-I", *rule)
+        added.append([iptables, "-w", "-D", *rule])
+    return added
 
 
 @dataclass
@@ -73,20 +174,23 @@ class HostNetwork:
     size: int
     hosts: list[Host] = field(default_factory=list)
     cuts: set[tuple[int, int]] = field(default_factory=set)
+    forward_rules: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # NOTE: a run number too: the kernel deletes a namespace's veth asynchronously, so a name can't be reused
         # at once; interface names stay within Linux's 15 characters.
         tag = f"{PREFIX}{os.getpid()}r{next(_runs)}"
-        subnet = f"10.213.{os.getpid() % 250}"
         self.bridge = f"{tag}b"
-        self.gateway = f"{subnet}.1"
         try:
-            _run("ip", "link", "add", self.bridge, "type", "bridge")
-            _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+            with _lock():  # the bridge's address marks its /24 as taken for the next run that looks
+                self.subnet = _free_subnet()
+                self.gateway = str(self.subnet.network_address + 1)
+                _run("ip", "link", "add", self.bridge, "type", "bridge")
+                _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
             _run("ip", "link", "set", self.bridge, "up")
+            self.forward_rules = _accept_bridged_forwarding(self.bridge, tag)
             for index in range(self.size):
-                host = Host(index, f"{tag}n{index}", f"{subnet}.{10 + index}")
+                host = Host(index, f"{tag}n{index}", str(self.subnet.network_address + 10 + index))
                 outside, inside = f"{tag}h{index}", f"{tag}i{index}"
                 _run("ip", "netns", "add", host.namespace)
                 self.hosts.append(host)
@@ -124,7 +228,11 @@ class HostNetwork:
             self.heal(a, b)
 
     def destroy(self) -> None:
+        """Kill what still runs in the hosts, then delete namespaces, bridge and FORWARD rules: nothing is left."""
         for host in self.hosts:
+            _kill_processes_in(host.namespace)
             _run("ip", "netns", "del", host.namespace, check=False)  # its veth end goes with it, and the pair
         _run("ip", "link", "del", self.bridge, check=False)
-        self.hosts = []
+        for delete in self.forward_rules:
+            _run(*delete, check=False)
+        self.hosts, self.forward_rules = [], []

@@ -72,9 +72,10 @@ def render_nginx_conf(folder: Path, backends: list[str], tls: Tls, http_port: in
     return conf
 
 
-def render_haproxy_cfg(folder: Path, backend: str, tls: Tls, http_port: int, https_port: int) -> Path:
+def render_haproxy_cfg(folder: Path, backends: list[str], tls: Tls, http_port: int, https_port: int) -> Path:
     text = HAPROXY_CFG.read_text()
-    text = substitute(text, r"^(\s*)server count-1 count-1:8080$", rf"\g<1>server count-1 {backend}", 1)
+    servers = "".join(f"\\g<1>server count-{number} {backend}\n" for number, backend in enumerate(backends, 1))
+    text = substitute(text, r"^(\s*)server count-1 count-1:8080\n", servers, 1)
     text = substitute(text, r"^\s*server count-[23] count-[23]:8080\n", "", 2)
     text = substitute(text, r"^(\s*bind .* crt )/etc/ssl/certs/count\.pem ", rf"\g<1>{tls.pem} ", 1)
     text = substitute(text, r"bind :80$", f"bind 127.0.0.1:{http_port}", 1)
