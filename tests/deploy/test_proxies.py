@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from support.proxies import (Proxy, Tls, free_port, make_tls, nginx_command, render_haproxy_cfg, render_nginx_conf,
-                             start_proxy)
+from support.proxies import (Proxy, Tls, free_port, https, make_tls, nginx_command, render_haproxy_cfg,
+                             render_nginx_conf, start_proxy)
 from support.tools import require_tool
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # Count's MAX_BODY_BYTES default, = client_max_body_size 16m
@@ -63,10 +63,6 @@ def proxy(request, server, tls, tmp_path_factory):
     running = start_proxy(name, command, folder, http_port, https_port, log_path, tls.cert)
     yield running
     running.stop()
-
-
-def https(proxy: Proxy, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, proxy.url + path, verify=str(proxy.cert), timeout=30, **kwargs)
 
 
 @dataclass(frozen=True)

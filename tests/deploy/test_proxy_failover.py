@@ -16,8 +16,9 @@ import urllib.parse
 import pytest
 import requests
 
-from support.proxies import (Proxy, Tls, free_port, make_tls, nginx_command, render_haproxy_cfg, render_nginx_conf,
-                             start_proxy)
+from support.cluster import WRITTEN_SERIES, WRITTEN_START_MS, Writers
+from support.proxies import (Proxy, Tls, free_port, https, make_tls, nginx_command, render_haproxy_cfg,
+                             render_nginx_conf, start_proxy)
 from support.tools import require_tool
 
 T0 = 1_640_995_200_000  # 2022-01-01T00:00:00Z
@@ -28,63 +29,25 @@ def tls(tmp_path_factory) -> Tls:
     return make_tls(tmp_path_factory.mktemp("tls"))
 
 
-def https(proxy: Proxy, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, proxy.url + path, verify=str(proxy.cert), timeout=30, **kwargs)
-
-
 FAILOVER_WRITERS = 2
 FAILOVER_PAUSE_SECONDS = 0.04  # ~25 writes/s per writer: well inside both proxies' 100 writes/s per client
 
 
-class ContinuousWrites:
-    """Writer threads posting one new point at a time through the proxy until the block ends; every answer is
+def continuous_writes(proxy: Proxy, series_prefix: str) -> Writers:
+    """Writer threads posting batches of new points through the proxy until the block ends; every answer is
     recorded, so a single failed write fails the test."""
-
-    def __init__(self, proxy: Proxy, series_prefix: str):
-        self.proxy, self.series_prefix = proxy, series_prefix
-        self.acknowledged: list[tuple[str, int]] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._write, args=(f"{series_prefix}.{n}",), daemon=True)
-                         for n in range(FAILOVER_WRITERS)]
-
-    def _write(self, series: str) -> None:
-        session = requests.Session()
-        timestamp = T0
-        while not self._stop.is_set():
-            try:
-                response = session.post(self.proxy.url + "/insert", verify=str(self.proxy.cert), timeout=30,
-                                        json={"series": series, "timestamp": timestamp, "value": 1.0})
-                if response.status_code == 201:
-                    self.acknowledged.append((series, timestamp))
-                else:
-                    self.failures.append(f"{series}@{timestamp}: {response.status_code} {response.text[:200]}")
-            except requests.RequestException as error:
-                self.failures.append(f"{series}@{timestamp}: {error!r}")
-            timestamp += 1
-            self._stop.wait(FAILOVER_PAUSE_SECONDS)
-
-    def __enter__(self) -> "ContinuousWrites":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-            assert not thread.is_alive(), "a writer hung"
+    return Writers([proxy.url] * FAILOVER_WRITERS, verify=str(proxy.cert), pause_seconds=FAILOVER_PAUSE_SECONDS,
+                   series_prefix=series_prefix)
 
 
-def stored_points(nodes, series_prefix: str) -> list[set[tuple[str, int]]]:
+def stored_points(nodes, writes: Writers) -> list[set[tuple[str, int]]]:
     """The (series, timestamp) points each node holds of the writers' series."""
     held = []
     for node in nodes:
         points = set()
-        for n in range(FAILOVER_WRITERS):
-            series = f"{series_prefix}.{n}"
-            response = requests.get(node.url + f"/query/range/{series}", params={"start": T0, "end": T0 + 10**6},
-                                    timeout=30)
+        for series in writes.series:
+            response = requests.get(node.url + f"/query/range/{series}",
+                                    params={"start": WRITTEN_START_MS, "end": WRITTEN_START_MS + 10**6}, timeout=30)
             if response.status_code == 200:
                 points |= {(series, point["timestamp"]) for point in response.json()}
         held.append(points)
@@ -121,11 +84,10 @@ def test_a_backend_stopped_under_writes_fails_no_write_through_the_proxy(name, h
             node.start()
     proxy = start_named_proxy(name, [address_of(node) for node in backends], tls, tmp_path)
     victim = backends[0]
-    prefix = f"failover.{name}.{how}"
     try:
-        with ContinuousWrites(proxy, prefix) as writes:
+        with continuous_writes(proxy, f"failover.{name}.{how}.") as writes:
             time.sleep(1.5)
-            before = stored_points([victim], prefix)[0]
+            before = stored_points([victim], writes)[0]
             if how == "sigterm":
                 assert victim.stop() == 0
             else:
@@ -140,8 +102,8 @@ def test_a_backend_stopped_under_writes_fails_no_write_through_the_proxy(name, h
     finally:
         proxy.stop()
     assert before, "the proxy sent no write to the backend that was then stopped: the test proves nothing"
-    assert written_while_down >= 20
-    held = set().union(*stored_points(backends, prefix))
+    assert written_while_down >= 20 * WRITTEN_SERIES  # at least 20 requests' points
+    held = set().union(*stored_points(backends, writes))
     missing = set(writes.acknowledged) - held
     assert not missing, f"{len(missing)} acknowledged points are on no backend, e.g. {sorted(missing)[:3]}"
 
@@ -193,17 +155,16 @@ def test_a_write_a_backend_refuses_with_503_is_retried_on_another(name, backends
             node.start()
     refusing = RefusingBackend()
     proxy = start_named_proxy(name, [refusing.address, *map(address_of, backends[1:])], tls, tmp_path)
-    prefix = f"refused.{name}"
     try:
-        with ContinuousWrites(proxy, prefix) as writes:
+        with continuous_writes(proxy, f"refused.{name}.") as writes:
             time.sleep(1.5)
         assert not writes.failures, f"e.g. {writes.failures[:3]}\n{name}:\n{proxy.log_text()}"
     finally:
         proxy.stop()
         refusing.close()
     assert refusing.bodies, "the refusing backend was never tried: the test proves nothing"
-    refused = {(point["series"], point["timestamp"]) for point in map(json.loads, refusing.bodies)}
-    held = set().union(*stored_points(backends[1:], prefix))
+    refused = {(point["series"], point["timestamp"]) for batch in map(json.loads, refusing.bodies) for point in batch}
+    held = set().union(*stored_points(backends[1:], writes))
     assert refused <= set(writes.acknowledged) <= held  # each refused write was resent whole and stored
 
 

@@ -79,8 +79,10 @@ class Writers:
     """Threads that write batches of new points through the given base URLs until stopped (one thread per URL),
     recording which points were acknowledged (201), which were attempted at all, and every other outcome."""
 
-    def __init__(self, urls: list[str], verify: bool | str = True, pause_seconds: float = 0.01):
+    def __init__(self, urls: list[str], verify: bool | str = True, pause_seconds: float = 0.01,
+                 series_prefix: str = "w"):
         self.urls, self.verify, self.pause_seconds = urls, verify, pause_seconds
+        self.series = [f"{series_prefix}{s}" for s in range(WRITTEN_SERIES)]
         self.acknowledged: set[tuple[str, int]] = set()
         self.attempted: set[tuple[str, int]] = set()
         self.failures: list[str] = []  # "HTTP 503 (Retry-After 1): …", or the client's exception
@@ -109,7 +111,7 @@ class Writers:
             if self._stop.is_set():
                 return
             offset = next(self._ts)
-            batch = [(f"w{s}", WRITTEN_START_MS + offset) for s in range(WRITTEN_SERIES)]
+            batch = [(series, WRITTEN_START_MS + offset) for series in self.series]
             with self._lock:
                 self.attempted.update(batch)
             body = [{"series": series, "timestamp": ts, "value": float(ts % 1000)} for series, ts in batch]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 from support.tools import require_tool
 
@@ -124,6 +125,11 @@ class Proxy:
                 self.process.kill()
                 self.process.wait(10)
                 raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.log_text()}")
+
+
+def https(proxy: Proxy, method: str, path: str, **kwargs) -> requests.Response:
+    """A request through the proxy's TLS port, trusting the test certificate."""
+    return requests.request(method, proxy.url + path, verify=str(proxy.cert), timeout=30, **kwargs)
 
 
 def start_proxy(name: str, command: list[str], folder: Path, http_port: int, https_port: int,
