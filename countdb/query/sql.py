@@ -17,10 +17,11 @@ import pyarrow.compute as pc
 
 from countdb.catalog.blocks import series_extents
 from countdb.catalog.db import connect, data_version
-from countdb.model import RemotePoints, parse_series_key
+from countdb.model import RemotePoints
 from countdb.query import key_dictionary
 from countdb.query.engine import QueryEngine, Scope, Snapshot
 from countdb.query.sandbox import Run, Sandbox, sql_literal
+from countdb.query.series_index import series_of
 from countdb.query.visible import visible_points
 
 SERIES_SCHEMA = pa.schema([
@@ -150,13 +151,7 @@ def _whole(snapshot: Snapshot) -> Scope:
 
 def _series_from_unflushed(unflushed: pa.Table) -> pa.Table:
     """One row per series with unflushed points: its name, tags and the extent of those points."""
-    if unflushed.num_rows == 0:
-        return SERIES_SCHEMA.empty_table()
-    grouped = unflushed.group_by("series").aggregate([("ts", "min"), ("ts", "max")])
-    keys = grouped["series"].to_pylist()
-    parsed = [parse_series_key(key) for key in keys]
-    return pa.table([keys, [name for name, _ in parsed], [list(tags.items()) for _, tags in parsed],
-                     grouped["ts_min"], grouped["ts_max"]], schema=SERIES_SCHEMA)
+    return series_of(unflushed).rename_columns(SERIES_SCHEMA.names).cast(SERIES_SCHEMA)
 
 
 def inline_params(sql: str, params: dict) -> str:

@@ -141,7 +141,10 @@ def test_hints_survive_kill_9_of_their_holder_and_a_delete_missed_by_an_owner_ne
     assert requests.post(cluster.url(0) + "/insert", json=later, timeout=30).status_code == 201
     deleted = requests.delete(cluster.url(0) + f"/series/{series}", params={"end": START_MS + 9}, timeout=30)
     assert deleted.status_code == 200, deleted.text
-    assert requests.get(cluster.url(0) + "/health", timeout=10).json()["cluster"]["hints_pending"] == 2
+    # node 1 holds two hints for node 3: the later points and the delete (on a loaded machine a forward to
+    # node 2 may also time out and leave node 2 a hint of its own, which is as correct)
+    members = cluster.signed(0, "GET", "/cluster/status").json()["members"]
+    assert members[2]["hints_pending"] == 2, members
     cluster.nodes[0].kill_all()
     cluster.nodes[0].start()
     cluster.nodes[2].start()
