@@ -1,6 +1,8 @@
 """Ring: consistent-hash placement of series on nodes (SHA-256 of the key, 150 virtual nodes per node).
 
-Invariant: pure data and pure functions of CLUSTER_NODES, so every node computes the same owners for a key.
+Invariant: pure data and pure functions of the member addresses, so every node computes the same owners for a
+key. A node's number is its position in CLUSTER_NODES; a ring may leave some listed nodes out (`active`): nodes
+being added or that left (cluster/layout.py), which then own nothing, while the numbers of the others stay put.
 """
 
 from __future__ import annotations
@@ -27,18 +29,26 @@ def partition_of(key: str) -> int:
 
 @dataclass(frozen=True)
 class Ring:
-    """`nodes` are CLUSTER_NODES entries; node numbers below are positions in that list."""
+    """`nodes` are CLUSTER_NODES entries; node numbers below are positions in that list; `active` own series."""
 
     nodes: tuple[str, ...]
+    active: frozenset[int]
     tokens: tuple[int, ...] = field(repr=False)
     token_nodes: tuple[int, ...] = field(repr=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @classmethod
-    def build(cls, nodes: tuple[str, ...] | list[str], virtual_nodes: int = VIRTUAL_NODES) -> "Ring":
-        points = sorted((key_hash(f"{node}#{i}"), number)
-                        for number, node in enumerate(nodes) for i in range(virtual_nodes))
-        return cls(tuple(nodes), tuple(t for t, _ in points), tuple(n for _, n in points))
+    def build(cls, nodes: tuple[str, ...] | list[str], active: frozenset[int] | None = None,
+              virtual_nodes: int = VIRTUAL_NODES) -> "Ring":
+        """The ring of `active` (positions in `nodes`; all of them by default)."""
+        active = frozenset(range(len(nodes))) if active is None else frozenset(active)
+        points = sorted((key_hash(f"{nodes[number]}#{i}"), number) for number in active for i in range(virtual_nodes))
+        return cls(tuple(nodes), active, tuple(t for t, _ in points), tuple(n for _, n in points))
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The active nodes' addresses, in list order: what identifies this ring to other nodes."""
+        return tuple(self.nodes[number] for number in sorted(self.active))
 
     def preference(self, key: str) -> tuple[int, ...]:
         """Every node, in the order the ring offers them for `key`: owners first, then handoff candidates."""
@@ -48,7 +58,7 @@ class Ring:
             if len(self._cache) >= CACHED_KEYS:
                 self._cache.clear()
             position = bisect.bisect_left(self.tokens, key_hash(key)) % len(self.tokens)
-            found = self._cache[key] = self._walk(position, len(self.nodes))
+            found = self._cache[key] = self._walk(position, len(self.active))
         return found
 
     def owners(self, key: str, replication_factor: int) -> tuple[int, ...]:
