@@ -81,7 +81,7 @@ class Writers:
 
     def __init__(self, urls: list[str], verify: bool | str = True, pause_seconds: float = 0.01,
                  series_prefix: str = "w"):
-        self.urls, self.verify, self.pause_seconds = urls, verify, pause_seconds
+        self.urls, self.verify, self.pause_seconds, self.prefix = urls, verify, pause_seconds, series_prefix
         self.series = [f"{series_prefix}{s}" for s in range(WRITTEN_SERIES)]
         self.acknowledged: set[tuple[str, int]] = set()
         self.attempted: set[tuple[str, int]] = set()
@@ -129,10 +129,11 @@ class Writers:
             time.sleep(self.pause_seconds)
 
 
-def visible(cluster, index: int) -> tuple[set[tuple[str, int]], int]:
-    """The (series, ts) points of the w* series as node `index` answers SQL, and how many rows it answered."""
+def visible(cluster, index: int, prefix: str = "w") -> tuple[set[tuple[str, int]], int]:
+    """The (series, ts) points of the series named `prefix`… as node `index` answers SQL, and how many rows it
+    answered."""
     response = requests.post(cluster.url(index) + "/query/sql", headers={"Content-Type": "text/plain"}, timeout=60,
-                             data="SELECT series, epoch_ms(ts) FROM points WHERE name LIKE 'w%'")
+                             data=f"SELECT series, epoch_ms(ts) FROM points WHERE name LIKE '{prefix}%'")
     assert response.status_code == 200, response.text
     rows = response.json()["rows"]
     return {(series, ts) for series, ts in rows}, len(rows)
@@ -141,11 +142,18 @@ def visible(cluster, index: int) -> tuple[set[tuple[str, int]], int]:
 def assert_every_node_holds_exactly(cluster, writers: Writers, nodes: list[int], seconds: float = 60) -> None:
     """Every node answers every acknowledged point, each once, and nothing that was never attempted."""
     def converged() -> bool:
-        return all(writers.acknowledged <= visible(cluster, index)[0] for index in nodes)
+        return all(writers.acknowledged <= visible(cluster, index, writers.prefix)[0] for index in nodes)
 
-    cluster.wait_until(converged, seconds, "every node answers every acknowledged point")
+    def missing() -> str:
+        lacking = {index + 1: sorted(writers.acknowledged - visible(cluster, index, writers.prefix)[0]) for index in nodes}
+        return "; ".join(f"node {node} lacks {len(points)}, e.g. {points[:3]}" for node, points in lacking.items())
+
+    try:
+        cluster.wait_until(converged, seconds, "every node answers every acknowledged point")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {missing()}") from None
     for index in nodes:
-        points, rows = visible(cluster, index)
+        points, rows = visible(cluster, index, writers.prefix)
         assert rows == len(points), f"node {index + 1} answered a point twice"
         assert points <= writers.attempted, f"node {index + 1} answered points nobody wrote"
         assert writers.acknowledged <= points
