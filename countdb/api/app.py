@@ -14,9 +14,10 @@ from countdb.api.resources.discovery import SeriesResource, TagsResource, TagVal
 from countdb.api.resources.health import HealthResource, ReadyResource
 from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
-from countdb.api.resources.internal import (CellResource, ClusterStatusResource, DigestResource, HeartbeatResource,
-                                            HintResource, PeerDeleteResource, PeerPointsResource, PeerWriteResource,
-                                            ReplicateResource, SharedSeries)
+from countdb.api.resources.internal import (CellResource, ClusterStatusResource, DigestResource, HandoffResource,
+                                            HeartbeatResource, HintResource, LeaveResource, PeerDeleteResource,
+                                            PeerPointsResource, PeerWriteResource, RepairResource, ReplicateResource,
+                                            SharedSeries)
 from countdb.api.resources.metrics import MetricsResource
 from countdb.api.resources.prometheus import RemoteReadResource, RemoteWriteResource
 from countdb.api.resources.prometheus_query import (PromBuildInfoResource, PromLabelsResource,
@@ -28,6 +29,7 @@ from countdb.api.resources.series import SeriesDeleteResource
 from countdb.api.resources.sql import SqlQueryResource
 from countdb.api.resources.storage import StorageResource
 from countdb.api.services import Services
+from countdb.storage.compact import Compactor
 
 
 INTERNAL_MAX_BODY_BYTES = 256 * 1024 * 1024  # a forwarded part or a pushed segment, from an authenticated node
@@ -81,13 +83,17 @@ def create_app(services: Services) -> falcon.App:
         routes += [  # internal: signed by a node sharing CLUSTER_SECRET (InternalAuth)
             ("/cluster/heartbeat", HeartbeatResource(cluster)),
             ("/cluster/status", ClusterStatusResource(cluster)),
-            ("/cluster/write", PeerWriteResource(services.writer)),
+            ("/cluster/write", PeerWriteResource(services.writer, cluster)),
             ("/cluster/hint", HintResource(cluster)),
             ("/cluster/delete", PeerDeleteResource(cluster)),
             ("/cluster/points", PeerPointsResource(services.engine, cluster)),
             ("/cluster/digest", DigestResource(services.engine, shared)),
             ("/cluster/cell", CellResource(services.engine, shared)),
-            ("/replicate", ReplicateResource(services.publisher)),
+            ("/replicate", ReplicateResource(services.publisher, cluster)),
+            ("/cluster/handoff", HandoffResource(services.engine, cluster, lambda: Compactor(
+                services.datadir, settings.retention_days, settings.retired_block_grace_seconds))),
+            ("/cluster/leave", LeaveResource(cluster)),
+            ("/cluster/repair", RepairResource(cluster.repair)),
         ]
     for template, resource in routes:
         app.add_route(template, resource)

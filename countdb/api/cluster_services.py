@@ -13,16 +13,18 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from countdb.catalog.db import connect
+from countdb.cluster.agent import Agent
 from countdb.cluster.auth import Verifier
 from countdb.cluster.coordinator import Replicas, ReplicatedWriter
 from countdb.cluster.deletes import ReplicatedDeleter
 from countdb.cluster.hints import HintStore
+from countdb.cluster.layout import LayoutFile
 from countdb.cluster.members import Membership
-from countdb.cluster.peers import PeerClient, local_address
+from countdb.cluster.peers import PeerClient, PeerError, local_address
 from countdb.cluster.reads import ClusterReads
-from countdb.cluster.ring import Ring
 from countdb.config import Settings
 from countdb.datadir import DataDir
+from countdb.errors import InvalidInput
 from countdb.ingest.delete import delete_points
 from countdb.ingest.flush import Flusher
 from countdb.ingest.writer import Writer
@@ -52,7 +54,7 @@ class LocalDeleter:
 @dataclass
 class ClusterServices:
     settings: Settings
-    ring: Ring
+    layout: LayoutFile
     membership: Membership
     peers: PeerClient
     hints: HintStore
@@ -64,14 +66,15 @@ class ClusterServices:
 
     @classmethod
     def open(cls, settings: Settings, datadir: DataDir, writer: Writer) -> "ClusterServices":
-        ring = Ring.build(settings.cluster_nodes)
+        layout = LayoutFile(datadir.cluster_state, settings.cluster_nodes, settings.replication_factor)
         node = settings.node_index
         membership = Membership(datadir.cluster_state, settings.cluster_nodes, node,
-                                settings.failure_timeout_seconds, settings.heartbeat_interval_seconds)
+                                settings.failure_timeout_seconds, settings.heartbeat_interval_seconds,
+                                voters=lambda: layout().voters())
         peers = PeerClient(settings.cluster_nodes, node, settings.cluster_secret, settings.forward_timeout_seconds,
                            local_address(settings.bind_host, settings.bind_port))
         hints = HintStore(datadir.hints)
-        replicas = Replicas(ring, settings.replication_factor, settings.write_consistency, membership, peers, hints)
+        replicas = Replicas(layout, settings.replication_factor, settings.write_consistency, membership, peers, hints)
         sink = ReplicatedWriter(writer, replicas)
 
         def local_delete(series: str, start_ms: int, end_ms: int, seq: int):
@@ -79,9 +82,25 @@ class ClusterServices:
 
         deleter = ReplicatedDeleter(local_delete, writer.next_seq, replicas)
         verifier = Verifier(settings.cluster_secret, datadir.cluster_state / "nonces.sqlite")
-        return cls(settings, ring, membership, peers, hints, verifier,
-                   ClusterReads(ring, settings.replication_factor, membership, peers),
+        return cls(settings, layout, membership, peers, hints, verifier,
+                   ClusterReads(layout, settings.replication_factor, membership, peers),
                    sink, deleter, datadir)
+
+    def repair(self, node: int | None) -> dict:
+        """One anti-entropy round now with `node` (1-based) or every co-owner that is up; what each moved."""
+        me = self.settings.node_index
+        if node is not None and not (1 <= node <= len(self.settings.cluster_nodes) and node - 1 != me):
+            raise InvalidInput(f"node: must be another node's number, 1 to {len(self.settings.cluster_nodes)}",
+                               field="node")
+        agent = Agent(self.settings, self.datadir, self.peers)
+        peers = [node - 1] if node is not None else [n for n in self.membership.up_nodes() if n != me]
+        report: dict[str, dict] = {}
+        for peer in peers:
+            try:
+                report[str(peer + 1)] = agent.repair_with(peer)
+            except PeerError as error:
+                report[str(peer + 1)] = {"error": str(error)}
+        return {"node": me + 1, "peers": report}
 
     def close(self) -> None:
         self.peers.close()

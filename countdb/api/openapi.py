@@ -78,7 +78,17 @@ SCHEMAS = {
         "status": {"enum": ["healthy", "degraded", "unhealthy"]}, "node_id": {"type": ["integer", "string"]},
         "cluster_size": {"type": "integer"}, "version": {"type": "string"}, "uptime_seconds": {"type": "number"},
         "buffered_points": {"type": "integer"}, "data_dir_writable": {"type": "boolean"},
-        "damaged_files": {"type": "integer"}, "damaged": {"type": "array", "items": {"type": "object"}}}},
+        "damaged_files": {"type": "integer"}, "damaged": {"type": "array", "items": {"type": "object"}},
+        "cluster": {"type": "object", "description": "Present when CLUSTER_ENABLED; see docs/cluster.md.",
+                    "properties": {
+                        "nodes": {"type": "integer"}, "members_up": {"type": "integer"},
+                        "majority": {"type": "boolean"}, "writes": {"type": "string"},
+                        "membership_change": {"enum": ["waiting", "moving", "moved", "switched", "settling",
+                                                       "settled"]},
+                        "hints_pending": {"type": "integer"},
+                        "peer_problems": {"type": "array", "items": {"type": "string"},
+                                          "description": "Why a peer is treated as down, e.g. another cluster "
+                                                         "protocol version."}}}}},
     "Ready": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}},
 }
 

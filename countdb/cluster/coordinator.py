@@ -1,6 +1,7 @@
 """ReplicatedWriter: the write path of a clustered node. It stamps a write once, splits it by owner set, sends
 each node its rows in parallel (this node's through its own Writer), keeps hints for owners that are down on
-the next healthy node of the ring, and acknowledges only when every owner set has WRITE_CONSISTENCY copies.
+the next healthy node of the ring, and acknowledges only when every owner set has WRITE_CONSISTENCY copies
+(while the membership changes: in each ring that needs them, cluster/layout.py).
 
 Invariant: a success means each part of the request is durable (WAL or hint file) on enough nodes; otherwise
 the client gets QuorumError (503, retry is safe: same stamp semantics, last write wins per series and ts).
@@ -18,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from countdb.cluster.hints import HintStore
+from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError
-from countdb.cluster.ring import Ring
 from countdb.cluster.wire import ARROW_STREAM, encode_stream
 from countdb.errors import CountError, Unavailable
 from countdb.obs import metrics
@@ -68,13 +69,13 @@ class Placement:
     part_of_row: np.ndarray
 
     @classmethod
-    def of(cls, table: pa.Table, ring: Ring, replication_factor: int) -> "Placement":
+    def of(cls, table: pa.Table, layout: Layout) -> "Placement":
         series = table["series"].chunk(0) if table.num_rows else pa.array([], SERIES_TYPE)
         part_ids: dict[tuple[int, ...], int] = {}
         first_keys: list[str] = []
         part_of_key = np.empty(len(series.dictionary), dtype=np.int32)
         for index, key in enumerate(series.dictionary.to_pylist()):
-            owners = ring.owners(key, replication_factor)
+            owners = layout.owners(key)
             if owners not in part_ids:
                 part_ids[owners] = len(part_ids)
                 first_keys.append(key)
@@ -93,9 +94,10 @@ class Placement:
 @dataclass(frozen=True)
 class Replicas:
     """Where the copies of a series go and how many must be stored before a write or delete is acknowledged:
-    the ring, REPLICATION_FACTOR and WRITE_CONSISTENCY, who is up, how peers are reached, where hints are kept."""
+    the rings (as of now), REPLICATION_FACTOR and WRITE_CONSISTENCY, who is up, how peers are reached, where
+    hints are kept."""
 
-    ring: Ring
+    layout: Callable[[], Layout]
     replication_factor: int
     consistency: str
     membership: Membership
@@ -128,12 +130,13 @@ class ReplicatedWriter:
         self.replicas.membership.require_majority()
         table = points_table(batches)
         seq = self.local.next_seq() if seq is None else seq
-        placement = Placement.of(table, self.replicas.ring, self.replicas.replication_factor)
-        stored = self._deliver(placement, seq)
-        self._check_quorum(placement, stored, f"write of {table.num_rows} points")
+        layout = self.replicas.layout()
+        placement = Placement.of(table, layout)
+        stored = self._deliver(placement, seq, layout)
+        self._check_quorum(placement, stored, layout, f"write of {table.num_rows} points")
         return table.num_rows
 
-    def _deliver(self, placement: Placement, seq: int) -> dict[int, set[int]]:
+    def _deliver(self, placement: Placement, seq: int, layout: Layout) -> dict[int, set[int]]:
         """Send every node its rows, then hint for the ones that failed; returns the parts each
         acknowledging node (owner or hint holder) covers, keyed by node."""
         up = set(self.replicas.membership.up_nodes())
@@ -149,7 +152,7 @@ class ReplicatedWriter:
             else:
                 failed.add(node)
         if failed:
-            self._hint(placement, seq, failed, up - failed, stored)
+            self._hint(placement, seq, failed, up - failed, stored, layout)
         return stored
 
     def _send(self, node: int, rows: pa.Table, seq: int) -> Future:
@@ -166,13 +169,13 @@ class ReplicatedWriter:
             metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
 
     def _hint(self, placement: Placement, seq: int, failed: set[int], healthy: set[int],
-              stored: dict[int, set[int]]) -> None:
+              stored: dict[int, set[int]], layout: Layout) -> None:
         """For each failed owner of each part, keep its rows as a hint on the next healthy node of the ring
         that is not an owner of that part (sloppy quorum). Hints count toward ONE and QUORUM, not ALL."""
         plan: dict[tuple[int, int], set[int]] = {}
         for part, owners in enumerate(placement.parts):
             for target in sorted(failed & set(owners)):
-                holder = next((node for node in self.replicas.ring.preference(placement.first_keys[part])
+                holder = next((node for node in layout.target.preference(placement.first_keys[part])
                                if node in healthy and node not in owners), None)
                 if holder is not None:
                     plan.setdefault((holder, target), set()).add(part)
@@ -190,14 +193,22 @@ class ReplicatedWriter:
                 if self.replicas.consistency != "all":
                     stored.setdefault(-1 - target, set()).update(plan[(holder, target)])
 
-    def _check_quorum(self, placement: Placement, stored: dict[int, set[int]], what: str) -> None:
+    def _check_quorum(self, placement: Placement, stored: dict[int, set[int]], layout: Layout, what: str) -> None:
         short = [owners for part, owners in enumerate(placement.parts)
-                 if sum(part in parts for parts in stored.values()) < self.replicas.required]
+                 if copies(placement.first_keys[part], part, stored, layout) < self.replicas.required]
         if short:
             nodes = ", ".join(str(n + 1) for n in sorted({n for owners in short for n in owners}))
             raise QuorumError(f"{what}: fewer than {self.replicas.required} of {self.replicas.replication_factor} copies "
                               f"({self.replicas.consistency}) could be stored on nodes {nodes} and their stand-ins; "
                               f"nothing is lost by retrying the request")
+
+
+def copies(key: str, part: int, stored: dict[int, set[int]], layout: Layout) -> int:
+    """The copies of a part (whose first key is `key`) in the ring that has fewest: each owner that stored it,
+    and each owner a hint was kept for (stored under -1 - owner)."""
+    return min(sum(part in stored.get(node, ()) or part in stored.get(-1 - node, ())
+                   for node in ring.owners(key, layout.replication_factor))
+               for ring in layout.quorum_rings())
 
 
 def _with_seq(rows: pa.Table, seq: int) -> pa.Table:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import orjson
 
-from countdb.cluster.coordinator import QuorumError, Replicas, acknowledged, run_here
+from countdb.cluster.coordinator import QuorumError, Replicas, acknowledged, copies, run_here
 
 DELETE_PATH = "/cluster/delete"
 
@@ -29,21 +29,23 @@ class ReplicatedDeleter:
         """Record the delete on the owners; returns it as {series, start, end, seq}. MinorityError, QuorumError."""
         self.replicas.membership.require_majority()
         request = {"series": series, "start": start_ms, "end": end_ms, "seq": self.next_seq()}
-        owners = self.replicas.ring.owners(series, self.replicas.replication_factor)
+        layout = self.replicas.layout()
+        owners = layout.owners(series)
         up = [node for node in owners if self.replicas.membership.is_up(node)]
         failed = [node for node in owners if node not in up]
-        copies = 0
+        stored: dict[int, set[int]] = {}
         for node, call in [(node, self._send(node, request)) for node in up]:
             if acknowledged(call, node, self.replicas.membership):
-                copies += 1
+                stored[node] = {0}
             else:
                 failed.append(node)
         for target in failed:
-            holder = next((node for node in self.replicas.ring.preference(series)
+            holder = next((node for node in layout.target.preference(series)
                            if node not in owners and self.replicas.membership.is_up(node)), None)
             if holder is not None and acknowledged(self._hint(holder, target, request), holder, self.replicas.membership):
-                copies += self.replicas.consistency != "all"
-        if copies < self.replicas.required:
+                if self.replicas.consistency != "all":
+                    stored[-1 - target] = {0}
+        if copies(series, 0, stored, layout) < self.replicas.required:
             raise QuorumError(f"delete of {series!r}: fewer than {self.replicas.required} of {self.replicas.replication_factor} "
                               f"copies ({self.replicas.consistency}) could be recorded; retrying is safe")
         return request

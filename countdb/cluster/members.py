@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from countdb.datadir import fsync_dir
 from countdb.errors import Unavailable
@@ -50,9 +51,11 @@ class Membership:
     """The members as one worker sees them. Thread-safe."""
 
     def __init__(self, folder: Path, nodes: tuple[str, ...], self_node: int, failure_timeout_seconds: float,
-                 heartbeat_interval_seconds: float):
+                 heartbeat_interval_seconds: float, voters: Callable[[], frozenset[int]] | None = None):
+        """`voters`: the nodes a majority is counted over (the target ring's, cluster/layout.py); all by default."""
         self.path = folder / MEMBERS_FILE
         self.nodes = nodes
+        self.voters = voters or (lambda: frozenset(range(len(nodes))))
         self.self_node = self_node
         self.failure_timeout_seconds = failure_timeout_seconds
         self.heartbeat_interval_seconds = heartbeat_interval_seconds
@@ -100,13 +103,18 @@ class Membership:
         """A request to `node` failed: route around it in this worker until the next heartbeat could notice."""
         self._suspects[node] = time.time() + self.heartbeat_interval_seconds
 
+    def _reached(self) -> tuple[int, int]:
+        voters = self.voters()
+        return len(voters.intersection(self.up_nodes())), len(voters)
+
     def has_majority(self) -> bool:
-        return len(self.up_nodes()) > len(self.nodes) // 2
+        up, voters = self._reached()
+        return up > voters // 2
 
     def require_majority(self) -> None:
-        """Raise MinorityError unless a majority of CLUSTER_NODES (this node included) is up."""
-        up = self.up_nodes()
-        if len(up) <= len(self.nodes) // 2:
-            raise MinorityError(f"this node is in a minority: it reaches {len(up)} of {len(self.nodes)} cluster "
+        """Raise MinorityError unless a majority of the cluster's nodes (this node included) is up."""
+        up, voters = self._reached()
+        if up <= voters // 2:
+            raise MinorityError(f"this node is in a minority: it reaches {up} of {voters} cluster "
                                 f"nodes (itself included), so it refuses writes until it reaches a majority "
                                 f"again; reads answer from what it holds")

@@ -3,6 +3,8 @@
 A one-series query reads every live owner of the series and merges the copies by write stamp. A query over many
 series (match=, group-by, discovery, SQL) reads each series once: here when this node owns it, otherwise on the
 first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
+While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
+this node's points by stamp, since a node may then hold copies of series another node answers for.
 Invariant: answers carry stamps (STAMPED_SCHEMA) so the query merges copies as it merges its own WAL and blocks;
 a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
 in a minority, which answers from what it reaches and says so (api/middleware.py MinorityNotice).
@@ -10,10 +12,13 @@ in a minority, which answers from what it reaches and says so (api/middleware.py
 
 from __future__ import annotations
 
+from typing import Callable
+
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError
 from countdb.cluster.ring import Ring
@@ -39,8 +44,9 @@ def reader_of(ring: Ring, replication_factor: int, key: str, coordinator: int, l
 
 
 class ClusterReads:
-    def __init__(self, ring: Ring, replication_factor: int, membership: Membership, peers: PeerClient):
-        self.ring = ring
+    def __init__(self, layout: Callable[[], Layout], replication_factor: int, membership: Membership,
+                 peers: PeerClient):
+        self.layout = layout
         self.replication_factor = replication_factor
         self.membership = membership
         self.peers = peers
@@ -49,7 +55,7 @@ class ClusterReads:
     def series_points(self, series: str, start_ms: int, end_ms: int) -> RemotePoints | None:
         """Stamped points of `series` in [start_ms, end_ms] from its live owners other than this node: to merge
         with this node's copy when it is an owner, else (the copies merged here) the whole answer."""
-        owners = self.ring.owners(series, self.replication_factor)
+        owners = self.layout().read_ring.owners(series, self.replication_factor)
         asked = [node for node in owners if node != self.self_node and self.membership.is_up(node)]
         request = {"series": series, "start": start_ms, "end": end_ms}
         answers, failures = self._ask(asked, request)
@@ -65,14 +71,16 @@ class ClusterReads:
         """Stamped points of every series `selector` matches (all series when None) that this node does not own,
         each from one live owner."""
         live = set(self.membership.up_nodes())
+        layout = self.layout()
         for _ in range(SELECTION_ATTEMPTS):
             asked = [node for node in sorted(live) if node != self.self_node]
             request = {"match": selector, "start": start_ms, "end": end_ms, "reader_of": self.self_node,
-                       "live": sorted(live)}
+                       "live": sorted(live), "ring": list(layout.read_ring.addresses)}
             answers, failures = self._ask(asked, request)
             if not failures or not self.membership.has_majority():
                 table = _concat(answers)  # in a minority: what this node and the peers it reaches hold
-                return None if table is None else RemotePoints(table, "add")
+                mode = "merge" if layout.merges_selections else "add"
+                return None if table is None else RemotePoints(table, mode)
             # NOTE: ask again without the nodes that failed: the others then answer for their series.
             live -= set(failures)
         raise OwnersUnreachable("nodes did not answer, so some series would be missing: "

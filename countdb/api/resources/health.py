@@ -25,10 +25,12 @@ class HealthResource:
         # NOTE: "degraded" (quarantined damage) stays 200 so load balancers keep routing: the node serves
         # everything else (issue 7). `countdb verify --acknowledge-damage` clears it.
         cluster = self.services.cluster
-        up = len(cluster.membership.up_nodes()) if cluster else 1
+        voters = cluster.layout().voters() if cluster else frozenset({0})
+        up = len(voters.intersection(cluster.membership.up_nodes())) if cluster else 1
         # NOTE: cluster_size counts the members up (this node included), as the deployment guide's monitoring
-        # script reads it; "degraded" while any configured node is down or this node is in a minority (issue 12).
-        degraded = damaged_count or up < settings.cluster_size
+        # script reads it; "degraded" while any node of the ring is down or this node is in a minority (issue
+        # 12). A node that left the cluster but is still listed in CLUSTER_NODES is not counted (issue 13).
+        degraded = damaged_count or up < len(voters)
         document = {
             "status": "unhealthy" if not writable else "degraded" if degraded else "healthy",
             "node_id": settings.node_id_value,
@@ -42,7 +44,11 @@ class HealthResource:
         }
         if cluster:
             majority = cluster.membership.has_majority()
-            document["cluster"] = {"nodes": settings.cluster_size, "members_up": up, "majority": majority,
+            document["cluster"] = {"nodes": len(voters), "members_up": up, "majority": majority,
+                                   "membership_change": cluster.layout().phase,
+                                   "peer_problems": [f"node {node + 1}: {member.error}" for node, member
+                                                     in sorted(cluster.membership.members().items())
+                                                     if member.error and node in voters],
                                    "writes": "accepted" if majority else "refused: this node is in a minority",
                                    "hints_pending": sum(cluster.hints.counts().values())}
         send_json(resp, document, falcon.HTTP_200 if writable else falcon.HTTP_503)

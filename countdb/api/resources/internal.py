@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from typing import Callable
+
 import falcon
 import orjson
 import pyarrow as pa
@@ -12,8 +14,9 @@ import pyarrow as pa
 from countdb import __version__
 from countdb.api.cluster_services import ClusterServices, SegmentPublisher
 from countdb.api.media import send_json
-from countdb.cluster.agent import read_agent_state
+from countdb.cluster.agent import LEAVE_FILE, read_agent_state
 from countdb.cluster.auth import PROTOCOL_VERSION
+from countdb.cluster.layout import UnknownMember, read_state, ring_of
 from countdb.cluster.reads import reader_of
 from countdb.cluster.ring import partition_of
 from countdb.cluster.wire import ARROW_STREAM, decode_segment, decode_stream, encode_stream, seq_groups
@@ -25,6 +28,7 @@ from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
 from countdb.query.export import digest_cells, export_keys, export_series, snapshot_token
 from countdb.query.selectors import parse_selector
+from countdb.storage.compact import Compactor
 
 
 def _json(req: falcon.Request) -> dict:
@@ -59,8 +63,11 @@ class HeartbeatResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         settings = self.cluster.settings
+        state = read_state(self.cluster.datadir.cluster_state)
         send_json(resp, {"node": settings.node_index, "node_id": settings.node_id_value, "protocol": PROTOCOL_VERSION,
-                         "version": __version__, "time": time.time()})
+                         "version": __version__, "time": time.time(),
+                         "ring": None if state is None else state.to_json(),
+                         "hints_pending": sum(self.cluster.hints.counts().values())})
 
 
 class ClusterStatusResource:
@@ -74,8 +81,8 @@ class ClusterStatusResource:
 
 
 def cluster_status(cluster: ClusterServices) -> dict:
-    settings, membership = cluster.settings, cluster.membership
-    shares = cluster.ring.shares(settings.replication_factor)
+    settings, membership, layout = cluster.settings, cluster.membership, cluster.layout()
+    shares = layout.target.shares(settings.replication_factor)
     members = membership.members()
     pending = cluster.hints.counts()
     listed = []
@@ -83,23 +90,30 @@ def cluster_status(cluster: ClusterServices) -> dict:
         member = members.get(node)
         listed.append({"node": node + 1, "address": address, "self": node == settings.node_index,
                        "state": "up" if membership.is_up(node) else "down",
+                       "in_ring": node in layout.target.active,
                        "last_contact": member.last_contact if member else None,
                        "error": member.error if member else "", "ring_share": round(shares[node], 4),
                        "hints_pending": pending.get(node, 0)})
+    agent = read_agent_state(cluster.datadir)
     return {"node": settings.node_index + 1, "replication_factor": settings.replication_factor,
             "write_consistency": settings.write_consistency, "majority": membership.has_majority(),
-            "members": listed, "anti_entropy": read_agent_state(cluster.datadir).get("anti_entropy", {})}
+            "members": listed, "anti_entropy": agent.get("anti_entropy", {}),
+            "ring": {"phase": layout.phase, "settled": list(layout.settled.addresses),
+                     "target": list(layout.target.addresses), "move": agent.get("move", {})}}
 
 
 class PeerWriteResource:
-    """POST /cluster/write: a coordinator's copy of a write for this owner, or a delivered hint (stamped points)."""
+    """POST /cluster/write: a coordinator's copy of a write for this owner, or a delivered hint (stamped points);
+    rows of series this node gave away in a membership change are acknowledged and not kept."""
 
-    def __init__(self, writer: Writer):
+    def __init__(self, writer: Writer, cluster: ClusterServices):
         self.writer = writer
+        self.cluster = cluster
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.writer.wait_for_room()
-        written = sum(self.writer.write([batch], seq=seq) for seq, batch in seq_groups(decode_stream(req.context.body)))
+        table = self.cluster.layout().kept_rows(decode_stream(req.context.body), self.cluster.settings.node_index)
+        written = sum(self.writer.write([batch], seq=seq) for seq, batch in seq_groups(table))
         send_json(resp, {"points": written}, falcon.HTTP_201)
 
 
@@ -110,7 +124,8 @@ class HintResource:
         self.cluster = cluster
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        target = req.get_param_as_int("target", required=True, min_value=0, max_value=len(self.cluster.ring.nodes) - 1)
+        target = req.get_param_as_int("target", required=True, min_value=0,
+                                      max_value=len(self.cluster.settings.cluster_nodes) - 1)
         if req.get_param("kind") == "delete":
             request = _json(req)
             self.cluster.hints.store_delete(target, *_fields(request, seq=int), request)
@@ -149,10 +164,21 @@ class PeerPointsResource:
             return
         selector = parse_selector(request["match"]) if request.get("match") else None
         coordinator, live = _fields(request, reader_of=int, live=set)
-        ring, rf, me = self.cluster.ring, self.cluster.settings.replication_factor, self.cluster.settings.node_index
+        ring, rf, me = self._ring(request), self.cluster.settings.replication_factor, self.cluster.settings.node_index
         keys = [key for key in match_series(self.engine, selector, start, end)["series"].to_pylist()
                 if reader_of(ring, rf, key, coordinator, live) == me]
         _send_points(resp, export_keys(self.engine, keys, start, end))
+
+
+    def _ring(self, request: dict):
+        """The ring the coordinator reads by (its phase of a membership change may differ from this node's)."""
+        if "ring" not in request:
+            return self.cluster.layout().read_ring
+        addresses, = _fields(request, ring=tuple)
+        try:
+            return ring_of(self.cluster.settings.cluster_nodes, addresses)
+        except (UnknownMember, TypeError) as error:
+            raise InvalidInput(f"ring: {error}", field="ring") from None
 
 
 class SharedSeries:
@@ -162,12 +188,14 @@ class SharedSeries:
         self.engine = engine
         self.cluster = cluster
 
-    def co_owned(self, key: str, peer: int) -> bool:
-        owners = self.cluster.ring.owners(key, self.cluster.settings.replication_factor)
-        return peer in owners and self.cluster.settings.node_index in owners
-
     def keys(self, peer: int) -> list[str]:
-        return [key for key in match_series(self.engine, None)["series"].to_pylist() if self.co_owned(key, peer)]
+        layout, me = self.cluster.layout(), self.cluster.settings.node_index
+        return [key for key in match_series(self.engine, None)["series"].to_pylist()
+                if layout.co_owned(key, me, peer)]
+
+    def tombstones(self, peer: int, tombstones) -> list:
+        layout, me = self.cluster.layout(), self.cluster.settings.node_index
+        return [t for t in tombstones if layout.co_owned(t.series, me, peer)]
 
 
 class DigestResource:
@@ -184,7 +212,8 @@ class DigestResource:
         snapshot = self.engine.snapshot()
         # NOTE: digests scan every point both nodes own; a node whose data did not change since the last round
         # answers the digest it computed then, so an idle cluster's anti-entropy costs next to nothing.
-        token = snapshot_token(snapshot)
+        layout = self.shared.cluster.layout()  # NOTE: which series two nodes share changes with the rings
+        token = (snapshot_token(snapshot), layout.settled.active, layout.target.active, layout.phase)
         known = self._computed.get(peer)
         if known is None or known[0] != token:
             known = self._computed[peer] = (token, self._digest(peer, snapshot))
@@ -195,8 +224,7 @@ class DigestResource:
         keyed = pa.table({"series": pa.array(keys, pa.string()),
                           "partition": pa.array([partition_of(key) for key in keys], pa.int32())})
         cells = digest_cells(self.engine, keyed, snapshot)
-        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in snapshot.tombstones
-                      if self.shared.co_owned(t.series, peer)]
+        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in self.shared.tombstones(peer, snapshot.tombstones)]
         return {"cells": [[row["month"], row["partition"], row["points"], row["digest"]] for row in cells.to_pylist()],
                 "tombstones": tombstones}
 
@@ -219,10 +247,60 @@ class ReplicateResource:
     """POST /replicate?address=<sha256>: a Parquet segment of stamped points pushed by a peer's replication
     module; checked against its content address, then published through the catalog like any block."""
 
-    def __init__(self, publisher: SegmentPublisher):
+    def __init__(self, publisher: SegmentPublisher, cluster: ClusterServices):
         self.publisher = publisher
+        self.cluster = cluster
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         address = req.get_param("address", required=True)
-        published = self.publisher.publish(decode_segment(req.context.body, address))
+        segment = decode_segment(req.context.body, address)
+        published = self.publisher.publish(self.cluster.layout().kept_rows(segment, self.cluster.settings.node_index))
         send_json(resp, {"address": address, "published": published}, falcon.HTTP_201)
+
+
+class HandoffResource:
+    """POST /cluster/handoff (from this node's agent, while settling): drop the stored points of the series this
+    node no longer owns; says how many it dropped and how many such points still wait in a WAL for their flush."""
+
+    def __init__(self, engine: QueryEngine, cluster: ClusterServices, compactor: Callable[[], Compactor]):
+        self.engine = engine
+        self.cluster = cluster
+        self.compactor = compactor
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        layout, me = self.cluster.layout(), self.cluster.settings.node_index
+        unflushed = self.engine.snapshot().unflushed
+        waiting = unflushed.num_rows - layout.kept_rows(unflushed, me).num_rows
+        compactor = self.compactor()
+        try:
+            dropped = compactor.drop_series(lambda key: not layout.keeps(key, me))
+        finally:
+            compactor.close()
+        send_json(resp, {"dropped": dropped, "unflushed": waiting})
+
+
+class LeaveResource:
+    """POST /cluster/leave: this node leaves the cluster (its agent starts the change; `countdb cluster leave`)."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        flag = self.cluster.datadir.cluster_state / LEAVE_FILE
+        flag.write_text(orjson.dumps({"requested": time.time()}).decode())
+        send_json(resp, {"leaving": True, "node": self.cluster.settings.node_index + 1}, falcon.HTTP_202)
+
+
+class RepairResource:
+    """POST /cluster/repair {"node": N?}: one anti-entropy round now with every co-owner (or node N), answering
+    what it moved (`countdb cluster repair`)."""
+
+    def __init__(self, repair: Callable[[int | None], dict]):
+        self.repair = repair
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        node = None
+        if request.get("node") is not None:
+            node, = _fields(request, node=int)
+        send_json(resp, self.repair(node))
