@@ -4,8 +4,11 @@ a wiped data directory refilled by anti-entropy. Every acknowledged point ends u
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import orjson
@@ -14,6 +17,7 @@ import requests
 
 from countdb.cluster.auth import sign
 from countdb.cluster.ring import Ring
+from countdb.cluster.wire import decode_stream
 from support.cluster import SECRET, Writers, assert_every_node_holds_exactly
 
 START_MS = 1_700_000_000_000
@@ -166,3 +170,22 @@ def test_a_malformed_internal_request_from_a_signed_peer_is_a_400_naming_the_fie
                               ("/cluster/delete", {"series": "s", "start": 0, "end": "later"}, "end")]:
         response = cluster.signed(0, "POST", path, orjson.dumps(body))
         assert response.status_code == 400 and response.json()["error"].startswith(field), (path, response.text)
+
+
+def test_countdb_cluster_repair_refills_a_wiped_node_at_once_and_prints_what_it_moved(start_cluster):
+    cluster = start_cluster(3, ANTI_ENTROPY_INTERVAL_SECONDS="3600")  # no background round: only the command's
+    ring = Ring.build(cluster.addresses)
+    series = next(f"repair{i}" for i in range(1000) if 2 in ring.owners(f"repair{i}", 2))
+    points = [{"series": series, "timestamp": START_MS + i, "value": float(i)} for i in range(50)]
+    assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
+    node = cluster.nodes[2]
+    assert node.stop() == 0
+    shutil.rmtree(node.data_dir)
+    node.start()
+    cluster.wait_formed()
+    command = subprocess.run([sys.executable, "-m", "countdb", "cluster", "repair"], capture_output=True, text=True,
+                             env={**os.environ, **node.env, "DATA_DIR": str(node.data_dir)}, timeout=120)
+    assert command.returncode == 0, command.stderr
+    assert re.search(r"pulled [1-9]\d*,", command.stdout), command.stdout  # node 3 pulled its copy back
+    here = cluster.signed(2, "POST", "/cluster/points", orjson.dumps({"series": series}))
+    assert sorted(decode_stream(here.content)["ts"].to_pylist()) == [START_MS + i for i in range(50)]
