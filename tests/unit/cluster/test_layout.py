@@ -2,7 +2,8 @@
 
 import pytest
 
-from countdb.cluster.layout import Layout, RingState, UnknownMember, ring_of
+from countdb.cluster.layout import Layout, RingState, UnknownMember, ring_of, write_state
+from countdb.cluster.process import ring_problem
 
 NODES = ("n1:1", "n2:1", "n3:1", "n4:1")
 THREE, FOUR = NODES[:3], NODES
@@ -62,3 +63,11 @@ def test_writes_go_to_the_owners_in_both_rings_and_a_settling_node_keeps_only_wh
     arriving = next(node for node in new if node not in old)
     assert moving.co_owned(key, gone, arriving)  # the streaming pair
     assert not layout("switched").co_owned(key, gone, arriving)
+
+
+def test_a_node_refuses_to_start_when_its_list_drops_a_node_that_still_holds_series(tmp_path):
+    write_state(tmp_path, RingState(FOUR, FOUR))
+    assert ring_problem(tmp_path, FOUR) is None and ring_problem(tmp_path / "fresh", THREE) is None
+    assert "CLUSTER_NODES lacks n4:1" in ring_problem(tmp_path, THREE)
+    (tmp_path / "ring.json").write_text("{not json")
+    assert "unreadable" in ring_problem(tmp_path, FOUR)
