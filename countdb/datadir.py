@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,14 @@ class DataDir:
     @property
     def compaction_lock_path(self) -> Path:
         return self.node_state / "compaction.lock"
+
+    @property
+    def flush_request_path(self) -> Path:
+        """Touched to ask every process of the node to flush its buffer now (ingest/maintenance.py)."""
+        return self.node_state / "flush.request"
+
+    def request_flush(self) -> None:
+        self.flush_request_path.write_text(str(time.time()))
 
     @property
     def compaction_staging(self) -> Path:

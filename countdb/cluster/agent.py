@@ -226,7 +226,7 @@ class Agent:
                      "waiting_for_flush": answer["unflushed"]}
         self.write_state()
         if answer["unflushed"]:
-            return  # NOTE: points still in a worker's WAL: dropped from blocks once that worker flushes them
+            return  # NOTE: points still in a WAL: the node flushes them now and the next round drops them
         with self._lock:
             current = self.ring_state
             if current is not None and current.phase == "settling":

@@ -10,24 +10,10 @@ import subprocess
 import sys
 
 import orjson
-import pyarrow as pa
 import requests
 
-from countdb.cluster.layout import ring_of
-from countdb.cluster.wire import decode_stream
-from support.cluster import FAST_CLUSTER_ENV, Cluster, Writers, assert_every_node_holds_exactly, free_ports
-
-CHANGE_ENV = {"FLUSH_INTERVAL_SECONDS": "1"}  # a node that gave series away drops them once they are flushed
-
-
-def ring_state(cluster: Cluster, index: int) -> dict:
-    return cluster.signed(index, "GET", "/cluster/status").json()["ring"]
-
-
-def settled_on(cluster: Cluster, nodes: list[int], addresses: list[str]) -> bool:
-    return all(ring_state(cluster, i)["phase"] == "settled" and ring_state(cluster, i)["target"] == addresses
-               for i in nodes)
-
+from support.cluster import (FAST_CLUSTER_ENV, Cluster, Writers, assert_each_series_lives_on_its_owners_only,
+                             assert_every_node_holds_exactly, free_ports, ring_state, settled_on)
 
 def all_see_their_nodes(cluster: Cluster) -> bool:
     """Every node reaches every node of its list (before the next restart, as an operator waits)."""
@@ -38,30 +24,8 @@ def all_see_their_nodes(cluster: Cluster) -> bool:
     return True
 
 
-def stored_here(cluster: Cluster, index: int, series: str) -> set[int]:
-    """The timestamps `series` has on node `index` itself (its own copy, not the cluster's answer)."""
-    answer = cluster.signed(index, "POST", "/cluster/points", orjson.dumps({"series": series}))
-    assert answer.status_code == 200, answer.text
-    table: pa.Table = decode_stream(answer.content)
-    return set(table["ts"].to_pylist())
-
-
-def assert_each_series_lives_on_its_owners_only(cluster: Cluster, writers: Writers, nodes: list[int],
-                                                addresses: list[str]) -> None:
-    ring = ring_of(tuple(cluster.addresses), tuple(addresses))
-    for series in writers.series:
-        written = {ts for name, ts in writers.acknowledged if name == series}
-        owners = ring.owners(series, 2)
-        for index in nodes:
-            here = stored_here(cluster, index, series)
-            if index in owners:
-                assert written <= here, f"owner {index + 1} of {series} lacks {len(written - here)} points"
-            else:
-                assert not here, f"node {index + 1} still stores {len(here)} points of {series}, which it gave away"
-
-
 def test_grow_from_three_to_four_nodes_and_back_under_writes(start_cluster, count_server, tmp_path):
-    cluster = start_cluster(3, **CHANGE_ENV)
+    cluster = start_cluster(3)
     three = list(cluster.addresses)
     port, flight_port = free_ports(2)
     four = three + [f"127.0.0.1:{port}"]
@@ -69,7 +33,7 @@ def test_grow_from_three_to_four_nodes_and_back_under_writes(start_cluster, coun
         cluster.wait_until(lambda: len(before.acknowledged) > 600, 30, "points stored before the change")
     node4 = count_server(tmp_path / "node4", BIND_ADDRESS=four[3], CLUSTER_ENABLED="true", CLUSTER_NODES=",".join(four),
                          NODE_ID="4", FLIGHT_PORT=str(flight_port), REPLICATION_FACTOR="2",
-                         **{**FAST_CLUSTER_ENV, **CHANGE_ENV})
+                         **FAST_CLUSTER_ENV)
     cluster.nodes.append(node4)
     cluster.addresses.append(four[3])
     # the new node takes writes from the start: it writes them to the owners in both rings
@@ -104,7 +68,7 @@ def test_grow_from_three_to_four_nodes_and_back_under_writes(start_cluster, coun
 
 
 def test_kill_9_of_the_sending_and_then_the_receiving_node_in_the_middle_of_a_move(start_cluster):
-    cluster = start_cluster(4, **CHANGE_ENV)
+    cluster = start_cluster(4)
     four, three = list(cluster.addresses), list(cluster.addresses[:3])
     with Writers([cluster.url(1)], series_prefix="k") as writers:
         cluster.wait_until(lambda: len(writers.acknowledged) > 600, 30, "points stored before the change")

@@ -10,9 +10,13 @@ import threading
 import time
 from dataclasses import dataclass
 
+import orjson
+import pyarrow as pa
 import requests
 
 from countdb.cluster.auth import sign
+from countdb.cluster.layout import ring_of
+from countdb.cluster.wire import decode_stream
 
 SECRET = "test-cluster-secret-0123456789abcdef"
 FAST_CLUSTER_ENV = {"HEARTBEAT_INTERVAL": "0.5", "FAILURE_TIMEOUT": "3", "FORWARD_TIMEOUT_SECONDS": "2",
@@ -157,3 +161,34 @@ def assert_every_node_holds_exactly(cluster, writers: Writers, nodes: list[int],
         assert rows == len(points), f"node {index + 1} answered a point twice"
         assert points <= writers.attempted, f"node {index + 1} answered points nobody wrote"
         assert writers.acknowledged <= points
+
+
+def ring_state(cluster: Cluster, index: int) -> dict:
+    return cluster.signed(index, "GET", "/cluster/status").json()["ring"]
+
+
+def settled_on(cluster: Cluster, nodes: list[int], addresses: list[str]) -> bool:
+    return all(ring_state(cluster, i)["phase"] == "settled" and ring_state(cluster, i)["target"] == addresses
+               for i in nodes)
+
+
+def stored_here(cluster: Cluster, index: int, series: str) -> set[int]:
+    """The timestamps `series` has on node `index` itself (its own copy, not the cluster's answer)."""
+    answer = cluster.signed(index, "POST", "/cluster/points", orjson.dumps({"series": series}))
+    assert answer.status_code == 200, answer.text
+    table: pa.Table = decode_stream(answer.content)
+    return set(table["ts"].to_pylist())
+
+
+def assert_each_series_lives_on_its_owners_only(cluster: Cluster, writers: Writers, nodes: list[int],
+                                                addresses: list[str]) -> None:
+    ring = ring_of(tuple(cluster.addresses), tuple(addresses))
+    for series in writers.series:
+        written = {ts for name, ts in writers.acknowledged if name == series}
+        owners = ring.owners(series, 2)
+        for index in nodes:
+            here = stored_here(cluster, index, series)
+            if index in owners:
+                assert written <= here, f"owner {index + 1} of {series} lacks {len(written - here)} points"
+            else:
+                assert not here, f"node {index + 1} still stores {len(here)} points of {series}, which it gave away"

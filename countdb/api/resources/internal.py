@@ -260,7 +260,8 @@ class ReplicateResource:
 
 class HandoffResource:
     """POST /cluster/handoff (from this node's agent, while settling): drop the stored points of the series this
-    node no longer owns; says how many it dropped and how many such points still wait in a WAL for their flush."""
+    node no longer owns; says how many it dropped and how many such points still wait in a WAL (every worker is
+    then asked to flush, so the next call drops them)."""
 
     def __init__(self, engine: QueryEngine, cluster: ClusterServices, compactor: Callable[[], Compactor]):
         self.engine = engine
@@ -271,6 +272,8 @@ class HandoffResource:
         layout, me = self.cluster.layout(), self.cluster.settings.node_index
         unflushed = self.engine.snapshot().unflushed
         waiting = unflushed.num_rows - layout.kept_rows(unflushed, me).num_rows
+        if waiting:
+            self.cluster.datadir.request_flush()  # NOTE: every worker flushes, so the next call can drop them
         compactor = self.compactor()
         try:
             dropped = compactor.drop_series(lambda key: not layout.keeps(key, me))
