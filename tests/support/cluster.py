@@ -8,6 +8,7 @@ import itertools
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import orjson
@@ -183,11 +184,14 @@ def stored_here(cluster: Cluster, index: int, series: str) -> set[int]:
 def assert_each_series_lives_on_its_owners_only(cluster: Cluster, writers: Writers, nodes: list[int],
                                                 addresses: list[str]) -> None:
     ring = ring_of(tuple(cluster.addresses), tuple(addresses))
+    pairs = [(series, index) for series in writers.series for index in nodes]
+    with ThreadPoolExecutor(8) as pool:  # NOTE: dozens of requests, each a query on a loaded machine
+        stored = dict(zip(pairs, pool.map(lambda pair: stored_here(cluster, pair[1], pair[0]), pairs)))
     for series in writers.series:
         written = {ts for name, ts in writers.acknowledged if name == series}
         owners = ring.owners(series, 2)
         for index in nodes:
-            here = stored_here(cluster, index, series)
+            here = stored[(series, index)]
             if index in owners:
                 assert written <= here, f"owner {index + 1} of {series} lacks {len(written - here)} points"
             else:
