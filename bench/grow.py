@@ -2,9 +2,10 @@
 
 `python -m bench.grow --scale medium` loads the cpu data set into three nodes, then starts a fourth with the longer
 CLUSTER_NODES and restarts the three one at a time with it (the documented way, docs/cluster.md), while a writer
-and a reader keep going through the fourth node. It reports how long after the fourth node started every node had
-settled on the new ring, how many points the new node stores against a quarter of all copies, and every write or
-query that failed. Writes bench/results/<date>-<host>-<scale>-grow.json.
+and a reader keep going through the fourth node. It reports how long after the fourth node started every node
+read from the new ring (the new node holds its share) and had settled on it (the old copies dropped), how many
+points the new node stores against a quarter of all copies, and every write or query that failed. Writes
+bench/results/<date>-<host>-<scale>-grow.json.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from bench.dataset import SCALES, CpuDataset
 from bench.queries import HOUR_MS, range_path
 from bench.server import CountServer
 from countdb.cluster.auth import sign
+
+
+SERVING = ("switched", "settling", "settled")  # the new node holds its share and reads use it
 
 
 def _signed(url: str, method: str, path: str, signer: int) -> dict:
@@ -90,9 +94,11 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
                 nodes[i].stop()
                 nodes[i].extra_env["CLUSTER_NODES"] = ",".join(addresses)
                 nodes[i].start(port=ports[i])
-            settled = None
+            switched = settled = None
             while time.monotonic() - began < 1800:
                 rings = [_signed(node.url, "GET", "/cluster/status", 3)["ring"] for node in nodes]
+                if switched is None and all(ring["phase"] in SERVING and len(ring["target"]) == 4 for ring in rings):
+                    switched = round(time.monotonic() - began, 1)
                 if all(ring["phase"] == "settled" and len(ring["target"]) == 4 for ring in rings):
                     settled = round(time.monotonic() - began, 1)
                     break
@@ -100,7 +106,8 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
             stop.set()
             traffic.join()
             new_node_rows = _stored_rows(nodes[3].url)
-            results["grow"] = {"settled_seconds_after_new_node_started": settled,
+            results["grow"] = {"serving_seconds_after_new_node_started": switched,
+                               "settled_seconds_after_new_node_started": settled,
                                "new_node_points": new_node_rows,
                                "quarter_of_copies": copies // 4,
                                "new_node_vs_quarter": round(new_node_rows / (copies / 4), 3),
