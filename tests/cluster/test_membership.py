@@ -1,7 +1,8 @@
 """Membership changes with real processes: a 3-node cluster grows to 4 (a node started with the longer
 CLUSTER_NODES, then a rolling restart of the others with it) and shrinks back (`countdb cluster leave` on the
-fourth), under continuous writes; after each change every node answers every acknowledged point exactly once,
-and each series is stored on its owners in the new ring and nowhere else."""
+fourth), under continuous writes and queries: no write is refused, no query misses a point, and after each change
+every node answers every acknowledged point exactly once, and each series is stored on its owners in the new ring
+and nowhere else."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import sys
 import orjson
 import requests
 
-from support.cluster import (FAST_CLUSTER_ENV, Cluster, Writers, assert_each_series_lives_on_its_owners_only,
-                             assert_every_node_holds_exactly, free_ports, ring_state, settled_on)
+from support.cluster import (FAST_CLUSTER_ENV, KNOWN, Cluster, Readers, Writers,
+                             assert_each_series_lives_on_its_owners_only, assert_every_node_holds_exactly, free_ports,
+                             ring_state, settled_on)
 
 def all_see_their_nodes(cluster: Cluster) -> bool:
     """Every node reaches every node of its list (before the next restart, as an operator waits)."""
@@ -29,6 +31,7 @@ def test_grow_from_three_to_four_nodes_and_back_under_writes(start_cluster, coun
     three = list(cluster.addresses)
     port, flight_port = free_ports(2)
     four = three + [f"127.0.0.1:{port}"]
+    assert requests.post(cluster.url(0) + "/insert", json=KNOWN, timeout=30).status_code == 201
     with Writers([cluster.url(0)], series_prefix="w") as before:
         cluster.wait_until(lambda: len(before.acknowledged) > 600, 30, "points stored before the change")
     node4 = count_server(tmp_path / "node4", BIND_ADDRESS=four[3], CLUSTER_ENABLED="true", CLUSTER_NODES=",".join(four),
@@ -37,7 +40,7 @@ def test_grow_from_three_to_four_nodes_and_back_under_writes(start_cluster, coun
     cluster.nodes.append(node4)
     cluster.addresses.append(four[3])
     # the new node takes writes from the start: it writes them to the owners in both rings
-    with Writers([cluster.url(3)], series_prefix="w") as during:
+    with Writers([cluster.url(3)], series_prefix="w") as during, Readers(cluster.url(3)) as reads_during:
         during.acknowledged |= before.acknowledged
         during.attempted |= before.attempted
         for index in range(3):  # a rolling restart of the others with the longer list, one node at a time
@@ -48,10 +51,11 @@ def test_grow_from_three_to_four_nodes_and_back_under_writes(start_cluster, coun
             cluster.wait_until(lambda: all_see_their_nodes(cluster), 30, f"node {index + 1} is seen again")
         cluster.wait_until(lambda: settled_on(cluster, [0, 1, 2, 3], four), 120, "all four settle on the new ring")
     assert during.failures == [], during.failures[:3]
+    assert reads_during.answers > 20 and not reads_during.wrong, reads_during.wrong[:3]  # no query missed a point
     assert_every_node_holds_exactly(cluster, during, [0, 1, 2, 3])
     assert_each_series_lives_on_its_owners_only(cluster, during, [0, 1, 2, 3], four)
 
-    with Writers([cluster.url(0)], series_prefix="w") as leaving:
+    with Writers([cluster.url(0)], series_prefix="w") as leaving, Readers(cluster.url(1)) as reads_leaving:
         leaving.acknowledged |= during.acknowledged
         leaving.attempted |= during.attempted
         command = subprocess.run([sys.executable, "-m", "countdb", "cluster", "leave", "--json"], env={
@@ -60,6 +64,7 @@ def test_grow_from_three_to_four_nodes_and_back_under_writes(start_cluster, coun
         assert orjson.loads(command.stdout)["left"] is True
         cluster.wait_until(lambda: settled_on(cluster, [0, 1, 2], three), 60, "the other three settle without node 4")
     assert leaving.failures == [], leaving.failures[:3]
+    assert reads_leaving.answers > 10 and not reads_leaving.wrong, reads_leaving.wrong[:3]
     assert_each_series_lives_on_its_owners_only(cluster, leaving, [0, 1, 2, 3], three)
     assert node4.stop() == 0
     assert_every_node_holds_exactly(cluster, leaving, [0, 1, 2])

@@ -134,6 +134,44 @@ class Writers:
             time.sleep(self.pause_seconds)
 
 
+KNOWN = [{"series": "known", "timestamp": 1_600_000_000_000 + i, "value": float(i)} for i in range(300)]
+
+
+class Readers:
+    """A thread that asks for the known series through the proxy until stopped, recording every answer that is
+    not exactly the known points (a failed query or a wrong answer)."""
+
+    def __init__(self, url: str, verify: bool | str = True):
+        self.url, self.verify = url, verify
+        self.answers = 0
+        self.wrong: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Readers":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        session, expected = requests.Session(), [(p["timestamp"], p["value"]) for p in KNOWN]
+        params = {"start": KNOWN[0]["timestamp"], "end": KNOWN[-1]["timestamp"]}
+        for _ in range(10_000):  # bounded: ends by itself even if nobody stops it
+            if self._stop.wait(0.05):
+                return
+            try:
+                response = session.get(self.url + "/query/range/known", params=params, timeout=30, verify=self.verify)
+                got = [(row["timestamp"], row["value"]) for row in response.json()] if response.ok else None
+                if got != expected:
+                    self.wrong.append(f"HTTP {response.status_code}: {response.text[:200]}")
+            except (requests.RequestException, ValueError) as error:
+                self.wrong.append(f"{type(error).__name__}: {error}")
+            self.answers += 1
+
+
 def visible(cluster, index: int, prefix: str = "w") -> tuple[set[tuple[str, int]], int]:
     """The (series, ts) points of the series named `prefix`… as node `index` answers SQL, and how many rows it
     answered."""
