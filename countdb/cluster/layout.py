@@ -170,11 +170,15 @@ class Layout:
         coordinator still one phase behind sends it of series it gave away."""
         if table.num_rows == 0:
             return table
-        keys = pc.unique(table["series"].cast(pa.string()))
-        kept = [key for key in keys.to_pylist() if self.keeps(key, node)]
-        if len(kept) == len(keys):
+        column = table["series"]
+        if pa.types.is_dictionary(column.type):  # NOTE: the usual case, and no string is copied to check it
+            keys = set().union(*(chunk.dictionary.to_pylist() for chunk in column.chunks))
+        else:
+            keys = set(pc.unique(column).to_pylist())
+        gone = [key for key in keys if not self.keeps(key, node)]
+        if not gone:
             return table
-        return table.filter(pc.is_in(table["series"].cast(pa.string()), pa.array(kept, pa.string())))
+        return table.filter(pc.invert(pc.is_in(column.cast(pa.string()), pa.array(gone, pa.string()))))
 
 
 def read_state(folder: Path) -> RingState | None:

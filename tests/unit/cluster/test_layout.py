@@ -71,3 +71,17 @@ def test_a_node_refuses_to_start_when_its_list_drops_a_node_that_still_holds_ser
     assert "CLUSTER_NODES lacks n4:1" in ring_problem(tmp_path, THREE)
     (tmp_path / "ring.json").write_text("{not json")
     assert "unreadable" in ring_problem(tmp_path, FOUR)
+
+
+def test_a_settling_node_keeps_only_the_rows_of_the_series_it_still_owns():
+    import pyarrow as pa
+
+    settling = layout("settling")
+    keys = [f"k{i}" for i in range(200)]
+    gone = next(node for node in range(3) if any(not settling.keeps(key, node) for key in keys))
+    for series in (pa.array(keys), pa.array(keys).dictionary_encode()):
+        table = pa.table({"series": series, "ts": pa.array(range(200), pa.int64())})
+        kept = settling.kept_rows(table, gone)
+        assert [str(key) for key in kept["series"].to_pylist()] == [key for key in keys if settling.keeps(key, gone)]
+        moving = layout("moving")  # before settling it also keeps what it owned in the settled ring
+        assert moving.kept_rows(table, gone).num_rows == sum(moving.keeps(key, gone) for key in keys) > kept.num_rows
