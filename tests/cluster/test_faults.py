@@ -96,11 +96,7 @@ def test_a_node_restarted_with_an_empty_data_directory_is_refilled_by_its_peers(
     points = [{"series": f"refill{s}", "timestamp": START_MS + i * 1000, "value": float(i)}
               for s in range(30) for i in range(100)]
     assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
-    wiped = cluster.nodes[2]
-    assert wiped.stop() == 0
-    shutil.rmtree(wiped.data_dir)
-    wiped.start()
-    cluster.wait_formed()
+    wipe(cluster, 2)
 
     def same_as_peers() -> bool:
         return all(digest(cluster, 2, peer) == digest(cluster, peer, 2) for peer in (0, 1))
@@ -178,14 +174,20 @@ def test_countdb_cluster_repair_refills_a_wiped_node_at_once_and_prints_what_it_
     series = next(f"repair{i}" for i in range(1000) if 2 in ring.owners(f"repair{i}", 2))
     points = [{"series": series, "timestamp": START_MS + i, "value": float(i)} for i in range(50)]
     assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
-    node = cluster.nodes[2]
-    assert node.stop() == 0
-    shutil.rmtree(node.data_dir)
-    node.start()
-    cluster.wait_formed()
+    node = wipe(cluster, 2)
     command = subprocess.run([sys.executable, "-m", "countdb", "cluster", "repair"], capture_output=True, text=True,
                              env={**os.environ, **node.env, "DATA_DIR": str(node.data_dir)}, timeout=120)
     assert command.returncode == 0, command.stderr
     assert re.search(r"pulled [1-9]\d*,", command.stdout), command.stdout  # node 3 pulled its copy back
     here = cluster.signed(2, "POST", "/cluster/points", orjson.dumps({"series": series}))
     assert sorted(decode_stream(here.content)["ts"].to_pylist()) == [START_MS + i for i in range(50)]
+
+
+def wipe(cluster, index: int):
+    """Replace node `index` by one with the same NODE_ID and an empty disk; returns it once the cluster sees it."""
+    node = cluster.nodes[index]
+    assert node.stop() == 0
+    shutil.rmtree(node.data_dir)
+    node.start()
+    cluster.wait_formed()
+    return node
