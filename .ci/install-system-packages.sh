@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need: nginx and haproxy for the real-traffic proxy tests
 # (tests/deploy), shellcheck for the shell scripts, openssl for throw-away TLS certificates, curl and jq, which
-# deploy/scripts/monitor-count.sh uses, prometheus for promtool (checks deploy/prometheus.yml), and wrk for the
-# benchmark smoke test (tests/bench). Idempotent and quiet (apt's output is shown only if it fails); run as
-# root on Debian bookworm.
+# deploy/scripts/monitor-count.sh uses, prometheus for promtool (checks deploy/prometheus.yml), wrk for the
+# benchmark smoke test (tests/bench), iproute2 and iptables for the network-partition tests (tests/partition: a
+# network namespace per cluster node, iptables DROP rules to cut them apart), and chromium with chromium-driver
+# for the web console's browser tests. Idempotent and quiet (apt's output is shown only if it fails); run as root
+# on Debian bookworm.
 set -euo pipefail
 
-packages=(nginx haproxy shellcheck openssl curl jq ca-certificates prometheus wrk)
+packages=(nginx haproxy shellcheck openssl curl jq ca-certificates prometheus wrk iproute2 iptables chromium
+          chromium-driver)
 
 missing=()
 for package in "${packages[@]}"; do

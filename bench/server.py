@@ -31,11 +31,12 @@ class CountServer:
         self.process: subprocess.Popen | None = None
         self.url = ""
 
-    def start(self, ready_timeout_seconds: float = 60.0) -> "CountServer":
-        """Start on a free port (retrying if another process grabbed it) and wait for /health; raises ServerError."""
+    def start(self, ready_timeout_seconds: float = 60.0, port: int | None = None) -> "CountServer":
+        """Start on `port`, else on a free port (retrying if another process grabbed it), and wait for /health;
+        raises ServerError. A cluster node needs its port fixed: CLUSTER_NODES names it."""
         error = None
-        for _ in range(3):
-            port = free_port()
+        for _ in range(1 if port else 3):
+            port = port or free_port()
             self._spawn(port)
             try:
                 self._wait_ready(ready_timeout_seconds)

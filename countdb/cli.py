@@ -1,5 +1,5 @@
 """Command line: `count-server` (gunicorn with Count's config) and
-`countdb config|migrate|serve|backup|restore|verify|compact|delete`."""
+`countdb config|migrate|serve|backup|restore|verify|compact|delete|cluster status|leave|repair`."""
 
 from __future__ import annotations
 
@@ -159,6 +159,75 @@ def _delete(args) -> int:
     return 0
 
 
+def _cluster(args) -> int:
+    """Ask this node (BIND_ADDRESS, signed with CLUSTER_SECRET) for its view of the cluster, to leave it, or to
+    repair now."""
+    from countdb.cluster.peers import PeerClient, local_address
+
+    settings = _settings_or_exit("countdb cluster")
+    if not settings.cluster_enabled:
+        print("countdb cluster: this node is not clustered (CLUSTER_ENABLED is false)", file=sys.stderr)
+        return 2
+    # NOTE: a repair or a leave can take minutes on a large node: the request waits as long as the command
+    client = PeerClient(settings.cluster_nodes, settings.node_index, settings.cluster_secret, 3600.0,
+                        local_address(settings.bind_host, settings.bind_port))
+    try:
+        return {"status": _cluster_status, "leave": _cluster_leave,
+                "repair": _cluster_repair}[args.cluster_command](args, client, settings.node_index)
+    finally:
+        client.close()
+
+
+def _cluster_status(args, client, me: int) -> int:
+    import time
+
+    from countdb.cluster.status import render_status
+
+    status = client.call(me, "GET", "/cluster/status").json()
+    print(json.dumps(status, indent=2) if args.json else render_status(status, time.time()))
+    return 0 if status["majority"] else 1
+
+
+def _cluster_leave(args, client, me: int) -> int:
+    """Start leaving, then follow the change until this node holds nothing (or --no-wait)."""
+    import time
+
+    from countdb.cluster.status import ring_lines
+
+    client.call(me, "POST", "/cluster/leave")
+    status = client.call(me, "GET", "/cluster/status").json()
+    while args.wait and not _left(status, me):
+        if sys.stderr.isatty():
+            print("\r\033[K" + " | ".join(ring_lines(status["ring"], time.time())), end="", file=sys.stderr)
+        time.sleep(1)
+        status = client.call(me, "GET", "/cluster/status").json()
+    done = _left(status, me)
+    if args.json:
+        print(json.dumps({"node": me + 1, "left": done, "ring": status["ring"]}, indent=2))
+    else:
+        print(f"node {me + 1} {'left the cluster: it holds no series and can be stopped' if done else 'is leaving'}")
+    return 0
+
+
+def _left(status: dict, me: int) -> bool:
+    return status["ring"]["phase"] == "settled" and not status["members"][me]["in_ring"]
+
+
+def _cluster_repair(args, client, me: int) -> int:
+    body = json.dumps({"node": args.node}).encode()
+    report = client.call(me, "POST", "/cluster/repair", body, headers={"Content-Type": "application/json"}).json()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    for peer, moved in [] if args.json else sorted(report["peers"].items()):
+        if "error" in moved:
+            print(f"node {peer}: stopped: {moved['error']}")
+        else:
+            print(f"node {peer}: {moved['cells_differing']} of {moved['cells_compared']} cells differed; pushed "
+                  f"{moved['points_pushed']} points, pulled {moved['points_pulled']}, sent {moved['tombstones_sent']} "
+                  f"deletes")
+    return 1 if any("error" in moved for moved in report["peers"].values()) else 0
+
+
 def _month(text: str) -> str:
     from countdb.model import YearMonth
 
@@ -195,13 +264,27 @@ def main(argv: list[str] | None = None) -> None:
     delete.add_argument("series", help="canonical series key, e.g. 'cpu{host=\"a\"}'")
     delete.add_argument("--start", type=int, help="first ms to delete (default: the beginning)")
     delete.add_argument("--end", type=int, help="last ms to delete (default: the end)")
+    cluster = commands.add_parser("cluster", help="cluster operations on this node")
+    cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True)
+    status = cluster_commands.add_parser("status", help="members, states, ring shares, hints, anti-entropy "
+                                                        "(exit 1 when this node is in a minority)")
+    status.add_argument("--json", action="store_true", help="the status document as JSON")
+    leave = cluster_commands.add_parser("leave", help="move this node's series to the other nodes, after which it "
+                                                      "can be stopped and removed from CLUSTER_NODES")
+    leave.add_argument("--no-wait", dest="wait", action="store_false", help="start leaving and return at once")
+    leave.add_argument("--json", action="store_true", help="the outcome as JSON")
+    repair = cluster_commands.add_parser("repair", help="an anti-entropy round now with every co-owner (exit 1 if "
+                                                        "a node could not be repaired)")
+    repair.add_argument("--node", type=int, help="only with this node (its number in CLUSTER_NODES)")
+    repair.add_argument("--json", action="store_true", help="what moved, as JSON")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve_main()
         return
     try:
         raise SystemExit({"config": _config, "migrate": _migrate, "backup": _backup, "restore": _restore,
-                          "verify": _verify, "compact": _compact, "delete": _delete}[args.command](args))
+                          "verify": _verify, "compact": _compact, "delete": _delete,
+                          "cluster": _cluster}[args.command](args))
     except (CountError, OSError) as error:  # OSError: a destination that can't be written, a full disk…
         print(f"countdb {args.command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -34,6 +34,11 @@ class Settings:
     cluster_nodes: tuple[str, ...] = ()
     replication_factor: int = 2
     cluster_secret: str = ""
+    heartbeat_interval_seconds: float = 5.0
+    failure_timeout_seconds: float = 30.0
+    write_consistency: str = "quorum"
+    forward_timeout_seconds: float = 10.0
+    anti_entropy_interval_seconds: float = 30.0
     workers: int = field(default_factory=lambda: max(2, usable_cpu_count()))
     threads: int = 4
     wal_fsync: str = "interval"
@@ -63,7 +68,13 @@ class Settings:
 
     @property
     def cluster_size(self) -> int:
+        """Nodes configured (1 when not clustered); /health reports the members currently up instead."""
         return len(self.cluster_nodes) if self.cluster_enabled else 1
+
+    @property
+    def node_index(self) -> int:
+        """This node's 0-based position in CLUSTER_NODES (0 when not clustered); see resolve_node_index."""
+        return resolve_node_index(self.node_id, self.cluster_nodes) if self.cluster_enabled else 0
 
     @property
     def node_id_value(self) -> int | str:
@@ -113,6 +124,11 @@ class Settings:
         if self.cluster_enabled and not self.cluster_secret:
             raise ConfigError("CLUSTER_SECRET", "must be set (a long random string shared by the nodes) "
                                                 "when CLUSTER_ENABLED is true")
+        if self.cluster_enabled:
+            resolve_node_index(self.node_id, self.cluster_nodes)
+        if self.failure_timeout_seconds <= self.heartbeat_interval_seconds:
+            raise ConfigError("FAILURE_TIMEOUT", f"{self.failure_timeout_seconds:g} s must be longer than "
+                                                 f"HEARTBEAT_INTERVAL ({self.heartbeat_interval_seconds:g} s)")
 
     def describe(self) -> dict:
         """The effective configuration, printable (the secret is masked)."""
@@ -123,6 +139,24 @@ class Settings:
         shown["metrics_dir"] = str(self.metrics_dir or DataDir(self.data_dir).metrics)
         shown["bind_address"] = self.bind_address
         return shown
+
+
+def resolve_node_index(node_id: str, cluster_nodes: tuple[str, ...]) -> int:
+    """Which CLUSTER_NODES entry is this node (0-based): NODE_ID N (an integer) is the N-th entry, 1-based, as
+    in the deployment guide's Compose files; a name such as a StatefulSet pod's `count-2` is the one entry whose
+    host is that name or starts with `name.` (`count-2.count-headless.…:8080`). ConfigError otherwise."""
+    if node_id.isdigit():
+        number = int(node_id)
+        if not 1 <= number <= len(cluster_nodes):
+            raise ConfigError("NODE_ID", f"{number} is not a position in CLUSTER_NODES (1 to {len(cluster_nodes)})")
+        return number - 1
+    hosts = [entry.rpartition(":")[0].strip("[]") for entry in cluster_nodes]
+    matches = [i for i, host in enumerate(hosts) if host == node_id or host.startswith(node_id + ".")]
+    if len(matches) != 1:
+        found = "no entry" if not matches else f"{len(matches)} entries"
+        raise ConfigError("NODE_ID", f"{node_id!r} matches {found} of CLUSTER_NODES; it must be this node's "
+                                     "position (1-based) or the host name its entry starts with")
+    return matches[0]
 
 
 def usable_cpu_count(cgroup_root: Path = Path("/sys/fs/cgroup"),
@@ -272,6 +306,11 @@ ENVIRONMENT = {
     "CLUSTER_NODES": ("cluster_nodes", _cluster_nodes),
     "REPLICATION_FACTOR": ("replication_factor", _positive_int),
     "CLUSTER_SECRET": ("cluster_secret", str),
+    "HEARTBEAT_INTERVAL": ("heartbeat_interval_seconds", _positive_float),
+    "FAILURE_TIMEOUT": ("failure_timeout_seconds", _positive_float),
+    "WRITE_CONSISTENCY": ("write_consistency", _choice("one", "quorum", "all")),
+    "FORWARD_TIMEOUT_SECONDS": ("forward_timeout_seconds", _positive_float),
+    "ANTI_ENTROPY_INTERVAL_SECONDS": ("anti_entropy_interval_seconds", _positive_float),
     "WORKERS": ("workers", _positive_int),
     "THREADS": ("threads", _positive_int),
     "WAL_FSYNC": ("wal_fsync", _choice("interval", "always")),

@@ -1,7 +1,9 @@
 """DataDir: the only module that knows the data directory's layout.
 
     node_state/     locks, quarantine, compaction/ (the compactor's staging area), metrics/ (prometheus-client
-                    files), duckdb_tmp/ (DuckDB spill files, one folder per connection)
+                    files), duckdb_tmp/ (DuckDB spill files, one folder per connection), cluster/ (membership
+                    as the cluster agent sees it, nonces of internal requests), hints/<node>/ (writes held
+                    for a node that was down: hinted handoff)
     series_index/   catalog.sqlite (SQLite, WAL mode): blocks, series, retired WAL segments
     time_blocks/    YYYY-MM/*.parquet, one folder per UTC month
     wal/            <writer-id>/{seq:08d}.wal, one folder per writer process
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +56,14 @@ class DataDir:
         return self.node_state / "compaction.lock"
 
     @property
+    def flush_request_path(self) -> Path:
+        """Touched to ask every process of the node to flush its buffer now (ingest/maintenance.py)."""
+        return self.node_state / "flush.request"
+
+    def request_flush(self) -> None:
+        self.flush_request_path.write_text(str(time.time()))
+
+    @property
     def compaction_staging(self) -> Path:
         """Where the compactor writes new blocks (and DuckDB spills) before moving them into time_blocks/."""
         return self.node_state / "compaction"
@@ -67,6 +78,16 @@ class DataDir:
         return self.node_state / "metrics"
 
     @property
+    def cluster_state(self) -> Path:
+        """Membership as this node's cluster agent last saw it, and the nonce register of internal requests."""
+        return self.node_state / "cluster"
+
+    @property
+    def hints(self) -> Path:
+        """hints/<node number>/: writes this node holds for another node until it can deliver them."""
+        return self.node_state / "hints"
+
+    @property
     def duckdb_tmp(self) -> Path:
         return self.node_state / "duckdb_tmp"
 
@@ -77,7 +98,8 @@ class DataDir:
 
     def create(self) -> "DataDir":
         """Make every folder; raises StorageError naming the folder that can't be made."""
-        for folder in (self.node_state, self.duckdb_tmp, self.series_index, self.time_blocks, self.wal):
+        for folder in (self.node_state, self.duckdb_tmp, self.cluster_state, self.hints, self.series_index,
+                       self.time_blocks, self.wal):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:

@@ -57,6 +57,10 @@ class Unavailable(CountError):
     """The node cannot serve this right now (shutting down, storage refusing writes); a retry may work."""
 
 
+class Unauthenticated(CountError):
+    """A request needs credentials it does not carry (an internal route without a valid cluster signature)."""
+
+
 class StorageError(CountError):
     """Disk or file trouble while reading or writing Count's data."""
 

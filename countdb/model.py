@@ -28,6 +28,17 @@ POINT_SCHEMA = pa.schema(
 )
 """Every buffered, logged and stored point has these columns; `seq` orders writes (last write wins)."""
 
+@dataclass(frozen=True)
+class RemotePoints:
+    """Stamped points (series, ts, value, seq) other cluster nodes hold, for one query, and how they meet this
+    node's own points (`mode`): "merge", copies of series this node holds too (the last write wins); "add",
+    series this node does not hold (each point once, nothing to merge); "only", this node holds none of the
+    query's series, so these points are the whole answer."""
+
+    table: pa.Table
+    mode: str
+
+
 TAG_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-]*\Z")
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_.:/\-]*)="((?:[^"\\]|\\.)*)"(?:,|\Z)')

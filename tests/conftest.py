@@ -24,6 +24,7 @@ class CountServer:
     data_dir: Path
     env: dict
     log_path: Path
+    argv_prefix: list = field(default_factory=list)  # e.g. `ip netns exec <ns>`: run inside a test host
     proc: subprocess.Popen | None = None
     url: str = ""
     session: requests.Session = field(default_factory=requests.Session)
@@ -33,7 +34,7 @@ class CountServer:
         ready_file.unlink(missing_ok=True)
         env = {**os.environ, **self.env, "DATA_DIR": str(self.data_dir), "COUNT_READY_FILE": str(ready_file)}
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "countdb", "serve"], env=env, stdout=log,
+        self.proc = subprocess.Popen([*self.argv_prefix, sys.executable, "-m", "countdb", "serve"], env=env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
         while not ready_file.exists():
@@ -111,13 +112,14 @@ TEST_ENV = {"BIND_ADDRESS": "127.0.0.1:0", "WORKERS": "2", "THREADS": "4", "LOG_
 
 @pytest.fixture(scope="session")
 def count_server(tmp_path_factory):
-    """Factory: count_server(data_dir=None, **env) -> a started CountServer; all are stopped at the end."""
+    """Factory: count_server(data_dir=None, argv_prefix=None, **env) -> a started CountServer; all are stopped at
+    the end."""
     started: list[CountServer] = []
 
-    def start(data_dir: Path | None = None, **env) -> CountServer:
+    def start(data_dir: Path | None = None, argv_prefix: list | None = None, **env) -> CountServer:
         data_dir = data_dir or tmp_path_factory.mktemp("count") / "data"
         server = CountServer(data_dir, {**TEST_ENV, **{k: str(v) for k, v in env.items()}},
-                             data_dir.parent / f"{data_dir.name}-{len(started)}.log")
+                             data_dir.parent / f"{data_dir.name}-{len(started)}.log", argv_prefix or [])
         started.append(server)
         _LIVE.append(server)
         return server.start()

@@ -26,21 +26,32 @@ class StorageCollector:
                                    "(points, or shadow: rows replaced by later writes)", labels=["month", "kind"])
         stored = GaugeMetricFamily("count_storage_bytes", "Bytes of published Parquet blocks on disk, by UTC month "
                                    "and kind", labels=["month", "kind"])
-        with closing(connect(self.datadir.catalog_path)) as catalog:
-            for month, kind, count, total_bytes in totals_by_month(catalog):
-                blocks.add_metric([month, kind], count)
-                stored.add_metric([month, kind], total_bytes)
-            damaged = damaged_file_count(catalog)
-        segments, wal_bytes = 0, 0
-        for segment in all_segment_paths(self.datadir.wal):
-            try:
-                wal_bytes += segment.stat().st_size
-                segments += 1
-            except FileNotFoundError:
-                continue  # flushed and deleted since it was listed
+        totals = storage_totals(self.datadir)
+        for row in totals["months"]:
+            blocks.add_metric([row["month"], row["kind"]], row["blocks"])
+            stored.add_metric([row["month"], row["kind"]], row["bytes"])
+        damaged, segments, wal_bytes = totals["damaged_files"], totals["wal_segments"], totals["wal_bytes"]
         return [blocks, stored,
                 GaugeMetricFamily("count_damaged_files", "Damaged blocks and WAL segments registered (quarantined); "
                                   "/health says degraded while above 0", value=damaged),
                 GaugeMetricFamily("count_wal_segments", "WAL segment files on disk, all workers", value=segments),
                 GaugeMetricFamily("count_wal_bytes", "Bytes of WAL segment files on disk, all workers",
                                   value=wal_bytes)]
+
+
+def storage_totals(datadir: DataDir) -> dict:
+    """Node-wide storage figures read from the catalog and the WAL directory: `{"months": [{month, kind,
+    blocks, bytes, rows, bytes_per_row}], "damaged_files", "wal_segments", "wal_bytes"}` (GET /storage and /metrics)."""
+    with closing(connect(datadir.catalog_path)) as catalog:
+        months = [{"month": month, "kind": kind, "blocks": count, "bytes": total_bytes, "rows": rows,
+                   "bytes_per_row": round(total_bytes / rows, 2) if rows else None}
+                  for month, kind, count, total_bytes, rows in totals_by_month(catalog)]
+        damaged = damaged_file_count(catalog)
+    segments, wal_bytes = 0, 0
+    for segment in all_segment_paths(datadir.wal):
+        try:
+            wal_bytes += segment.stat().st_size
+            segments += 1
+        except FileNotFoundError:
+            continue  # flushed and deleted since it was listed
+    return {"months": months, "damaged_files": damaged, "wal_segments": segments, "wal_bytes": wal_bytes}

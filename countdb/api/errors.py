@@ -23,6 +23,7 @@ STATUS = [  # most specific first
     (errors.UnsupportedFormat, falcon.HTTP_415),
     (errors.NotAcceptable, falcon.HTTP_406),
     (errors.SeriesNotFound, falcon.HTTP_404),
+    (errors.Unauthenticated, falcon.HTTP_401),
     (errors.QueryRejected, falcon.HTTP_400),
     (errors.QueryTimeout, falcon.HTTP_504),
     (errors.Unavailable, falcon.HTTP_503),
@@ -41,6 +42,26 @@ def status_of(error: errors.CountError) -> str:
     return falcon.HTTP_500
 
 
+PROMETHEUS_ERROR_TYPES = [  # (class, errorType, status): Prometheus' API error shape, most specific first
+    (errors.QueryTimeout, "timeout", falcon.HTTP_503),
+    (errors.Unavailable, "unavailable", falcon.HTTP_503),
+    (errors.StorageError, "unavailable", falcon.HTTP_503),
+    (errors.InvalidInput, "bad_data", falcon.HTTP_400),
+    (errors.CountError, "execution", falcon.HTTP_422),
+]
+_OWN_SHAPE = ("/api/v1/write", "/api/v1/read")
+
+
+def speaks_prometheus(req: falcon.Request) -> bool:
+    """The Prometheus query API answers errors as Prometheus does, not in Count's `{"error"}` shape."""
+    return req.path.startswith("/api/v1/") and req.path not in _OWN_SHAPE
+
+
+def prometheus_error(error: errors.CountError) -> tuple[str, dict]:
+    kind, status = next((kind, status) for cls, kind, status in PROMETHEUS_ERROR_TYPES if isinstance(error, cls))
+    return status, {"status": "error", "errorType": kind, "error": error.message}
+
+
 def body_of(error: errors.CountError) -> dict:
     body = {"error": error.message}
     if isinstance(error, errors.InvalidInput) and error.details:
@@ -49,6 +70,11 @@ def body_of(error: errors.CountError) -> dict:
 
 
 def handle_count_error(req, resp, error: errors.CountError, params) -> None:
+    if speaks_prometheus(req):
+        resp.status, body = prometheus_error(error)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps(body)
+        return
     resp.status = status_of(error)
     if resp.status == falcon.HTTP_503 and isinstance(error, errors.StorageError):
         log.error("storage error on %s %s: %s", req.method, req.path, error)
@@ -56,20 +82,27 @@ def handle_count_error(req, resp, error: errors.CountError, params) -> None:
     resp.data = orjson.dumps(body_of(error))
     if isinstance(error, errors.Unavailable):
         resp.set_header("Retry-After", "1")
+    if isinstance(error, errors.Unauthenticated):
+        resp.set_header("WWW-Authenticate", 'Count-HMAC realm="cluster"')
 
 
 def handle_unexpected(req, resp, error: Exception, params) -> None:
     log.exception("unexpected error on %s %s", req.method, req.path)
     resp.status = falcon.HTTP_500
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps({"error": "internal error; the server log has the details"})
+    message = "internal error; the server log has the details"
+    body = {"status": "error", "errorType": "internal", "error": message} if speaks_prometheus(req) else {
+        "error": message}
+    resp.data = orjson.dumps(body)
 
 
 def serialize_http_error(req, resp, error: falcon.HTTPError) -> None:
     """Falcon's own errors (404, 405, bad params…) in Count's `{"error": …}` shape."""
     message = f"{error.title}: {error.description}" if error.description else error.title
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps({"error": message})
+    body = {"status": "error", "errorType": "bad_data", "error": message} if speaks_prometheus(req) else {
+        "error": message}
+    resp.data = orjson.dumps(body)
 
 
 def register(app: falcon.App) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 
-from countdb.api.flight_process import FlightProcess
+from countdb.api.child_process import ChildProcess
 from countdb.api.listen import address_of, hold_port
 from countdb.config import Settings
 from countdb.datadir import DataDir
@@ -41,12 +41,12 @@ limit_request_line = 8190
 logconfig_dict = logging_config(settings.log_level)
 proc_name = f"count-{settings.node_id}"
 control_socket_disable = True  # gunicorn's runtime control socket: unused, and it would write outside DATA_DIR
-flight: FlightProcess | None = None
+children: list[ChildProcess] = []
 held_port: socket.socket | None = None
 
 
 def on_starting(server) -> None:
-    global flight, held_port
+    global held_port
     bound_allocators()
     # The workers bind the held port: BIND_ADDRESS's port 0 becomes one free port for them all.
     held_port = hold_port(settings.bind_host, settings.bind_port)
@@ -57,14 +57,20 @@ def on_starting(server) -> None:
     if replayed:
         server.log.warning("replayed %d points from the WAL of a previous run", replayed)
     if settings.flight_port:
-        flight = FlightProcess.start(server.log)
+        flight = ChildProcess.start("countdb.flight", "Arrow Flight", server.log)
+        children.append(flight)
         server.log.info("Arrow Flight process %d listening on port %d", flight.process.pid, flight.port)
+    if settings.cluster_enabled:
+        agent = ChildProcess.start("countdb.cluster", "cluster agent", server.log)
+        children.append(agent)
+        server.log.info("cluster agent process %d started: node %d of %d", agent.process.pid,
+                        settings.node_index + 1, len(settings.cluster_nodes))
 
 
 def on_exit(server) -> None:
-    """Stop the Flight process (it flushes like a worker)."""
-    if flight is not None:
-        flight.stop(settings.shutdown_grace_seconds)
+    """Stop the Flight process (it flushes like a worker) and the cluster agent."""
+    for child in children:
+        child.stop(settings.shutdown_grace_seconds)
 
 
 def when_ready(server) -> None:

@@ -15,6 +15,7 @@ import uuid
 import falcon
 from falcon.constants import COMBINED_METHODS
 
+from countdb.api.internal_auth import INTERNAL_PREFIXES
 from countdb.api.streaming import cut_on_error
 from countdb.obs import metrics
 from countdb.obs.logging import REQUEST_ID
@@ -50,7 +51,24 @@ class RequestObserver:
             resp.stream = cut_on_error(resp.stream, req.env.get("gunicorn.socket"), req.context.request_id)
         metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
         metrics.HTTP_REQUEST_SECONDS.labels(route).observe(seconds)
-        access_log.info("%s %s %d", req.method, req.path, status, extra={"fields": {
+        # NOTE: internal routes (heartbeats every few seconds from each peer) log at debug, not in every line.
+        level = logging.DEBUG if req.path.startswith(INTERNAL_PREFIXES) else logging.INFO
+        access_log.log(level, "%s %s %d", req.method, req.path, status, extra={"fields": {
             "method": req.method, "path": req.path, "route": route, "status": status,
             "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}})
         REQUEST_ID.reset(req.context.request_id_token)
+
+
+PARTIAL_HEADER = "X-Count-Partial"
+
+
+class MinorityNotice:
+    """In a cluster, marks every answer given while this node reaches fewer than a majority of the nodes: such a
+    node refuses writes and answers reads from what it holds, which may miss recent points."""
+
+    def __init__(self, membership):
+        self.membership = membership
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        if not self.membership.has_majority():
+            resp.set_header(PARTIAL_HEADER, "minority: this node reaches fewer than a majority of the cluster")

@@ -8,7 +8,12 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from countdb.api.cluster_services import ClusterServices, LocalDeleter, LocalReads, SegmentPublisher
 from countdb.catalog.db import connect
+from countdb.cluster.coordinator import ReplicatedWriter
+from countdb.cluster.deletes import ReplicatedDeleter
+from countdb.cluster.hints import HintStore
+from countdb.cluster.reads import ClusterReads
 from countdb.catalog.migrate import migrate
 from countdb.config import Settings
 from countdb.datadir import DataDir
@@ -17,6 +22,7 @@ from countdb.ingest.flush import Flusher
 from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
 from countdb.ingest.writer import Writer
+from countdb.model import MAX_TIMESTAMP_MS
 from countdb.query.engine import QueryEngine
 from countdb.query.sandbox import Sandbox
 from countdb.query.sql import SqlService
@@ -24,6 +30,9 @@ from countdb.storage.compact import Compactor, clean_at_start
 from countdb.wal.log import WriteAheadLog
 
 log = logging.getLogger(__name__)
+
+Reads = LocalReads | ClusterReads
+Deleter = LocalDeleter | ReplicatedDeleter
 
 
 def prepare_node(settings: Settings) -> int:
@@ -47,6 +56,9 @@ def prepare_node(settings: Settings) -> int:
     deleted = clean_at_start(datadir)
     if deleted:
         log.info("deleted %d block files retired by compaction", deleted)
+    leftovers = HintStore(datadir.hints).remove_leftovers()
+    if leftovers:
+        log.info("deleted %d half-written hint files (never acknowledged)", leftovers)
     return replayed
 
 
@@ -60,6 +72,13 @@ class Services:
     started_monotonic: float
     sql: SqlService
     compaction: CompactionLoop
+    sink: Writer | ReplicatedWriter
+    """Where write requests go: this node's Writer, or in a cluster the coordinator that replicates them."""
+    reads: Reads
+    """Points other nodes hold that queries here must merge (none on a single node)."""
+    deleter: Deleter
+    cluster: ClusterServices | None
+    publisher: SegmentPublisher
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
@@ -78,11 +97,18 @@ class Services:
         compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds),
                                     settings.compaction_interval_seconds)
         compaction.start()
-        return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), SqlService(engine, sandbox),
-                   compaction)
+        cluster = ClusterServices.open(settings, datadir, writer) if settings.cluster_enabled else None
+        reads = cluster.reads if cluster else LocalReads()
+        sql = SqlService(engine, sandbox, lambda: reads.selection_points(None, 0, MAX_TIMESTAMP_MS))
+        return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), sql, compaction,
+                   cluster.sink if cluster else writer, reads,
+                   cluster.deleter if cluster else LocalDeleter(datadir, writer), cluster, SegmentPublisher(datadir))
 
     def close(self) -> None:
         """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""
+        if self.cluster is not None:
+            self.cluster.close()
+        self.publisher.close()
         self.compaction.stop()
         self.maintainer.stop()
         self.writer.close()

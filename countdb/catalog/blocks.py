@@ -99,7 +99,7 @@ def series_extents(connection: sqlite3.Connection) -> list[SeriesExtent]:
     return [SeriesExtent(*row) for row in rows]
 
 
-def totals_by_month(connection: sqlite3.Connection) -> list[tuple[str, str, int, int]]:
-    """(month, kind, blocks, bytes) of the published blocks, per UTC month and kind."""
-    return connection.execute("SELECT month, kind, count(*), sum(bytes) FROM blocks GROUP BY month, kind "
+def totals_by_month(connection: sqlite3.Connection) -> list[tuple[str, str, int, int, int]]:
+    """(month, kind, blocks, bytes, rows) of the published blocks, per UTC month and kind."""
+    return connection.execute("SELECT month, kind, count(*), sum(bytes), sum(rows) FROM blocks GROUP BY month, kind "
                               "ORDER BY month, kind").fetchall()

@@ -29,8 +29,13 @@ COLUMNS = "id, series, start_ms, end_ms, seq"
 
 
 def add_tombstone(connection: sqlite3.Connection, series: str, start_ms: int, end_ms: int, seq: int) -> Tombstone:
-    """Record a delete; visible to every snapshot taken after this returns. Raises CatalogError."""
+    """Record a delete; visible to every snapshot taken after this returns. The same delete (series, range and
+    stamp) recorded before is returned as it is: replicas receive a delete more than once. Raises CatalogError."""
     with transaction(connection):
+        known = connection.execute(f"SELECT {COLUMNS} FROM tombstones WHERE series = ? AND start_ms = ? AND "
+                                   "end_ms = ? AND seq = ?", (series, start_ms, end_ms, seq)).fetchone()
+        if known is not None:
+            return Tombstone(*known)
         cursor = connection.execute(
             "INSERT INTO tombstones (series, start_ms, end_ms, seq, created_ms) VALUES (?,?,?,?,?)",
             (series, start_ms, end_ms, seq, int(time.time() * 1000)))

@@ -1,103 +1,66 @@
-"""The few Flight SQL messages Count speaks (CommandStatementQuery in, TicketStatementQuery out), packed in
-google.protobuf.Any and encoded by hand: each is one or two protobuf fields, which spares a generated module.
+"""Flight SQL messages on the wire: each travels packed in a google.protobuf.Any whose type URL names it
+(flightsql_pb2 holds the messages Count speaks).
 
-Invariant: anything that is not one of these messages decodes to None, so a plain SQL ticket or command
-(Count's own Flight protocol) is never mistaken for Flight SQL.
+Invariant: bytes that are not an Any naming a Flight SQL message decode to None, so a plain SQL ticket or
+command (Count's own Flight protocol) is never mistaken for Flight SQL; an Any naming a Flight SQL message
+Count does not speak raises UnsupportedFormat with its name.
 """
 
 from __future__ import annotations
 
-from countdb.errors import UnsupportedFormat
+from google.protobuf import any_pb2, message
+from google.protobuf.message import DecodeError
+
+from countdb.errors import InvalidInput, UnsupportedFormat
+from countdb.flight import flightsql_pb2 as pb
 
 TYPE_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
-STATEMENT_QUERY = "CommandStatementQuery"
-TICKET_STATEMENT_QUERY = "TicketStatementQuery"
-_LENGTH_DELIMITED = 2
+
+# Every message Count accepts from a client, by the name in its type URL.
+ACCEPTED = {cls.DESCRIPTOR.name: cls for cls in (
+    pb.CommandStatementQuery, pb.TicketStatementQuery, pb.CommandPreparedStatementQuery,
+    pb.CommandStatementIngest, pb.CommandGetSqlInfo, pb.CommandGetXdbcTypeInfo, pb.CommandGetCatalogs,
+    pb.CommandGetDbSchemas, pb.CommandGetTables, pb.CommandGetTableTypes, pb.CommandGetPrimaryKeys,
+    pb.CommandGetExportedKeys, pb.CommandGetImportedKeys, pb.CommandGetCrossReference,
+    pb.ActionCreatePreparedStatementRequest, pb.ActionClosePreparedStatementRequest,
+)}
+
+# Flight SQL messages Count knows it refuses, with the reason.
+_REFUSED = {
+    "CommandStatementUpdate": "Count's SQL is read-only (one SELECT per statement); write points with bulk ingest",
+    "CommandPreparedStatementUpdate": "Count's SQL is read-only (one SELECT per statement), and a prepared query "
+                                      "runs with one row of parameters at a time",
+    "CommandStatementSubstraitPlan": "Count runs SQL, not Substrait plans",
+    "ActionBeginTransactionRequest": "Count has no transactions; every statement stands alone (autocommit)",
+    "ActionCancelQueryRequest": "Count does not cancel queries on request; each stops at QUERY_TIMEOUT_SECONDS",
+}
 
 
-def encode_any(message_type: str, value: bytes) -> bytes:
-    """Any{type_url, value} around an already encoded Flight SQL message."""
-    return _field(1, (TYPE_PREFIX + message_type).encode()) + _field(2, value)
+def pack(msg: message.Message) -> bytes:
+    """`msg` in an Any, serialized: a command, ticket or action result."""
+    return any_pb2.Any(type_url=TYPE_PREFIX + msg.DESCRIPTOR.name, value=msg.SerializeToString()).SerializeToString()
 
 
-def decode_any(data: bytes) -> tuple[str, bytes] | None:
-    """(message type, encoded message) if `data` is an Any holding a Flight SQL message, else None."""
-    fields = _fields(data)
-    type_url = (fields or {}).get(1, b"")
-    if not type_url.startswith(TYPE_PREFIX.encode()):
+def unpack(data: bytes) -> message.Message | None:
+    """The Flight SQL message in `data` (an Any), or None if `data` is not one. Raises UnsupportedFormat for a
+    Flight SQL message Count does not speak, InvalidInput for one whose body is not valid protobuf."""
+    try:
+        wrapper = any_pb2.Any.FromString(data)
+    except (DecodeError, RuntimeWarning):
         return None
-    return type_url[len(TYPE_PREFIX):].decode(errors="replace"), fields.get(2, b"")
+    if not wrapper.type_url.startswith(TYPE_PREFIX):
+        return None
+    name = wrapper.type_url[len(TYPE_PREFIX):]
+    cls = ACCEPTED.get(name)
+    if cls is None:
+        reason = _REFUSED.get(name, "docs/flight.md lists what is")
+        raise UnsupportedFormat(f"Flight SQL {name} is not supported by Count: {reason}")
+    try:
+        return cls.FromString(wrapper.value)
+    except DecodeError:
+        raise InvalidInput(f"the Flight SQL {name} message is not valid protobuf", field="command") from None
 
 
 def statement_ticket(sql: str) -> bytes:
     """A TicketStatementQuery whose statement handle is the SQL itself (Count keeps no statement state)."""
-    return encode_any(TICKET_STATEMENT_QUERY, _field(1, sql.encode()))
-
-
-def ticket_sql(ticket: bytes) -> bytes | None:
-    """The SQL of a ticket made by statement_ticket(); None if it is not Flight SQL."""
-    return _statement(ticket, TICKET_STATEMENT_QUERY)
-
-
-def command_sql(command: bytes) -> bytes | None:
-    """The query of a CommandStatementQuery; None if it is not Flight SQL."""
-    return _statement(command, STATEMENT_QUERY)
-
-
-def _statement(data: bytes, expected: str) -> bytes | None:
-    """Field 1 of a Flight SQL message of type `expected`; UnsupportedFormat for any other Flight SQL message."""
-    decoded = decode_any(data)
-    if decoded is None:
-        return None
-    message_type, message = decoded
-    if message_type != expected:
-        raise UnsupportedFormat(f"Flight SQL {message_type} is not supported; Count answers ad-hoc queries "
-                                f"({STATEMENT_QUERY}) only")
-    return (_fields(message) or {}).get(1, b"")
-
-
-def _field(number: int, value: bytes) -> bytes:
-    return _varint(number << 3 | _LENGTH_DELIMITED) + _varint(len(value)) + value
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _fields(data: bytes) -> dict[int, bytes] | None:
-    """Length-delimited fields by number (varint fields are skipped); None if `data` is not protobuf."""
-    fields, pos = {}, 0
-    try:
-        while pos < len(data):
-            key, pos = _read_varint(data, pos)
-            number, wire_type = key >> 3, key & 7
-            if wire_type == 0:
-                _, pos = _read_varint(data, pos)
-            elif wire_type == _LENGTH_DELIMITED:
-                length, pos = _read_varint(data, pos)
-                if pos + length > len(data):
-                    return None
-                fields[number], pos = data[pos:pos + length], pos + length
-            else:
-                return None
-    except IndexError:
-        return None
-    return fields
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise IndexError("varint too long")
+    return pack(pb.TicketStatementQuery(statement_handle=sql.encode()))

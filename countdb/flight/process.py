@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
-import signal
 import socket
-import threading
 
 import pyarrow.flight as flight
 
@@ -21,20 +19,15 @@ from countdb.api.services import Services
 from countdb.config import Settings
 from countdb.flight.server import CountFlightServer
 from countdb.obs.logging import logging_config
+from countdb.obs.readiness import announce_ready, stop_on_signals, wait_until_stopped
 
 log = logging.getLogger(__name__)
-
-READY_FD_VARIABLE = "COUNT_FLIGHT_READY_FD"  # set by the master: where to write "<port>\n" once listening
-PARENT_CHECK_SECONDS = 0.5
 
 
 def main() -> None:
     settings = Settings.from_env()
     logging.config.dictConfig(logging_config(settings.log_level))
-    parent = os.getppid()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    parent, stop = os.getppid(), stop_on_signals()
     _check_port_free(settings.bind_host, settings.flight_port)
     services = Services.open(settings)
     try:
@@ -43,11 +36,8 @@ def main() -> None:
         services.close()
         raise
     log.info("Arrow Flight listening on %s:%d", settings.bind_host, server.port)
-    _announce(server.port)
-    while not stop.wait(PARENT_CHECK_SECONDS):
-        if os.getppid() != parent:
-            log.warning("count-server's master is gone; Arrow Flight stops")
-            break
+    announce_ready(server.port)
+    wait_until_stopped(stop, parent, log, "Arrow Flight")
     server.shutdown()
     services.close()
 
@@ -63,9 +53,3 @@ def _check_port_free(host: str, port: int) -> None:
         except OSError as error:
             raise SystemExit(f"count-server: FLIGHT_PORT {port} on {host} is not free: {error.strerror}") from None
 
-
-def _announce(port: int) -> None:
-    fd = os.environ.get(READY_FD_VARIABLE)
-    if fd:
-        os.write(int(fd), f"{port}\n".encode())
-        os.close(int(fd))

@@ -1,15 +1,16 @@
-"""CountFlightServer: Arrow Flight over the same services as HTTP. do_get runs a SQL ticket in the sandbox
-and streams the result as record batches; do_put writes Arrow batches through the /insert path;
-get_flight_info answers a SQL command (plain, or Flight SQL's CommandStatementQuery) with a ticket for it.
+"""CountFlightServer: Arrow Flight and Flight SQL over the same services as HTTP. A query (plain SQL, a Flight SQL
+statement or prepared statement) runs in the sandbox and streams record batches; Flight SQL metadata commands
+answer from flight/metadata.py and flight/sqlinfo.py; do_put writes Arrow batches through the /insert path
+(plain, or Flight SQL bulk ingest into `points`) or binds a prepared statement's parameters.
 
 Invariant: errors reach the client as Flight errors carrying Count's message (never a traceback), mapped
-in one place, `flight_error`.
+in one place, `flight_error`; user values reach DuckDB only as bound parameters, never in SQL text.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from typing import Callable, Iterator
 
 import orjson
 import pyarrow as pa
@@ -17,7 +18,10 @@ import pyarrow.flight as flight
 
 from countdb import errors
 from countdb.api.services import Services
-from countdb.flight import flightsql
+from countdb.flight import flightsql, metadata, sqlinfo
+from countdb.flight import flightsql_pb2 as pb
+from countdb.flight.auth import HandshakeByHeader, TokenAuthFactory, TokenCheck
+from countdb.flight.prepared import PreparedStatements
 from countdb.ingest.parse import arrow_columns
 from countdb.query.sql import SqlResult
 
@@ -25,6 +29,9 @@ log = logging.getLogger(__name__)
 
 CLIENT_ERRORS = (errors.InvalidInput, errors.LimitExceeded, errors.UnsupportedFormat, errors.QueryRejected,
                  errors.SeriesNotFound)
+MAX_PREPARED_STATEMENTS = 1000  # per Flight process; one more evicts the least recently used
+PREPARED_TTL_SECONDS = 600.0  # a prepared statement unused this long is closed
+_TableExists = pb.CommandStatementIngest.TableDefinitionOptions
 
 
 def flight_error(error: Exception) -> flight.FlightError:
@@ -43,60 +50,190 @@ def flight_error(error: Exception) -> flight.FlightError:
 
 
 class CountFlightServer(flight.FlightServerBase):
-    def __init__(self, location: str, services: Services):
-        super().__init__(location)
+    """With `check_token`, every call needs an access token (flight/auth.py); without, every call is open."""
+
+    def __init__(self, location: str, services: Services, check_token: TokenCheck | None = None):
+        if check_token is None:
+            super().__init__(location)
+        else:
+            super().__init__(location, auth_handler=HandshakeByHeader(),
+                             middleware={"auth": TokenAuthFactory(check_token)})
         self.services = services
+        self.prepared = PreparedStatements(MAX_PREPARED_STATEMENTS, PREPARED_TTL_SECONDS)
 
     def get_flight_info(self, context, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
-        """A command descriptor holding SQL (UTF-8, or a Flight SQL CommandStatementQuery): its result schema
-        and one endpoint on this server whose ticket runs it."""
+        """A command descriptor (UTF-8 SQL, or a Flight SQL query or metadata command): its result schema and
+        one endpoint on this server whose ticket answers it."""
         try:
-            if descriptor.descriptor_type != flight.DescriptorType.CMD:
-                raise errors.InvalidInput("send a command descriptor holding a SQL statement", field="descriptor")
-            flight_sql = flightsql.command_sql(descriptor.command)
-            sql = _utf8(descriptor.command if flight_sql is None else flight_sql)
-            schema = self.services.sql.schema(sql, keys_as_dictionary=True)
+            schema, ticket = self._plan(descriptor)
         except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
             raise flight_error(error) from None
-        ticket = sql.encode() if flight_sql is None else flightsql.statement_ticket(sql)
         return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
 
-    def do_get(self, context, ticket: flight.Ticket) -> flight.FlightDataStream:
-        """The ticket is one SQL SELECT (UTF-8, or a ticket from get_flight_info), run like POST /query/sql
-        answering Arrow: a `series` column comes dictionary-encoded."""
+    def get_schema(self, context, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         try:
-            flight_sql = flightsql.ticket_sql(ticket.ticket)
-            result = self.services.sql.execute(_utf8(ticket.ticket if flight_sql is None else flight_sql),
-                                               keys_as_dictionary=True)
+            return flight.SchemaResult(self._plan(descriptor)[0])
+        except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
+            raise flight_error(error) from None
+
+    def _plan(self, descriptor: flight.FlightDescriptor) -> tuple[pa.Schema, bytes]:
+        if descriptor.descriptor_type != flight.DescriptorType.CMD:
+            raise errors.InvalidInput("send a command descriptor holding a SQL statement", field="descriptor")
+        command = flightsql.unpack(descriptor.command)
+        sql = self.services.sql
+        if command is None:
+            return sql.schema(_utf8(descriptor.command), keys_as_dictionary=True), descriptor.command
+        if isinstance(command, pb.CommandStatementQuery):
+            return sql.schema(command.query, keys_as_dictionary=True), flightsql.statement_ticket(command.query)
+        if isinstance(command, pb.CommandPreparedStatementQuery):
+            statement, params = self.prepared.get(command.prepared_statement_handle)
+            return sql.schema(statement, keys_as_dictionary=True, params=params), descriptor.command
+        return self._metadata(command).schema, descriptor.command
+
+    def do_get(self, context, ticket: flight.Ticket) -> flight.FlightDataStream:
+        """The ticket is one SQL SELECT (UTF-8) or a ticket from get_flight_info; a query runs like
+        POST /query/sql answering Arrow (a `series` column comes dictionary-encoded)."""
+        try:
+            command = flightsql.unpack(ticket.ticket)
+            if command is None or isinstance(command, pb.TicketStatementQuery):
+                statement = ticket.ticket if command is None else command.statement_handle
+                result = self.services.sql.execute(_utf8(statement), keys_as_dictionary=True)
+            elif isinstance(command, pb.CommandPreparedStatementQuery):
+                statement, params = self.prepared.get(command.prepared_statement_handle)
+                result = self.services.sql.execute(statement, keys_as_dictionary=True, params=params)
+            else:
+                return flight.RecordBatchStream(self._metadata(command))
         except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
             raise flight_error(error) from None
         return flight.GeneratorStream(result.schema, _batches(result))
 
-    def do_put(self, context, descriptor, reader: flight.MetadataRecordBatchReader,
-               writer: flight.FlightMetadataWriter) -> None:
-        """Batches with the /insert Arrow columns (series, timestamp, value, optional tags), written in groups of
-        up to MAX_POINTS_PER_REQUEST; after each group is acknowledged (WAL), `{"points": total}` is sent back
-        as metadata. An invalid group stops the stream; the groups before it stay written."""
+    def _metadata(self, command) -> pa.Table:
+        """The answer to a Flight SQL metadata command; UnsupportedFormat for any other message."""
+        if isinstance(command, pb.CommandGetSqlInfo):
+            return sqlinfo.sql_info(list(command.info), int(PREPARED_TTL_SECONDS * 1000))
+        if isinstance(command, pb.CommandGetCatalogs):
+            return metadata.catalogs()
+        if isinstance(command, pb.CommandGetDbSchemas):
+            return metadata.db_schemas(command)
+        if isinstance(command, pb.CommandGetTables):
+            return metadata.tables(command, lambda name: self.services.sql.schema(f"SELECT * FROM {name}"))
+        if isinstance(command, pb.CommandGetTableTypes):
+            return metadata.table_types()
+        if type(command) in metadata.EMPTY_ANSWERS:
+            return metadata.EMPTY_ANSWERS[type(command)].empty_table()
+        raise errors.UnsupportedFormat(f"Flight SQL {command.DESCRIPTOR.name} is not a query or metadata command")
+
+    def list_actions(self, context) -> list[tuple[str, str]]:
+        return [("CreatePreparedStatement", "prepare a SQL SELECT with ? placeholders"),
+                ("ClosePreparedStatement", "close a prepared statement")]
+
+    def do_action(self, context, action: flight.Action) -> Iterator[flight.Result]:
+        """Flight SQL's CreatePreparedStatement and ClosePreparedStatement."""
         try:
-            limit = self.services.settings.max_points_per_request
-            pending: list[pa.RecordBatch] = []
-            total = 0
-            for batch in _slices(reader, limit):
-                if pending and sum(b.num_rows for b in pending) + batch.num_rows > limit:
-                    total += self._write(pending, writer, total)
-                    pending = []
-                pending.append(batch)
-            if pending:
-                self._write(pending, writer, total)
+            request = flightsql.unpack(action.body.to_pybytes() if action.body else b"")
+            if isinstance(request, pb.ActionCreatePreparedStatementRequest):
+                return [flight.Result(self._prepare(request))]
+            if isinstance(request, pb.ActionClosePreparedStatementRequest):
+                self.prepared.close(request.prepared_statement_handle)
+                return []
+            raise errors.UnsupportedFormat(f"action {action.type!r} is not supported; Count takes "
+                                           "CreatePreparedStatement and ClosePreparedStatement")
         except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
             raise flight_error(error) from None
 
-    def _write(self, batches: list[pa.RecordBatch], writer: flight.FlightMetadataWriter, before: int) -> int:
-        settings = self.services.settings
-        points = arrow_columns(pa.Table.from_batches(batches), settings.max_points_per_request)
-        written = self.services.writer.write(points)
-        writer.write(pa.py_buffer(orjson.dumps({"points": before + written})))
-        return written
+    def _prepare(self, request: pb.ActionCreatePreparedStatementRequest) -> bytes:
+        """A handle for the statement, which must be one SELECT; its result schema when it has no parameters
+        (with parameters DuckDB can type the result only once they are bound)."""
+        if request.HasField("transaction_id"):
+            raise errors.UnsupportedFormat("Count has no transactions; prepare the statement without one")
+        self.services.sql.sandbox.check(request.query)
+        try:
+            dataset_schema = self.services.sql.schema(request.query, keys_as_dictionary=True).serialize().to_pybytes()
+        except errors.QueryRejected:
+            dataset_schema = b""
+        handle = self.prepared.create(request.query)
+        return flightsql.pack(pb.ActionCreatePreparedStatementResult(prepared_statement_handle=handle,
+                                                                     dataset_schema=dataset_schema))
+
+    def do_put(self, context, descriptor, reader: flight.MetadataRecordBatchReader,
+               writer: flight.FlightMetadataWriter) -> None:
+        """Points (the /insert Arrow columns: series, timestamp, value, optional tags), as plain Flight (any
+        descriptor that is no Flight SQL command) or Flight SQL bulk ingest into `points`; or one row of
+        parameters for a prepared statement."""
+        try:
+            command = (flightsql.unpack(descriptor.command)
+                       if descriptor.descriptor_type == flight.DescriptorType.CMD else None)
+            if command is None:
+                self._write_points(reader, lambda total: writer.write(pa.py_buffer(orjson.dumps({"points": total}))))
+            elif isinstance(command, pb.CommandStatementIngest):
+                check_ingest(command)
+                total = self._write_points(reader, None)
+                writer.write(pa.py_buffer(pb.DoPutUpdateResult(record_count=total).SerializeToString()))
+            elif isinstance(command, pb.CommandPreparedStatementQuery):
+                self.prepared.bind(command.prepared_statement_handle, _parameter_row(reader))
+                writer.write(pa.py_buffer(pb.DoPutPreparedStatementResult(
+                    prepared_statement_handle=command.prepared_statement_handle).SerializeToString()))
+            else:
+                raise errors.UnsupportedFormat(f"Flight SQL {command.DESCRIPTOR.name} takes no data (DoPut); "
+                                               "Count answers no updates, only queries and bulk ingest")
+        except Exception as error:  # noqa: BLE001 - every failure becomes a Flight error
+            raise flight_error(error) from None
+
+    def _write_points(self, reader: flight.MetadataRecordBatchReader, ack: Callable[[int], None] | None) -> int:
+        """Write the stream in groups of up to MAX_POINTS_PER_REQUEST; after each group is acknowledged (WAL),
+        `ack(points written so far)`. An invalid group stops the stream; the groups before it stay written."""
+        limit = self.services.settings.max_points_per_request
+        pending: list[pa.RecordBatch] = []
+        total = 0
+        for batch in _slices(reader, limit):
+            if pending and sum(b.num_rows for b in pending) + batch.num_rows > limit:
+                total = self._write(pending, total, ack)
+                pending = []
+            pending.append(batch)
+        return self._write(pending, total, ack) if pending else total
+
+    def _write(self, batches: list[pa.RecordBatch], before: int, ack: Callable[[int], None] | None) -> int:
+        points = arrow_columns(pa.Table.from_batches(batches), self.services.settings.max_points_per_request)
+        total = before + self.services.sink.write(points)
+        if ack is not None:
+            ack(total)
+        return total
+
+
+def check_ingest(command: pb.CommandStatementIngest) -> None:
+    """Bulk ingest appends to Count's `points` table and nothing else; any other table or option is refused
+    by name (InvalidInput or UnsupportedFormat) before a point is read."""
+    if command.table.lower() != "points":
+        raise errors.InvalidInput(f"bulk ingest writes into the `points` table only, not {command.table!r}",
+                                  field="table")
+    for given, name, field in ((command.catalog, metadata.CATALOG, "catalog"),
+                               (command.schema, metadata.DB_SCHEMA, "schema")):
+        if command.HasField(field) and given != name:
+            raise errors.InvalidInput(f"`points` is in {field} {name!r}, not {given!r}", field=field)
+    if command.temporary:
+        raise errors.UnsupportedFormat("Count has no temporary tables; ingest into `points` without temporary")
+    if command.HasField("transaction_id"):
+        raise errors.UnsupportedFormat("Count has no transactions; ingest without one")
+    if command.options:
+        raise errors.UnsupportedFormat(f"bulk ingest options {sorted(command.options)} are not supported")
+    if_exists = command.table_definition_options.if_exists
+    if if_exists == _TableExists.TABLE_EXISTS_OPTION_REPLACE:
+        raise errors.UnsupportedFormat("`points` cannot be replaced; ingest with mode 'append'")
+    if if_exists != _TableExists.TABLE_EXISTS_OPTION_APPEND:
+        raise errors.InvalidInput("the `points` table always exists; ingest with mode 'append' (or 'create_append')",
+                                  field="table_definition_options")
+
+
+def _parameter_row(reader: flight.MetadataRecordBatchReader) -> list:
+    """The one row of parameters a prepared query is bound to, as Python values in column order."""
+    try:
+        table = reader.read_all()
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise errors.InvalidInput(f"the parameter stream is not readable: {error}", field="parameters") from None
+    if table.num_rows != 1:
+        raise errors.InvalidInput(f"bind exactly one row of parameters per query execution (got {table.num_rows})",
+                                  field="parameters")
+    return [column[0].as_py() for column in table.columns]
 
 
 def _utf8(sql: bytes) -> str:

@@ -14,9 +14,9 @@ from countdb.ingest.validate import check_series
 from countdb.model import MAX_TIMESTAMP_MS
 
 
-def delete_points(datadir: DataDir, series: str, start_ms: int | None, end_ms: int | None, seq: int) -> Tombstone:
-    """Hide the points of `series` with start_ms <= ts <= end_ms (a missing bound: the whole series) written
-    before `seq`. Durable on return. Raises InvalidInput for a bad series or bounds, CatalogError."""
+def delete_range(series: str, start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
+    """The inclusive range a delete of `series` covers (a missing bound: the whole series); InvalidInput for a
+    bad series or bounds. A cluster coordinator checks this before it sends the delete to the owners."""
     check_series(series, "")
     start_ms = 0 if start_ms is None else start_ms
     end_ms = MAX_TIMESTAMP_MS if end_ms is None else end_ms
@@ -25,6 +25,14 @@ def delete_points(datadir: DataDir, series: str, start_ms: int | None, end_ms: i
             raise InvalidInput(f"{name}: must be between 0 and {MAX_TIMESTAMP_MS} ms", field=name)
     if start_ms > end_ms:
         raise InvalidInput(f"start ({start_ms}) is after end ({end_ms})", field="start")
+    return start_ms, end_ms
+
+
+def delete_points(datadir: DataDir, series: str, start_ms: int | None, end_ms: int | None, seq: int) -> Tombstone:
+    """Hide the points of `series` with start_ms <= ts <= end_ms (a missing bound: the whole series) written
+    before `seq`. Durable on return; a delete already recorded (same series, range and stamp: a copy from
+    another node, or a hint delivered twice) is not recorded again. Raises InvalidInput, CatalogError."""
+    start_ms, end_ms = delete_range(series, start_ms, end_ms)
     catalog = connect(datadir.catalog_path)
     try:
         return add_tombstone(catalog, series, start_ms, end_ms, seq)

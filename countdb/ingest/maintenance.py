@@ -1,5 +1,6 @@
-"""Maintainer: the background thread of each worker — WAL fsync interval, flush by size or age, adopting
-the WAL of dead workers. Errors are logged and retried at the next tick; the thread never dies of them."""
+"""Maintainer: the background thread of each worker — WAL fsync interval, flush by size or age or when asked
+node-wide (DataDir.request_flush), adopting the WAL of dead workers. Errors are logged and retried at the next
+tick; the thread never dies of them."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class Maintainer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="count-maintainer", daemon=True)
         self._next_adoption = 0.0
+        self._flush_requested = self._request_time()
 
     def start(self) -> None:
         self._thread.start()
@@ -37,6 +39,12 @@ class Maintainer:
         self._stop.set()
         self.writer.flush_wanted.set()
         self._thread.join(timeout=30)
+
+    def _request_time(self) -> float:
+        try:
+            return self.datadir.flush_request_path.stat().st_mtime
+        except OSError:
+            return 0.0
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -50,6 +58,10 @@ class Maintainer:
 
     def tick(self) -> None:
         self.writer.wal.sync()
+        requested = self._request_time()
+        if requested != self._flush_requested:
+            self._flush_requested = requested
+            self.writer.flush_wanted.set()
         if self.writer.flush_wanted.is_set() or self.writer.oldest_age_seconds() >= self.flush_interval_seconds:
             if self.writer.flush():
                 release_free_memory()  # NOTE: issue 2, worker RSS ≤ 300 MB; ~1 ms per flush

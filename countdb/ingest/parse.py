@@ -132,6 +132,13 @@ def parse_csv(body: bytes, max_points: int) -> Columns:
     except UnicodeDecodeError:
         raise InvalidInput("CSV body is not UTF-8", field="body") from None
     reader = csv.reader(io.StringIO(text))
+    try:
+        return _csv_columns(reader, max_points)
+    except csv.Error as error:  # e.g. a bare carriage return inside a field (issue 14: was a 500)
+        raise InvalidInput(f"line {reader.line_num}: not valid CSV: {error}", line=reader.line_num) from None
+
+
+def _csv_columns(reader, max_points: int) -> Columns:
     header = next(reader, None)
     if header is None or [h.strip() for h in header] != list(_FIELDS):
         raise InvalidInput("CSV header must be: series,timestamp,value", line=1)
@@ -164,7 +171,11 @@ def parse_arrow(body: bytes, max_points: int) -> list[pa.RecordBatch]:
     `value` (float64); returns batches in the WAL's dictionary schema."""
     try:
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
+        # NOTE: a stream's buffers are the client's word; full validation (offsets, dictionary indices, UTF-8)
+        # keeps bad ones from reaching Arrow's kernels, which trust them (issue 14: fuzzing found a 500).
+        table.validate(full=True)
+        table.schema.names  # noqa: B018 - field names must be UTF-8 too
+    except (pa.ArrowException, OSError, EOFError, ValueError) as error:  # e.g. NotImplemented (issue 14: a 500)
         raise InvalidInput(f"body is not an Arrow IPC stream: {error}", field="body") from None
     return arrow_columns(table, max_points)
 

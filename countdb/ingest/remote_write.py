@@ -83,6 +83,18 @@ def decode_write_request(body: bytes, max_decompressed_bytes: int) -> ParsedSamp
 
 
 def _decode_request(body: bytes, max_decompressed_bytes: int) -> prompb_pb2.WriteRequestView:
+    raw = decompress_snappy_block(body, max_decompressed_bytes)
+    request = prompb_pb2.WriteRequestView()
+    try:
+        request.ParseFromString(memoryview(raw))
+    except DecodeError as error:
+        raise InvalidInput(f"body is not a prometheus.WriteRequest: {error}", field="body") from None
+    return request
+
+
+def decompress_snappy_block(body: bytes, max_decompressed_bytes: int) -> bytes:
+    """A remote write or read body, un-snappied. LimitExceeded(limit="max_body_bytes") if the header announces
+    more than `max_decompressed_bytes` (checked before decompressing); InvalidInput(field="body") if not snappy."""
     try:
         size = cramjam.snappy.decompress_raw_len(body)
     except cramjam.DecompressionError as error:
@@ -94,12 +106,7 @@ def _decode_request(body: bytes, max_decompressed_bytes: int) -> prompb_pb2.Writ
         raw = cramjam.snappy.decompress_raw(body)
     except cramjam.DecompressionError as error:
         raise InvalidInput(f"body is not snappy block format: {error}", field="body") from None
-    request = prompb_pb2.WriteRequestView()
-    try:
-        request.ParseFromString(memoryview(raw))
-    except DecodeError as error:
-        raise InvalidInput(f"body is not a prometheus.WriteRequest: {error}", field="body") from None
-    return request
+    return raw
 
 
 def _cache_key(encoded_labels: tuple[bytes, ...]) -> str:

@@ -31,7 +31,8 @@ BACKPRESSURE_WAIT_SECONDS = 10.0  # …and get 503 if flushes have not made room
 
 class SequenceClock:
     """Write sequence numbers: wall-clock nanoseconds, strictly increasing within the process, so the
-    later of two writes to one (series, ts) wins across workers too."""
+    later of two writes to one (series, ts) wins across workers too. A stamp seen from another node's
+    coordinator moves the clock past it, so a later write here still wins over it."""
 
     def __init__(self):
         self._last = 0
@@ -39,6 +40,10 @@ class SequenceClock:
     def next(self) -> int:
         self._last = max(self._last + 1, time.time_ns())
         return self._last
+
+    def witness(self, seq: int) -> int:
+        self._last = max(self._last, seq)
+        return seq
 
 
 @dataclass
@@ -79,8 +84,10 @@ class Writer:
         self._flush_lock = threading.Lock()
         self._closed = False
 
-    def write(self, batches: list[Points]) -> int:
-        """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable."""
+    def write(self, batches: list[Points], seq: int | None = None) -> int:
+        """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable.
+        `seq` is the write's stamp when a cluster coordinator gave it one (every copy of a write carries the
+        same stamp); by default this writer stamps it."""
         encoded = [encode_points(points) for points in batches]
         count = sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
         with self._lock:
@@ -88,7 +95,7 @@ class Writer:
             if self._closed:
                 metrics.reject_points("unavailable", count)
                 raise Unavailable("node is shutting down")
-            seq = self._clock.next()
+            seq = self._clock.next() if seq is None else self._clock.witness(seq)
             for (record_type, payload), points in zip(encoded, batches):
                 try:
                     position = self.wal.append_unsynced(record_type, seq, payload)

@@ -39,6 +39,20 @@ FLUSH_SECONDS = Histogram("count_flush_duration_seconds", "Duration of successfu
 FLUSHED_POINTS = Counter("count_flushed_points", "Points published in Parquet blocks by flushes")
 QUERY_SECONDS = Histogram("count_query_duration_seconds", "Time to answer a query (snapshot and DuckDB), by kind",
                           ["kind"], buckets=LATENCY_BUCKETS_SECONDS)
+CLUSTER_FORWARDED_POINTS = Counter("count_cluster_forwarded_points",
+                                   "Points this node sent to other nodes as their owner's copy")
+CLUSTER_FORWARD_SECONDS = Histogram("count_cluster_forward_duration_seconds",
+                                    "Time of one write forwarded to another node (its copy or a hint)",
+                                    buckets=LATENCY_BUCKETS_SECONDS)
+CLUSTER_HINTS_STORED = Counter("count_cluster_hints_stored", "Hints kept (here or on a stand-in) for owners that were down")
+CLUSTER_HINTS_DELIVERED = Counter("count_cluster_hints_delivered", "Hints delivered to their node once it was back")
+CLUSTER_HINTS_PENDING = Gauge("count_cluster_hints_pending", "Hints this node holds for other nodes, by target node",
+                              ["target"], multiprocess_mode="mostrecent")
+CLUSTER_MEMBERS_UP = Gauge("count_cluster_members_up", "Cluster nodes up as this node sees them, itself included",
+                           multiprocess_mode="mostrecent")
+CLUSTER_SEGMENTS_PUSHED = Counter("count_cluster_segments_pushed", "Parquet segments pushed to peers by anti-entropy")
+CLUSTER_SEGMENT_BYTES = Counter("count_cluster_segment_bytes", "Bytes of the Parquet segments pushed to peers")
+CLUSTER_POINTS_REPAIRED = Counter("count_cluster_points_repaired", "Points anti-entropy pushed to peers that lacked them")
 
 
 def reject_points(reason: str, points: int) -> None:

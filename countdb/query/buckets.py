@@ -17,7 +17,8 @@ from countdb.errors import InvalidInput
 UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 MAX_STEP_MS = 100 * 366 * 86_400_000
 FILLS = ("none", "null", "previous", "linear")
-_DURATION = re.compile(r"(?:(\d+)(ms|s|m|h|d|w))")
+# NOTE: at most 18 ASCII digits a part: int() refuses over 4,300 digits with ValueError (issue 14: was a 500)
+_DURATION = re.compile(r"(?:([0-9]{1,18})(ms|s|m|h|d|w))")
 
 
 def parse_step(text: str) -> int:

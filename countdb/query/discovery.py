@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from countdb.errors import InvalidInput, LimitExceeded
 from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.selectors import NAME_TAG, Selector, matcher_sql
-from countdb.query.series_index import SERIES_SCHEMA
+from countdb.query.series_index import SERIES_SCHEMA, series_of
 from countdb.query.visible import used_params
 
 _MATCH = """
@@ -31,11 +31,14 @@ def match_series(engine: QueryEngine, selector: Selector | None, start_ms: int =
     [start_ms, end_ms]. InvalidInput for a regex RE2 refuses; LimitExceeded past `max_series`."""
     snapshot = snapshot or engine.snapshot()
     tables = {"stored_series": engine.series_index.stored()}
-    unflushed = engine.series_index.unflushed(snapshot.unflushed)
     candidates = "SELECT * FROM stored_series"
-    if unflushed.num_rows:
-        tables["unflushed_series"] = unflushed
-        candidates += " UNION ALL SELECT * FROM unflushed_series"
+    listings = [engine.series_index.unflushed(snapshot.unflushed)]
+    if snapshot.foreign is not None:
+        listings.append(series_of(snapshot.foreign))
+    for index, listed in enumerate(listings):
+        if listed.num_rows:
+            tables[f"unflushed_series{index}"] = listed
+            candidates += f" UNION ALL SELECT * FROM unflushed_series{index}"
     params: dict = {"start": start_ms, "end": end_ms}
     matchers = selector.matchers if selector else ()
     where = " AND ".join(matcher_sql(m, params, i) for i, m in enumerate(matchers)) or "true"

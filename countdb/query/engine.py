@@ -26,13 +26,14 @@ from countdb.catalog.db import connect, data_version
 from countdb.catalog.tombstones import Tombstone
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
-from countdb.model import months_between
+from countdb.model import RemotePoints, months_between
 from countdb.query.deadlines import Deadlines
 from countdb.query.series_index import SeriesIndex
 from countdb.query.stored_series import StoredSeriesReader
 from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
 from countdb.storage.hiding import retention_floor_ms
 from countdb.wal.log import all_segment_paths
+from countdb.wal.record import UNFLUSHED_SCHEMA
 from countdb.wal.unflushed import SegmentVanished, UnflushedReader
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Scope:
     unflushed: pa.Table
     tombstones: tuple[Tombstone, ...] = ()
     floor_ms: int = 0
+    foreign: pa.Table | None = None
+    """Points of series this node does not hold (other cluster nodes'): added as they are, never merged."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class Snapshot:
     root: Path
     tombstones: tuple[Tombstone, ...] = ()
     floor_ms: int = 0
+    foreign: pa.Table | None = None
+    remote_only: bool = False
+    """The points are other nodes' alone (RemotePoints "only"), one copy per (series, ts), no deletes to apply."""
     scoped: list[BlockRecord] = field(default_factory=list, compare=False, repr=False)
     """Every block a scope() of this snapshot handed out: where run_query looks for a damaged file."""
 
@@ -77,13 +83,32 @@ class Snapshot:
                 if block.max_ts >= start_ms and block.min_ts <= end_ms:
                     (files if block.kind == "points" else shadows).append(f"{root}/{block.path}")
                     self.scoped.append(block)
-        table = self.unflushed
-        if table.num_rows:
-            mask = pc.and_(pc.greater_equal(table["ts"], start_ms), pc.less_equal(table["ts"], end_ms))
-            if series is not None:
-                mask = pc.and_(mask, pc.equal(table["series"], series))
-            table = table.filter(mask)
-        return Scope(files, shadows, table, tombstones, self.floor_ms)
+        return Scope(files, shadows, _within(self.unflushed, start_ms, end_ms, series), tombstones, self.floor_ms,
+                     None if self.foreign is None else _within(self.foreign, start_ms, end_ms, series))
+
+    def series_tables(self) -> list[pa.Table]:
+        """The tables of points not in this node's blocks (unflushed, then other nodes'): where discovery finds
+        series the catalog does not list yet."""
+        return [self.unflushed] + ([self.foreign] if self.foreign is not None else [])
+
+
+def _within(table: pa.Table, start_ms: int, end_ms: int, series: str | None) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    mask = pc.and_(pc.greater_equal(table["ts"], start_ms), pc.less_equal(table["ts"], end_ms))
+    if series is not None:
+        mask = pc.and_(mask, pc.equal(table["series"], series))
+    return table.filter(mask)
+
+
+def as_unflushed(stamped: pa.Table) -> pa.Table:
+    """Other nodes' stamped points in UNFLUSHED_SCHEMA, ranked below every local point of the same stamp (pos -1:
+    the same write, so either copy is right)."""
+    stamped = stamped.select(["series", "ts", "value", "seq"])
+    stamped = stamped.append_column("pos", pa.repeat(pa.scalar(-1, pa.int64()), stamped.num_rows))
+    if not pa.types.is_dictionary(stamped.schema.field("series").type):
+        stamped = stamped.set_column(0, "series", pc.dictionary_encode(stamped["series"]))
+    return stamped.cast(UNFLUSHED_SCHEMA)
 
 
 class QueryEngine:
@@ -114,9 +139,13 @@ class QueryEngine:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.duck.cursor()
 
-    def snapshot(self) -> Snapshot:
-        """Published blocks plus every point in a live WAL segment, and the deletes, as of now."""
+    def snapshot(self, remote: RemotePoints | None = None) -> Snapshot:
+        """Published blocks plus every point in a live WAL segment, and the deletes, as of now; with `remote`,
+        points other cluster nodes hold, joined as their mode says (model.RemotePoints)."""
         root = self.datadir.root
+        floor = retention_floor_ms(self.retention_days, time.time_ns() // 1_000_000)
+        if remote is not None and remote.mode == "only":
+            return Snapshot({}, as_unflushed(remote.table), root, (), floor, remote_only=True)
         for _ in range(SNAPSHOT_ATTEMPTS):
             listed = [str(path.relative_to(root)) for path in all_segment_paths(self.datadir.wal)]
             blocks, retired, tombstones = self._catalog_state()
@@ -124,16 +153,18 @@ class QueryEngine:
                 unflushed = self._unflushed.read([path for path in listed if path not in retired])
             except SegmentVanished:
                 continue
-            return Snapshot(blocks, unflushed, root, tombstones,
-                            retention_floor_ms(self.retention_days, time.time_ns() // 1_000_000))
+            if remote is not None and remote.mode == "merge":
+                unflushed = pa.concat_tables([unflushed, as_unflushed(remote.table)]).unify_dictionaries()
+            foreign = remote.table if remote is not None and remote.mode == "add" else None
+            return Snapshot(blocks, unflushed, root, tombstones, floor, foreign)
         raise Unavailable("the WAL changed too fast to take a consistent snapshot; retry")
 
-    def run_query(self, work: Callable[[Snapshot], T]) -> T:
-        """`work(snapshot)` over a fresh snapshot. When DuckDB fails on a damaged block file (missing, truncated,
+    def run_query(self, work: Callable[[Snapshot], T], remote: RemotePoints | None = None) -> T:
+        """`work(snapshot)` over a fresh snapshot (with `remote` points, as in snapshot()). When DuckDB fails on a damaged block file (missing, truncated,
         corrupt), that file is quarantined and `work` runs again over the rest (issue 7: one bad file costs its
         own points, not the query). Any other error propagates unchanged."""
         for _ in range(DAMAGE_ATTEMPTS):
-            current = self.snapshot()
+            current = self.snapshot(remote)
             try:
                 return work(current)
             except duckdb.Error as error:

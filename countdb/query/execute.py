@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from countdb.errors import InvalidInput
 from countdb.query.deadlines import Watch
+from countdb.model import RemotePoints
 from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.visible import used_params, visible_points
 
@@ -27,10 +28,12 @@ def check_bounds(start_ms: int, end_ms: int) -> None:
 
 def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, params: dict,
                    build: Callable[[str], str], *, series: str | None = None, snapshot: Snapshot | None = None,
-                   tables: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
+                   tables: dict[str, pa.Table] | None = None, with_seq: bool = False,
+                   remote: RemotePoints | None = None) -> pa.RecordBatchReader:
     """Run build(<visible relation>) — SQL using the relation of points (series, ts, value) in
     [start_ms, end_ms] that satisfy `where` — and stream its rows. `series` narrows the unflushed points
-    before SQL sees them; `tables` are registered by name for `where` and `build` to use."""
+    before SQL sees them; `tables` are registered by name for `where` and `build` to use; `with_seq` adds each
+    point's write stamp `seq` to the relation; `remote` are other nodes' points to merge (QueryEngine.snapshot)."""
     check_bounds(start_ms, end_ms)
     params = {**params, "start": start_ms, "end": end_ms}
     where = f"ts BETWEEN $start AND $end AND ({where})"
@@ -44,7 +47,7 @@ def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, 
             for name, table in (tables or {}).items():
                 cursor.register(name, table)
             run_params = dict(params)
-            sql = build(visible_points(cursor, current.scope(start_ms, end_ms, series), where, run_params))
+            sql = build(visible_points(cursor, current.scope(start_ms, end_ms, series), where, run_params, with_seq))
             reader = cursor.sql(sql, params=used_params(sql, run_params)).to_arrow_reader(BATCH_ROWS)
             first = next(iter(reader), None)
             return reader, [] if first is None else [first], cursor, watch
@@ -55,7 +58,7 @@ def select_visible(engine: QueryEngine, start_ms: int, end_ms: int, where: str, 
                 raise watch.timeout() from None
             raise
 
-    reader, first, cursor, watch = start(snapshot) if snapshot is not None else engine.run_query(start)
+    reader, first, cursor, watch = start(snapshot) if snapshot is not None else engine.run_query(start, remote)
     return pa.RecordBatchReader.from_batches(reader.schema, _closing(first, reader, cursor, watch))
 
 

@@ -39,17 +39,17 @@ def wire_schema(schema: pa.Schema) -> pa.Schema:
     return schema.set(index, schema.field(index).with_type(WIRE_TYPE))
 
 
-def start(run: Run, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
-    """Run `sql` on `run` (whose cursor has the `count_*_series` tables) with its `series` column
+def start(run: Run, sql: str, params: list | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
+    """Run `sql` (with `params` bound) on `run` (whose cursor has the `count_*_series` tables) with its `series` column
     dictionary-encoded: (schema, batches), or None when the result has no such column or the statement can't
     be wrapped (e.g. a comment after its `;`); the caller then runs it as is and reports any real error."""
     statement = sql.rstrip(" \t\r\n;")
     try:
-        schema = run.schema(statement)
+        schema = run.schema(statement, params)
         if not applies(schema):
             return None
         run.execute(_CREATE_ENUM)
-        _, batches = run.batches(statement, _PROJECTION)
+        _, batches = run.batches(statement, _PROJECTION, params)
     except QueryRejected:
         return None
     wire = wire_schema(schema)

@@ -15,6 +15,7 @@ import pyarrow as pa
 from countdb.errors import LimitExceeded
 from countdb.query.aggregations import Aggregation, grouped_sql
 from countdb.query.buckets import Fill, bucket_count, fill_buckets
+from countdb.model import RemotePoints
 from countdb.query.engine import QueryEngine, Snapshot
 from countdb.query.execute import check_bounds, select_visible
 from countdb.query.visible import used_params
@@ -53,30 +54,31 @@ class Downsample:
 
 
 def query_range(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
-                downsample: Downsample | None = None) -> pa.RecordBatchReader | pa.Table:
+                downsample: Downsample | None = None, remote: RemotePoints | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (timestamp, value) of `series` in [start_ms, end_ms]: its visible points, or with `downsample`
-    its buckets. Raises InvalidInput (bounds), LimitExceeded (fill too large)."""
+    its buckets; `remote`: the series' points on other cluster nodes, merged in. Raises InvalidInput (bounds),
+    LimitExceeded (fill too large)."""
     check_bounds(start_ms, end_ms)
     if downsample is None:
         return engine.run_query(lambda current: _series_rows(
             engine, current, series, start_ms, end_ms, {},
-            lambda points: f"SELECT ts AS timestamp, value FROM {points} ORDER BY ts", points_answer=True))
+            lambda points: f"SELECT ts AS timestamp, value FROM {points} ORDER BY ts", points_answer=True), remote)
     downsample.check_fill_size(start_ms, end_ms, 1)
     rows = engine.run_query(lambda current: _series_rows(
         engine, current, series, start_ms, end_ms, {"step": downsample.step_ms},
-        lambda points: downsample.bucketed_sql(points, []) + " ORDER BY 1"))
+        lambda points: downsample.bucketed_sql(points, []) + " ORDER BY 1"), remote)
     if downsample.fill.policy == "none":
         return rows
     return downsample.fill_table(rows.read_all(), start_ms, end_ms)
 
 
 def query_aggregate(engine: QueryEngine, series: str, start_ms: int, end_ms: int,
-                    aggregation: Aggregation) -> pa.RecordBatchReader:
+                    aggregation: Aggregation, remote: RemotePoints | None = None) -> pa.RecordBatchReader:
     """One row, column `value`: the aggregate over the range (`count` of no points is 0, the others null)."""
     check_bounds(start_ms, end_ms)
     return engine.run_query(lambda current: _series_rows(
         engine, current, series, start_ms, end_ms, {},
-        lambda points: grouped_sql(aggregation, points, [], WHOLE_WINDOW)))
+        lambda points: grouped_sql(aggregation, points, [], WHOLE_WINDOW)), remote)
 
 
 def _series_rows(engine: QueryEngine, current: Snapshot, series: str, start_ms: int, end_ms: int, params: dict,
@@ -102,17 +104,22 @@ def _series_rows(engine: QueryEngine, current: Snapshot, series: str, start_ms: 
 
 
 def stored_points(engine: QueryEngine, current: Snapshot, series: str, start_ms: int,
-                  end_ms: int) -> pa.Table | None:
+                  end_ms: int, with_seq: bool = False) -> pa.Table | None:
     """(timestamp, value) of the series' visible points in [start_ms, end_ms] read straight from its stored
-    row groups, or None when the general path must answer: an unflushed point, a tombstone or a shadow row may
-    touch the series in the range, or a block file can't be read here (the general path then finds the damage)."""
+    row groups (and `seq` with `with_seq`), or None when the general path must answer: an unflushed point, a
+    tombstone or a shadow row may touch the series in the range, or a block file can't be read here (the general
+    path then finds the damage)."""
     scope = current.scope(start_ms, end_ms, series)
     start_ms = max(start_ms, scope.floor_ms)
+    if current.remote_only:  # other nodes' copies, already merged: the points as they are
+        points = scope.unflushed.sort_by("ts")
+        return pa.table({"timestamp": points["ts"], "value": points["value"],
+                         **({"seq": points["seq"]} if with_seq else {})})
     if scope.unflushed.num_rows or scope.tombstones:
         return None
     try:
         if engine.stored_series.may_hold(scope.shadows, series, start_ms, end_ms):
             return None
-        return engine.stored_series.read(scope.files, series, start_ms, end_ms)
+        return engine.stored_series.read(scope.files, series, start_ms, end_ms, with_seq)
     except (OSError, pa.ArrowException):
         return None

@@ -94,21 +94,22 @@ class Run:
         with self.errors():
             self.cursor.execute(sql)
 
-    def batches(self, sql: str, projection: str | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def batches(self, sql: str, projection: str | None = None,
+                params: list | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The statement's schema and a stream of its batches (through `projection`, a SELECT list over the
-        statement's columns, if given); past QUERY_MAX_ROWS the stream raises LimitExceeded. Errors at any
-        point come out as CountErrors."""
+        statement's columns, if given; `params` bound by DuckDB to its `?`/`$n` placeholders); past
+        QUERY_MAX_ROWS the stream raises LimitExceeded. Errors at any point come out as CountErrors."""
         with self.errors():
-            relation = self.cursor.sql(sql)
+            relation = self.cursor.sql(sql, params=params)
             if projection is not None:
                 relation = relation.project(projection)
             reader = relation.to_arrow_reader(BATCH_ROWS)
         return reader.schema, self._stream(reader)
 
-    def schema(self, sql: str) -> pa.Schema:
-        """The statement's Arrow schema, without computing its rows."""
+    def schema(self, sql: str, params: list | None = None) -> pa.Schema:
+        """The statement's Arrow schema (with `params` bound, as in batches), without computing its rows."""
         with self.errors():
-            return self.cursor.sql(sql).limit(0).to_arrow_table().schema
+            return self.cursor.sql(sql, params=params).limit(0).to_arrow_table().schema
 
     def _stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         rows, limit = 0, self.sandbox.max_rows

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from countdb.errors import InvalidInput
-from countdb.model import TAG_KEY_PATTERN
+from countdb.model import RemotePoints, TAG_KEY_PATTERN
 from countdb.query.aggregations import Aggregation, grouped_sql, quoted
 from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
@@ -36,11 +36,13 @@ def parse_group_by(text: str | None) -> list[str]:
 
 
 def query_range_matching(engine: QueryEngine, selector: Selector, start_ms: int, end_ms: int,
-                         downsample: Downsample | None, max_series: int) -> pa.RecordBatchReader | pa.Table:
+                         downsample: Downsample | None, max_series: int,
+                         remote: RemotePoints | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (series, timestamp, value) ordered by series then time: every visible point (or bucket) of each
-    matched series that has points in [start_ms, end_ms]. LimitExceeded past `max_series` or the fill limit."""
+    matched series that has points in [start_ms, end_ms] (`remote`: other cluster nodes' points, merged in).
+    LimitExceeded past `max_series` or the fill limit."""
     check_bounds(start_ms, end_ms)
-    snapshot = engine.snapshot()
+    snapshot = engine.snapshot(remote)
     matched = match_series(engine, selector, start_ms, end_ms, snapshot, max_series)
     if downsample is not None:
         downsample.check_fill_size(start_ms, end_ms, matched.num_rows)
@@ -75,22 +77,28 @@ def _fill_each(table: pa.Table, downsample: Downsample, start_ms: int, end_ms: i
 
 def query_aggregate_grouped(engine: QueryEngine, selector: Selector, start_ms: int, end_ms: int,
                             aggregation: Aggregation, group_by: list[str],
-                            max_series: int) -> pa.RecordBatchReader | pa.Table:
+                            max_series: int, remote: RemotePoints | None = None) -> pa.RecordBatchReader | pa.Table:
     """Rows (<group_by keys>…, value): the aggregate over the points of all matched series in each group
-    (rate: the sum of each series' rate). Without group_by one row over everything matched."""
+    (rate: the sum of each series' rate). Without group_by one row over everything matched (`remote`: other
+    cluster nodes' points, merged in)."""
     check_bounds(start_ms, end_ms)
-    snapshot = engine.snapshot()
+    snapshot = engine.snapshot(remote)
     matched = match_series(engine, selector, start_ms, end_ms, snapshot, max_series)
     # NOTE: each series' group values as plain columns g0, g1…: joining them to every point is far cheaper than
     # joining the tags map (10x for rate over a day of 100 series).
     groups = pa.table({"series": matched["series"],
                        **{f"g{i}": _tag_values(matched, key) for i, key in enumerate(group_by)}})
-    keys = [(f"g{i}", key) for i, key in enumerate(group_by)]
-    order = f" ORDER BY {', '.join(quoted(key) for key in group_by)}" if group_by else ""
+    # NOTE: the SQL groups by internal names k0, k1…; tag keys become column names only in the outer SELECT, so
+    # a key spelled like a column or table of the query (g, series, ts, n, g1…) can't capture it (issue 14: was a
+    # 500, found by schemathesis). Positional ORDER BY for the same reason.
+    keys = [(f"g{i}", f"k{i}") for i in range(len(group_by))]
+    named = ", ".join([*(f"k{i} AS {quoted(key)}" for i, key in enumerate(group_by)), "value"])
+    order = ", ".join(str(position) for position in range(1, len(group_by) + 1))
 
     def build(points: str) -> str:
         source = f"(SELECT p.*, m.* EXCLUDE (series) FROM {points} p JOIN matched m ON m.series = p.series)"
-        return grouped_sql(aggregation, source, keys, WHOLE_WINDOW) + order
+        grouped = grouped_sql(aggregation, source, keys, WHOLE_WINDOW)
+        return f"SELECT {named} FROM ({grouped}) grouped ORDER BY {order}" if group_by else grouped
 
     return select_visible(engine, start_ms, end_ms, _IN_MATCHED, {}, build, snapshot=snapshot,
                           tables={"matched": groups})

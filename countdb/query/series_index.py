@@ -48,14 +48,11 @@ class SeriesIndex:
             return self._stored
 
     def unflushed(self, points: pa.Table) -> pa.Table:
-        """The series of `points` (a snapshot's unflushed table) with their extents (SERIES_SCHEMA)."""
+        """The series of `points` (a snapshot's unflushed table) with their extents (SERIES_SCHEMA); remembered
+        for as long as the WAL answers the same table."""
         with self._lock:
             if points is not self._unflushed_source:
-                extents = points.group_by("series").aggregate([("ts", "min"), ("ts", "max")])
-                keys = extents["series"].to_pylist()
-                parsed = [parse_series_key(key) for key in keys]
-                self._unflushed = _table(keys, [p[0] for p in parsed], [p[1] for p in parsed],
-                                         extents["ts_min"].to_pylist(), extents["ts_max"].to_pylist())
+                self._unflushed = series_of(points)
                 self._unflushed_source = points
             return self._unflushed
 
@@ -70,3 +67,12 @@ def _table(keys: list[str], names: list[str], tags: list[dict], first: list[int]
     return pa.table([pa.array(keys, pa.string()), pa.array(names, pa.string()),
                      pa.array([list(t.items()) for t in tags], TAGS_TYPE),
                      pa.array(first, pa.int64()), pa.array(last, pa.int64())], schema=SERIES_SCHEMA)
+
+
+def series_of(points: pa.Table) -> pa.Table:
+    """The series of a table of points (series, ts, …) with their extents (SERIES_SCHEMA)."""
+    extents = points.group_by("series").aggregate([("ts", "min"), ("ts", "max")])
+    keys = extents["series"].to_pylist()
+    parsed = [parse_series_key(key) for key in keys]
+    return _table(keys, [p[0] for p in parsed], [p[1] for p in parsed], extents["ts_min"].to_pylist(),
+                  extents["ts_max"].to_pylist())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 import orjson
 import pyarrow as pa
@@ -17,10 +17,11 @@ import pyarrow.compute as pc
 
 from countdb.catalog.blocks import series_extents
 from countdb.catalog.db import connect, data_version
-from countdb.model import parse_series_key
+from countdb.model import RemotePoints
 from countdb.query import key_dictionary
 from countdb.query.engine import QueryEngine, Scope, Snapshot
 from countdb.query.sandbox import Run, Sandbox, sql_literal
+from countdb.query.series_index import series_of
 from countdb.query.visible import visible_points
 
 SERIES_SCHEMA = pa.schema([
@@ -68,43 +69,48 @@ class SqlResult:
 class SqlService:
     """User SQL over one worker's QueryEngine snapshots. Thread-safe."""
 
-    def __init__(self, engine: QueryEngine, sandbox: Sandbox):
+    def __init__(self, engine: QueryEngine, sandbox: Sandbox,
+                 remote_points: Callable[[], RemotePoints | None] = lambda: None):
+        """`remote_points()`: the points of the series other cluster nodes answer for (None when not clustered)."""
         self.engine = engine
         self.sandbox = sandbox
+        self.remote_points = remote_points
         self._catalog = connect(engine.datadir.catalog_path)
         self._catalog_lock = threading.Lock()
         self._catalog_version = -1
         self._catalog_series = SERIES_SCHEMA.empty_table()
 
-    def execute(self, sql: str, keys_as_dictionary: bool = False) -> SqlResult:
+    def execute(self, sql: str, keys_as_dictionary: bool = False, params: list | None = None) -> SqlResult:
         """Start `sql` (one SELECT); raises QueryRejected with DuckDB's reason, QueryTimeout, LimitExceeded.
-        With `keys_as_dictionary`, a `series` column comes as dictionary<int32, string> (query/key_dictionary.py)."""
+        With `keys_as_dictionary`, a `series` column comes as dictionary<int32, string> (query/key_dictionary.py).
+        `params` are bound by DuckDB to the statement's placeholders, never spliced into its text."""
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
-            snapshot = self.engine.snapshot()
+            snapshot = self.engine.snapshot(self.remote_points())
             self._create_views(run, snapshot)
-            started = key_dictionary.start(run, sql) if keys_as_dictionary else None
-            schema, batches = started or run.batches(sql)
+            started = key_dictionary.start(run, sql, params) if keys_as_dictionary else None
+            schema, batches = started or run.batches(sql, params=params)
             return SqlResult(run, schema, batches)
         except BaseException:
             run.close()
             raise
 
-    def schema(self, sql: str, keys_as_dictionary: bool = False) -> pa.Schema:
+    def schema(self, sql: str, keys_as_dictionary: bool = False, params: list | None = None) -> pa.Schema:
         """The Arrow schema `sql` would answer with (checked and bound like execute, no rows computed)."""
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
-            self._create_views(run, self.engine.snapshot())
-            schema = run.schema(sql)
+            self._create_views(run, self.engine.snapshot())  # the schema needs no other node's points
+            schema = run.schema(sql, params)
         finally:
             run.close()
         return key_dictionary.wire_schema(schema) if keys_as_dictionary and key_dictionary.applies(schema) else schema
 
     def _create_views(self, run: Run, snapshot: Snapshot) -> None:
         run.cursor.register("count_catalog_series", self._series_from_catalog())
-        run.cursor.register("count_unflushed_series", _series_from_unflushed(snapshot.unflushed))
+        run.cursor.register("count_unflushed_series", pa.concat_tables(
+            [_series_from_unflushed(points) for points in snapshot.series_tables()]))
         run.execute(_SERIES_VIEW)
         params: dict = {}
         visible = visible_points(run.cursor, _whole(snapshot), "true", params)
@@ -133,10 +139,11 @@ def _whole(snapshot: Snapshot) -> Scope:
     blocks = [block for month in snapshot.blocks_by_month.values() for block in month]
     lows = [block.min_ts for block in blocks]
     highs = [block.max_ts for block in blocks]
-    if snapshot.unflushed.num_rows:
-        low, high = (v.as_py() for v in pc.min_max(snapshot.unflushed["ts"]).values())
-        lows.append(low)
-        highs.append(high)
+    for points in snapshot.series_tables():
+        if points.num_rows:
+            low, high = (v.as_py() for v in pc.min_max(points["ts"]).values())
+            lows.append(low)
+            highs.append(high)
     if not lows:
         return Scope([], [], snapshot.unflushed)
     return snapshot.scope(min(lows), max(highs))
@@ -144,13 +151,7 @@ def _whole(snapshot: Snapshot) -> Scope:
 
 def _series_from_unflushed(unflushed: pa.Table) -> pa.Table:
     """One row per series with unflushed points: its name, tags and the extent of those points."""
-    if unflushed.num_rows == 0:
-        return SERIES_SCHEMA.empty_table()
-    grouped = unflushed.group_by("series").aggregate([("ts", "min"), ("ts", "max")])
-    keys = grouped["series"].to_pylist()
-    parsed = [parse_series_key(key) for key in keys]
-    return pa.table([keys, [name for name, _ in parsed], [list(tags.items()) for _, tags in parsed],
-                     grouped["ts_min"], grouped["ts_max"]], schema=SERIES_SCHEMA)
+    return series_of(unflushed).rename_columns(SERIES_SCHEMA.names).cast(SERIES_SCHEMA)
 
 
 def inline_params(sql: str, params: dict) -> str:

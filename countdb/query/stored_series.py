@@ -23,6 +23,7 @@ MAX_ROWS_READ = 8 * 131_072  # beyond this the general path streams the answer i
 CACHED_FILES = 4096
 CACHED_SERIES_RUNS = 1_000_000  # series runs over every cached row group: ~24 MB at most
 POINTS_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64())])
+STAMPED_POINTS_SCHEMA = POINTS_SCHEMA.append(pa.field("seq", pa.int64()))
 READ_BATCH_ROWS = 8192  # decoding granularity: a read stops at most this many rows past what it needs
 
 
@@ -93,10 +94,13 @@ class StoredSeriesReader:
         """Whether any row group of `files` may have a row of `series` in [start_ms, end_ms] (from statistics)."""
         return any(self._layout(path).candidates(series, start_ms, end_ms) for path in files)
 
-    def read(self, files: list[str], series: str, start_ms: int, end_ms: int) -> pa.Table | None:
+    def read(self, files: list[str], series: str, start_ms: int, end_ms: int,
+             with_seq: bool = False) -> pa.Table | None:
         """(timestamp, value) of every row of `series` in [start_ms, end_ms] in `files` (points blocks), in time
-        order; None when a file isn't laid out as docs/format/blocks.md says or more than MAX_ROWS_READ rows
-        would be read. Raises pyarrow's errors (OSError, ArrowInvalid) for an unreadable file."""
+        order, and each row's write stamp `seq` with `with_seq`; None when a file isn't laid out as
+        docs/format/blocks.md says or more than MAX_ROWS_READ rows would be read. Raises pyarrow's errors
+        (OSError, ArrowInvalid) for an unreadable file."""
+        schema = STAMPED_POINTS_SCHEMA if with_seq else POINTS_SCHEMA
         wanted: list[tuple[str, int, bool]] = []
         rows = 0
         for path in files:
@@ -118,8 +122,8 @@ class StoredSeriesReader:
         for index, (path, group, (first, stop, first_ts), in_time_order) in enumerate(found):
             if in_time_order and (first_ts > end_ms or _continued_by(found, index, start_ms)):
                 continue
-            pieces += _read_run(path, group, (first, stop), start_ms, end_ms, in_time_order)
-        return _in_time_order(pieces)
+            pieces += _read_run(path, group, (first, stop), start_ms, end_ms, in_time_order, schema)
+        return _in_time_order(pieces, schema)
 
     def _layout(self, path: str) -> FileLayout:
         with self._lock:
@@ -211,14 +215,14 @@ def _read_series_runs(path: str, group: int) -> SeriesRuns | None:
 
 
 def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms: int,
-              in_time_order: bool) -> list[pa.RecordBatch]:
+              in_time_order: bool, schema: pa.Schema) -> list[pa.RecordBatch]:
     """The rows of one series run in [start_ms, end_ms]. Batches are decoded in order and reading stops at the
     run's end, or, in a file sorted by (series, ts), at the range's end: on average half a row group decoded."""
     first, stop = run
     pieces, row = [], 0
     with pq.ParquetFile(path) as file:
-        for batch in file.iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=["ts", "value"],
-                                       use_threads=False):
+        columns = ["ts", *schema.names[1:]]
+        for batch in file.iter_batches(READ_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False):
             low, high = max(first - row, 0), min(stop - row, batch.num_rows)
             row += batch.num_rows
             if low >= high:
@@ -231,9 +235,9 @@ def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms
     return pieces
 
 
-def _in_time_order(pieces: list[pa.RecordBatch]) -> pa.Table:
+def _in_time_order(pieces: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
     # NOTE: a run is in time order already (blocks are sorted by series, ts); sorting costs little and
     # keeps the answer right whatever the pieces' order.
     columns = [pa.chunked_array([piece.column(i) for piece in pieces], field.type)
-               for i, field in enumerate(POINTS_SCHEMA)]
-    return pa.table(columns, schema=POINTS_SCHEMA).sort_by("timestamp")
+               for i, field in enumerate(schema)]
+    return pa.table(columns, schema=schema).sort_by("timestamp")

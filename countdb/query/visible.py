@@ -1,6 +1,7 @@
 """The visible points of a Scope as one SQL relation: stored points minus shadowed ones, merged with the
 unflushed points so that each (series, ts) appears once, the latest write winning; points hidden by a
-delete (tombstone) or older than the retention floor are left out.
+delete (tombstone) or older than the retention floor are left out. Other cluster nodes' points of series this
+node does not hold (Scope.foreign) are added as they are.
 
 Stored points are already unique (the Flusher guarantees it), so only the time window the unflushed points
 cover needs the costly de-duplication; everything outside it is scanned as is.
@@ -21,9 +22,12 @@ _EMPTY = "(SELECT NULL::VARCHAR AS series, NULL::BIGINT AS ts, NULL::DOUBLE AS v
 _names = itertools.count()
 
 
-def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, params: dict) -> str:
+def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, params: dict,
+                   with_seq: bool = False) -> str:
     """SQL for `(series, ts, value)` of every visible point of `scope` that satisfies `where` (SQL over
-    series/ts using $parameters, which are added to `params`). Registers Arrow tables on `cursor`."""
+    series/ts using $parameters, which are added to `params`), and its write stamp `seq` with `with_seq`
+    (what a cluster node sends another). Registers Arrow tables on `cursor`."""
+    columns = "series, ts, value, seq" if with_seq else "series, ts, value"
     suffix = next(_names)
     tombstones = f"tombstones_{suffix}" if scope.tombstones else None
     if tombstones:
@@ -33,21 +37,25 @@ def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, 
         return f" AND {not_deleted(alias, tombstones)}" if tombstones else ""
 
     stored = _stored(scope, where, params, suffix, undeleted("o"))
+    foreign = ""
+    if scope.foreign is not None and scope.foreign.num_rows:
+        cursor.register(f"foreign_{suffix}", scope.foreign)
+        foreign = f" UNION ALL SELECT {columns} FROM foreign_{suffix} f WHERE {where}"
     unflushed = scope.unflushed
     if unflushed.num_rows == 0:
-        return f"(SELECT series, ts, value FROM {stored} p)"
+        return f"(SELECT {columns} FROM {stored} p{foreign})"
     table = f"unflushed_{suffix}"
     cursor.register(table, unflushed)
     low, high = (v.as_py() for v in pc.min_max(unflushed["ts"]).values())
     params[f"ulow{suffix}"], params[f"uhigh{suffix}"] = low, high
     return f"""(
-        SELECT series, ts, value FROM {stored} p WHERE ts < $ulow{suffix} OR ts > $uhigh{suffix}
+        SELECT {columns} FROM {stored} p WHERE ts < $ulow{suffix} OR ts > $uhigh{suffix}
         UNION ALL
-        SELECT series, ts, value FROM (
+        SELECT {columns} FROM (
             SELECT series, ts, value, seq, -1 AS pos FROM {stored} p WHERE ts BETWEEN $ulow{suffix} AND $uhigh{suffix}
             UNION ALL
             SELECT series, ts, value, seq, pos FROM {table} u WHERE {where}{undeleted("u")}
-        ) QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1
+        ) QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1{foreign}
     )"""
 
 

@@ -108,6 +108,40 @@ class Compactor:
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
+    def drop_series(self, gone: Callable[[str], bool]) -> int:
+        """Rewrite each month's points blocks without the series `gone` picks (series a cluster node gave to
+        other nodes); returns how many stored points it dropped. Rows are kept as they are (stamps, shadows and
+        deletes still apply), so what the node answers for its other series does not change. Waits its turn
+        for the node's compaction lock."""
+        with exclusive_lock(self.datadir.compaction_lock_path):
+            staging = self.datadir.compaction_staging
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            state, marks = snapshot(self.catalog), tombstone_marks(self.catalog)
+            dropped = 0
+            for month in sorted({b.month for b in state.blocks if b.kind == "points"}):
+                blocks = tuple(b for b in state.blocks if b.kind == "points" and b.month == month)
+                files = [str(self.datadir.root / b.path) for b in blocks]
+                keys = self._duck.sql("SELECT DISTINCT series FROM read_parquet($files)",
+                                      params={"files": files}).fetchall()
+                leaving = [key for key, in keys if gone(key)]
+                if not leaving:
+                    continue
+                self._duck.register("leaving", pa.table({"series": pa.array(leaving, pa.string())}))
+                try:
+                    kept = self._duck.sql("SELECT series, ts, value, seq FROM read_parquet($files) "
+                                          "WHERE series NOT IN (SELECT series FROM leaving) ORDER BY series, ts",
+                                          params={"files": files})
+                    written = self._write_sorted(YearMonth.parse(month), "points", kept)
+                finally:
+                    self._duck.unregister("leaving")
+                job = CompactionJob(month, blocks, (), (), ("series given to other nodes",))
+                self._swap(job, written, min(marks.get(b.path, 0) for b in blocks))
+                count = sum(b.rows for b in blocks) - sum(b.rows for b in written)
+                log.info("dropped %d points of %d series this node no longer owns from %s", count, len(leaving), month)
+                dropped += count
+            return dropped
+
     def _do(self, job: CompactionJob, state: CatalogSnapshot, floor_ms: int) -> dict:
         began = time.monotonic()
         month = YearMonth.parse(job.month)

@@ -67,7 +67,15 @@ def _stream(batch: pa.RecordBatch) -> memoryview:
 
 
 def decode_points(record_type: int, payload: bytes) -> Columns | pa.RecordBatch:
-    """The inverse of encode_points. Raises ValueError for an unknown type or malformed payload."""
+    """The inverse of encode_points. Raises ValueError for an unknown type or malformed payload (and nothing
+    else: Arrow's and struct's own errors are turned into it)."""
+    try:
+        return _decode(record_type, payload)
+    except (pa.ArrowException, OSError, EOFError, struct.error) as error:
+        raise ValueError(f"malformed WAL record of type {record_type}: {error}") from None
+
+
+def _decode(record_type: int, payload: bytes) -> Columns | pa.RecordBatch:
     if record_type == ARROW_BATCH:
         return pa.ipc.read_record_batch(pa.py_buffer(payload), WAL_BATCH_SCHEMA)
     if record_type == ARROW_STREAM:

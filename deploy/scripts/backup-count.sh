@@ -9,7 +9,8 @@
 #   -d      where backups go (default $COUNT_BACKUP_ROOT, else /backups/count). Each run writes
 #           BACKUP_ROOT/<UTC time>/<node>/ (for `local`: NODE_ID, else the host name) and prints
 #           BACKUP_ROOT/<UTC time>.
-# Nodes also come from $COUNT_NODES (space-separated) when none are given.
+# Nodes also come from $COUNT_NODES (space-separated) when none are given. A cluster: name every node; the run
+# folder then holds every point acknowledged before the first backup began (docs/operations.md).
 set -euo pipefail
 
 usage() {

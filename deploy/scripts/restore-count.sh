@@ -8,6 +8,9 @@
 #           again and the script waits until Docker reports it healthy; or `local`: restores into
 #           $DATA_DIR on this host, where the node must already be stopped. What the data directory held
 #           is kept in its pre-restore-<UTC time>/ folder; delete that once the node looks right.
+# A cluster: stop every node, run this for each node with its own backup from the same run of backup-count.sh,
+# then let them start (docs/operations.md, "Backup and restore"); to restore into a cluster of another size,
+# restore the original number of nodes first, then add or remove nodes (docs/cluster.md).
 # Environment: COUNT_STOP_TIMEOUT (seconds given to stop, default 30), COUNT_HEALTH_TIMEOUT (seconds to wait
 # for health after the start, default 300).
 set -euo pipefail

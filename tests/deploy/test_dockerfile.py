@@ -177,7 +177,8 @@ def test_build_context_keeps_what_pip_needs_and_drops_data_and_secrets():
 
 def test_the_wheel_the_image_installs_carries_everything_the_server_reads(tmp_path):
     """The image installs Count from a wheel (not editable): build one from a copy of the sources and check
-    for the console scripts and the migrations (data files under <venv>/share/countdb/)."""
+    for the console scripts, the migrations (data files under <venv>/share/countdb/) and the web console's static
+    files (package data)."""
     source = tmp_path / "src"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "tests", "build", "*.egg-info",
                                                                  "__pycache__", "count_data", "bench"))
@@ -192,3 +193,6 @@ def test_the_wheel_the_image_installs_carries_everything_the_server_reads(tmp_pa
     for migration in sorted((REPO / "migrations").glob("*.sql")):
         assert any(name.endswith(f".data/data/share/countdb/migrations/{migration.name}") for name in names), \
             migration.name
+    console = REPO / "countdb" / "api" / "console_static"
+    for static in sorted(p for p in console.rglob("*") if p.is_file()):
+        assert static.relative_to(REPO).as_posix() in names, static  # the web console's files (issue 16)

@@ -132,6 +132,7 @@ def test_each_compose_node_starts_as_a_member_of_the_three_node_cluster(name):
     assert {node.rpartition(":")[2] for node in settings.cluster_nodes} == {str(settings.bind_port)}
     assert settings.bind_host == "0.0.0.0" and str(settings.data_dir) == "/data"
     assert settings.workers == 2  # not one per host CPU for each of three nodes on one host
+    assert settings.cluster_nodes[settings.node_index] == f"{name}:8080"  # NODE_ID resolves to its own entry
 
 
 def test_compose_nodes_have_distinct_ids_ports_and_volumes():
@@ -210,6 +211,7 @@ def test_each_swarm_task_starts_as_a_member_and_is_reachable_under_a_listed_name
     assert settings.node_id == str(slot) and settings.cluster_enabled
     all_hostnames = {swarm_task_environment(n)[0] for n in (1, 2, 3)}
     assert hostname in cluster_hosts(settings) == all_hostnames
+    assert settings.cluster_nodes[settings.node_index].rpartition(":")[0] == hostname  # NODE_ID is its own entry
     assert settings.memory_buffer_size == 25000 and settings.flush_interval_seconds == 300
     cpus = float(load(STACK)["services"]["count"]["deploy"]["resources"]["limits"]["cpus"])
     assert settings.workers == math.ceil(cpus)
@@ -352,7 +354,7 @@ def test_each_pod_starts_as_itself_in_the_cluster(ordinal):
     expected = tuple(f"{sts['metadata']['name']}-{n}.{headless}:{settings.bind_port}"
                      for n in range(sts["spec"]["replicas"]))
     assert settings.cluster_nodes == expected
-    assert f"{pod}.{headless}:{settings.bind_port}" in settings.cluster_nodes
+    assert settings.cluster_nodes[settings.node_index] == f"{pod}.{headless}:{settings.bind_port}"  # itself
     assert settings.replication_factor < len(settings.cluster_nodes)
 
 
@@ -474,3 +476,47 @@ def test_fluent_bit_parses_count_log_lines_as_json():
     record = json.loads(line)
     python_format = parser["time_format"].replace("%L", "%f")
     assert datetime.strptime(record[parser["time_key"]], python_format)
+
+
+# ---- every shipped deployment forms one cluster ----------------------------------------------------------------
+
+def deployment_nodes(deployment: str) -> list[tuple[str, Settings]]:
+    """(the name the other nodes reach it by, its settings) for every node a deployment file starts."""
+    if deployment == "compose":
+        return [(name, Settings.from_env(compose_node_environment(name))) for name in COMPOSE_NODES]
+    if deployment == "stack":
+        replicas = load(STACK)["services"]["count"]["deploy"]["replicas"]
+        return [(hostname, Settings.from_env(environment))
+                for hostname, environment in map(swarm_task_environment, range(1, replicas + 1))]
+    sts = statefulset()
+    headless = f"{sts['spec']['serviceName']}.{sts['metadata']['namespace']}.svc.cluster.local"
+    return [(f"{sts['metadata']['name']}-{ordinal}.{headless}", Settings.from_env(pod_environment(ordinal)))
+            for ordinal in range(sts["spec"]["replicas"])]
+
+
+@pytest.mark.parametrize("deployment", ["compose", "stack", "kubernetes"])
+def test_every_node_of_a_deployment_lists_the_same_cluster_with_itself_in_it_once(deployment):
+    """NODE_ID=N picks the N-th entry, so the order must be the same on every node too, not only the members."""
+    nodes = deployment_nodes(deployment)
+    lists = {settings.cluster_nodes for _, settings in nodes}
+    assert len(lists) == 1, f"{deployment}: nodes disagree on CLUSTER_NODES: {lists}"
+    (cluster_nodes,) = lists
+    assert len(cluster_nodes) == len(nodes) == 3
+    assert sorted(f"{name}:{settings.bind_port}" for name, settings in nodes) == sorted(cluster_nodes)
+    for _, settings in nodes:
+        assert settings.cluster_enabled and settings.cluster_secret
+        assert 2 <= settings.replication_factor <= len(cluster_nodes)
+    assert len({settings.cluster_secret for _, settings in nodes}) == 1
+    assert len({settings.node_id for _, settings in nodes}) == len(nodes)
+
+
+def test_pod_disruption_budget_takes_one_node_at_a_time_which_keeps_a_majority_and_a_replica():
+    objects = kubernetes_objects()
+    (budget,) = [document for (kind, _), document in objects.items() if kind == "PodDisruptionBudget"]
+    assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= \
+        statefulset()["spec"]["template"]["metadata"]["labels"].items()
+    replicas = statefulset()["spec"]["replicas"]
+    settings = Settings.from_env(pod_environment(0))
+    assert replicas - 1 > replicas / 2  # the nodes left still form a majority and accept writes
+    assert settings.replication_factor - 1 >= 1  # every series keeps a copy on a node that is up

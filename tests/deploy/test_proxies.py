@@ -11,166 +11,40 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
 import threading
-import time
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
+from support.proxies import (Proxy, Tls, free_port, https, make_tls, nginx_command, render_haproxy_cfg,
+                             render_nginx_conf, start_proxy)
 from support.tools import require_tool
 
-REPO = Path(__file__).resolve().parents[2]
-NGINX_CONF = REPO / "nginx" / "nginx.conf"
-HAPROXY_CFG = REPO / "nginx" / "haproxy.cfg"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # Count's MAX_BODY_BYTES default, = client_max_body_size 16m
 PROXY_BODY_LIMIT_ERROR = {"error": "request body larger than 16 MiB"}  # the proxies' own 413, not Count's
-START_DEADLINE_SECONDS = 15
 T0 = 1_640_995_200_000  # 2022-01-01T00:00:00Z
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def substitute(text: str, pattern: str, replacement: str, count: int) -> str:
-    """re.sub that insists on `count` matches, so a renamed directive fails here, not silently later."""
-    result, made = re.subn(pattern, replacement, text, flags=re.MULTILINE)
-    assert made == count, f"expected {count} match(es) of {pattern!r} in the proxy config, found {made}"
-    return result
-
-
-@dataclass(frozen=True)
-class Tls:
-    cert: Path
-    key: Path
-    pem: Path  # certificate then key, as HAProxy wants them
 
 
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory) -> Tls:
-    """A throw-away self-signed certificate for localhost and 127.0.0.1."""
-    openssl = require_tool("openssl")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "count.crt", folder / "count.key"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    pem = folder / "count.pem"
-    pem.write_bytes(cert.read_bytes() + key.read_bytes())
-    return Tls(cert, key, pem)
-
-
-def render_nginx_conf(folder: Path, backend: str, tls: Tls, http_port: int, https_port: int) -> Path:
-    text = NGINX_CONF.read_text()
-    text = substitute(text, r"^(\s*)server count-1:8080 ", rf"\g<1>server {backend} ", 1)
-    text = substitute(text, r"^\s*server count-[23]:8080 .*\n", "", 2)
-    text = substitute(text, r"^(\s*ssl_certificate\s+)/etc/ssl/certs/count\.crt;", rf"\g<1>{tls.cert};", 1)
-    text = substitute(text, r"^(\s*ssl_certificate_key\s+)/etc/ssl/private/count\.key;", rf"\g<1>{tls.key};", 1)
-    text = substitute(text, r"listen 80;", f"listen 127.0.0.1:{http_port};", 1)
-    text = substitute(text, r"listen 443 ", f"listen 127.0.0.1:{https_port} ", 1)
-    temp_paths = "".join(f"    {kind}_temp_path {folder / kind};\n"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    text = substitute(text, r"^http \{\n", "http {\n" + temp_paths, 1)
-    conf = folder / "nginx.conf"
-    conf.write_text(text)
-    return conf
-
-
-def render_haproxy_cfg(folder: Path, backend: str, tls: Tls, http_port: int, https_port: int) -> Path:
-    text = HAPROXY_CFG.read_text()
-    text = substitute(text, r"^(\s*)server count-1 count-1:8080$", rf"\g<1>server count-1 {backend}", 1)
-    text = substitute(text, r"^\s*server count-[23] count-[23]:8080\n", "", 2)
-    text = substitute(text, r"^(\s*bind .* crt )/etc/ssl/certs/count\.pem ", rf"\g<1>{tls.pem} ", 1)
-    text = substitute(text, r"bind :80$", f"bind 127.0.0.1:{http_port}", 1)
-    text = substitute(text, r"bind :443 ", f"bind 127.0.0.1:{https_port} ", 1)
-    cfg = folder / "haproxy.cfg"
-    cfg.write_text(text)
-    return cfg
-
-
-def nginx_globals(folder: Path) -> str:
-    """-g directives: foreground, pid and error log in the test's folder, workers as the current user."""
-    directives = f"daemon off; pid {folder / 'nginx.pid'}; error_log {folder / 'error.log'} info;"
-    if os.geteuid() == 0:
-        # As root, nginx would run its workers as `nobody`, which cannot enter pytest's 0700 tmp folders.
-        directives += " user root;"
-    return directives
-
-
-def nginx_command(conf: Path, folder: Path, *extra: str) -> list[str]:
-    return [require_tool("nginx"), "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log"),
-            "-g", nginx_globals(folder), *extra]
+    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 def test_nginx_accepts_the_real_config(tmp_path, tls):
-    conf = render_nginx_conf(tmp_path, "127.0.0.1:9", tls, free_port(), free_port())
+    conf = render_nginx_conf(tmp_path, ["127.0.0.1:9"], tls, free_port(), free_port())
     result = subprocess.run(nginx_command(conf, tmp_path, "-t"), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
 def test_haproxy_accepts_the_real_config(tmp_path, tls):
-    cfg = render_haproxy_cfg(tmp_path, "127.0.0.1:9", tls, free_port(), free_port())
+    cfg = render_haproxy_cfg(tmp_path, ["127.0.0.1:9"], tls, free_port(), free_port())
     result = subprocess.run([require_tool("haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@dataclass
-class Proxy:
-    name: str
-    process: subprocess.Popen
-    http_port: int
-    https_port: int
-    log_path: Path
-    cert: Path
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.https_port}"
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")[-10000:] if self.log_path.exists() else "(no log)"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-                raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.log_text()}")
-
-
-def start_proxy(name: str, command: list[str], folder: Path, http_port: int, https_port: int,
-                log_path: Path, cert: Path) -> Proxy:
-    """Start the proxy and wait for its TLS port against a deadline; fail with its log if it does not come up."""
-    with open(folder / "stdout.log", "ab") as stdout:
-        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
-    proxy = Proxy(name, process, http_port, https_port, log_path, cert)
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{name} exited with {process.returncode} at start:\n{proxy.log_text()}\n"
-                        f"{(folder / 'stdout.log').read_text(errors='replace')}")
-        try:
-            socket.create_connection(("127.0.0.1", https_port), timeout=0.5).close()
-            return proxy
-        except OSError:
-            if time.monotonic() > deadline:
-                proxy.stop()
-                pytest.fail(f"{name} did not listen on {https_port} within {START_DEADLINE_SECONDS}s:\n"
-                            f"{proxy.log_text()}")
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module", params=["nginx", "haproxy"])
@@ -181,18 +55,14 @@ def proxy(request, server, tls, tmp_path_factory):
     backend = urllib.parse.urlsplit(server.url).netloc
     http_port, https_port = free_port(), free_port()
     if name == "nginx":
-        conf = render_nginx_conf(folder, backend, tls, http_port, https_port)
+        conf = render_nginx_conf(folder, [backend], tls, http_port, https_port)
         command, log_path = nginx_command(conf, folder), folder / "error.log"
     else:
-        cfg = render_haproxy_cfg(folder, backend, tls, http_port, https_port)
+        cfg = render_haproxy_cfg(folder, [backend], tls, http_port, https_port)
         command, log_path = [require_tool("haproxy"), "-db", "-f", str(cfg)], folder / "stdout.log"
     running = start_proxy(name, command, folder, http_port, https_port, log_path, tls.cert)
     yield running
     running.stop()
-
-
-def https(proxy: Proxy, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, proxy.url + path, verify=str(proxy.cert), timeout=30, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -245,10 +115,29 @@ def test_insert_through_tls_is_stored_and_queryable(proxy):
     assert response.json() == [{"timestamp": T0, "value": 42.5}]
 
 
+def test_prometheus_query_api_passes_through(proxy):
+    series = f"proxy_{proxy.name}_promql"
+    response = https(proxy, "POST", "/insert", json={"series": series, "timestamp": T0, "value": 7.0})
+    assert response.status_code == 201, response.text
+    response = https(proxy, "GET", "/api/v1/query", params={"query": series, "time": T0 / 1000})
+    assert response.status_code == 200, response.text
+    assert [entry["value"][1] for entry in response.json()["data"]["result"]] == ["7"]
+    response = https(proxy, "GET", "/api/v1/label/__name__/values", params={"match[]": series})
+    assert response.json()["data"] == [series]
+
+
 def test_health_and_readiness_pass_through(proxy):
     health = https(proxy, "GET", "/health")
     assert health.status_code == 200 and health.json()["status"] == "healthy"
     assert https(proxy, "GET", "/ready").status_code == 200
+
+
+def test_the_web_console_and_what_it_reads_pass_through(proxy):
+    page = https(proxy, "GET", "/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert https(proxy, "GET", "/console/console.js").status_code == 200
+    for path in ("/series", "/tags", "/tags/host/values", "/storage"):
+        assert https(proxy, "GET", path).status_code == 200, path
 
 
 @pytest.mark.parametrize("path", ["/cluster/x", "/cluster", "/replicate", "/replicate/", "/CLUSTER/x",

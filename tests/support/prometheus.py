@@ -42,9 +42,11 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def running_prometheus(folder: Path, config_for: Callable[[int], dict]) -> Iterator[Prometheus]:
+def running_prometheus(folder: Path, config_for: Callable[[int], dict],
+                       flags: tuple[str, ...] = ()) -> Iterator[Prometheus]:
     """Prometheus on a free 127.0.0.1 port with the config `config_for(port)` returns (a prometheus.yml as a
-    dict). A port taken between choosing and binding it (other tests run beside this one) means another try."""
+    dict) and extra command-line `flags`. A port taken between choosing and binding it (other tests run beside
+    this one) means another try."""
     binary = require_tool("prometheus")
     folder.mkdir(parents=True, exist_ok=True)
     for attempt in range(PORT_ATTEMPTS):
@@ -53,7 +55,7 @@ def running_prometheus(folder: Path, config_for: Callable[[int], dict]) -> Itera
         log_path = folder / f"prometheus-{attempt}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                     f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}", *flags],
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         server = Prometheus(f"http://127.0.0.1:{port}", log_path)
         try:

@@ -122,3 +122,37 @@ def test_default_workers_follow_the_cpu_affinity_not_the_host():
             "from countdb.config import Settings, usable_cpu_count; print(usable_cpu_count(), Settings().workers)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.split() == ["1", "2"]  # one usable CPU; at least 2 workers all the same
+
+
+STATEFUL_NODES = ("count-0.count-headless.count.svc.cluster.local:8080,"
+                  "count-1.count-headless.count.svc.cluster.local:8080,count-2.count-headless.count.svc.cluster.local:8080")
+
+
+@pytest.mark.parametrize("node_id, nodes, index", [
+    ("1", "a:8080,b:8080,c:8080", 0), ("3", "a:8080,b:8080,c:8080", 2), ("count-2", STATEFUL_NODES, 2),
+    ("count-0", STATEFUL_NODES, 0), ("node-b", "node-a:8080,node-b:8080", 1),
+])
+def test_node_id_is_a_position_or_the_host_its_entry_starts_with(node_id, nodes, index):
+    env = {"CLUSTER_ENABLED": "true", "CLUSTER_NODES": nodes, "CLUSTER_SECRET": "s", "NODE_ID": node_id,
+           "REPLICATION_FACTOR": "2"}
+    assert Settings.from_env(env).node_index == index
+
+
+@pytest.mark.parametrize("node_id, nodes", [("4", "a:1,b:1,c:1"), ("0", "a:1,b:1"), ("count-3", STATEFUL_NODES),
+                                            ("count", STATEFUL_NODES)])
+def test_a_node_not_in_the_list_refuses_to_start(node_id, nodes):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"CLUSTER_ENABLED": "true", "CLUSTER_NODES": nodes, "CLUSTER_SECRET": "s",
+                           "NODE_ID": node_id, "REPLICATION_FACTOR": "1"})
+    assert raised.value.variable == "NODE_ID"
+
+
+def test_cluster_timing_and_consistency_are_checked():
+    cluster = {"CLUSTER_ENABLED": "true", "CLUSTER_NODES": "a:1,b:1,c:1", "CLUSTER_SECRET": "s"}
+    settings = Settings.from_env({**cluster, "WRITE_CONSISTENCY": "ALL", "HEARTBEAT_INTERVAL": "0.5",
+                                  "FAILURE_TIMEOUT": "2"})
+    assert (settings.write_consistency, settings.heartbeat_interval_seconds, settings.failure_timeout_seconds) == (
+        "all", 0.5, 2.0)
+    for bad in ({"WRITE_CONSISTENCY": "most"}, {"HEARTBEAT_INTERVAL": "10", "FAILURE_TIMEOUT": "5"}):
+        with pytest.raises(ConfigError):
+            Settings.from_env({**cluster, **bad})

@@ -8,6 +8,7 @@ import falcon
 from countdb.api import query_params as params
 from countdb.api.json_shapes import json_groups, json_series
 from countdb.api.results import choose_format, json_scalar, send_result
+from countdb.api.services import Reads
 from countdb.obs import metrics
 from countdb.query.engine import QueryEngine
 from countdb.query.range import query_aggregate, query_range
@@ -15,48 +16,54 @@ from countdb.query.selection import parse_group_by, query_aggregate_grouped, que
 
 
 class RangeQueryResource:
-    def __init__(self, engine: QueryEngine):
+    def __init__(self, engine: QueryEngine, reads: Reads):
         self.engine = engine
+        self.reads = reads
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
-        result_format, downsample = choose_format(req), params.downsample(req)
+        result_format, downsample, bounds = choose_format(req), params.downsample(req), params.bounds(req)
         with metrics.QUERY_SECONDS.labels("range").time():
-            rows = query_range(self.engine, series, *params.bounds(req), downsample)
+            rows = query_range(self.engine, series, *bounds, downsample, self.reads.series_points(series, *bounds))
         send_result(resp, result_format, rows)
 
 
 class MatchingRangeQueryResource:
-    def __init__(self, engine: QueryEngine, max_series: int):
+    def __init__(self, engine: QueryEngine, reads: Reads, max_series: int):
         self.engine = engine
+        self.reads = reads
         self.max_series = max_series
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         result_format, selector, downsample = choose_format(req), params.selector(req), params.downsample(req)
+        bounds = params.bounds(req)
         with metrics.QUERY_SECONDS.labels("range").time():
-            rows = query_range_matching(self.engine, selector, *params.bounds(req), downsample, self.max_series)
+            rows = query_range_matching(self.engine, selector, *bounds, downsample, self.max_series,
+                                        self.reads.selection_points(selector.text, *bounds))
         send_result(resp, result_format, rows, json_series)
 
 
 class AggregateQueryResource:
-    def __init__(self, engine: QueryEngine):
+    def __init__(self, engine: QueryEngine, reads: Reads):
         self.engine = engine
+        self.reads = reads
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
-        result_format, aggregation = choose_format(req), params.aggregation(req)
+        result_format, aggregation, bounds = choose_format(req), params.aggregation(req), params.bounds(req)
         with metrics.QUERY_SECONDS.labels("aggregate").time():
-            rows = query_aggregate(self.engine, series, *params.bounds(req), aggregation)
+            rows = query_aggregate(self.engine, series, *bounds, aggregation, self.reads.series_points(series, *bounds))
         send_result(resp, result_format, rows, json_scalar)
 
 
 class GroupedAggregateQueryResource:
-    def __init__(self, engine: QueryEngine, max_series: int):
+    def __init__(self, engine: QueryEngine, reads: Reads, max_series: int):
         self.engine = engine
+        self.reads = reads
         self.max_series = max_series
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         result_format, selector, aggregation = choose_format(req), params.selector(req), params.aggregation(req)
-        group_by = parse_group_by(req.get_param("group_by"))
+        group_by, bounds = parse_group_by(req.get_param("group_by")), params.bounds(req)
         with metrics.QUERY_SECONDS.labels("aggregate").time():
-            rows = query_aggregate_grouped(self.engine, selector, *params.bounds(req), aggregation, group_by,
-                                           self.max_series)
+            rows = query_aggregate_grouped(self.engine, selector, *bounds, aggregation, group_by, self.max_series,
+                                           self.reads.selection_points(selector.text, *bounds))
         send_result(resp, result_format, rows, json_groups)

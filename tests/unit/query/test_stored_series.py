@@ -41,7 +41,7 @@ TINY_ROW_GROUPS = 3  # so that a series' rows span row groups, and a row group h
 class GeneralPathOnly(StoredSeriesReader):
     """Never vouches for an answer: the queries of an engine holding it all take the general path."""
 
-    def read(self, files, series, start_ms, end_ms) -> None:
+    def read(self, files, series, start_ms, end_ms, with_seq=False) -> None:
         return None
 
 

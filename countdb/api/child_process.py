@@ -1,8 +1,9 @@
-"""FlightProcess: the gunicorn master's handle on the Arrow Flight process (`python -m countdb.flight`).
+"""ChildProcess: the gunicorn master's handle on a helper process of the node: the Arrow Flight process
+(`python -m countdb.flight`) and the cluster agent (`python -m countdb.cluster`).
 
-Invariant: count-server starts only once Flight is listening (or FLIGHT_PORT is 0), restarts it whenever it
-dies while the master runs (as gunicorn does for a worker), and stops it on exit; if the master dies without
-a word, the Flight process notices its parent is gone and stops by itself.
+Invariant: count-server starts only once the child announced itself (a line with its port, 0 if it has none),
+restarts it whenever it dies while the master runs (as gunicorn does for a worker), and stops it on exit; if
+the master dies without a word, the child notices its parent is gone and stops by itself.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import sys
 import threading
 import time
 
-READY_FD_VARIABLE = "COUNT_FLIGHT_READY_FD"
+from countdb.obs.readiness import READY_FD_VARIABLE
+
 START_DEADLINE_SECONDS = 60.0
 RESTART_DELAYS_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)  # after 1, 2, … quick deaths in a row; a long life resets it
 STABLE_LIFE_SECONDS = 60.0
 
 
-class FlightProcess:
-    def __init__(self, log):
+class ChildProcess:
+    def __init__(self, module: str, label: str, log):
+        self.module = module
+        self.label = label
         self.process: subprocess.Popen | None = None
         self.port = 0
         self._log = log
@@ -30,13 +34,13 @@ class FlightProcess:
         self._spawning = threading.Lock()  # stop() either sees the process a restart started, or stops the restart
 
     @classmethod
-    def start(cls, log) -> "FlightProcess":
-        """Start it, wait until it listens, and watch it from a daemon thread; RuntimeError (which stops
-        gunicorn) if the first start fails."""
-        flight = cls(log)
-        flight._spawn()
-        threading.Thread(target=flight._watch, name="flight-watchdog", daemon=True).start()
-        return flight
+    def start(cls, module: str, label: str, log) -> "ChildProcess":
+        """Start `python -m module`, wait until it announces itself, and watch it from a daemon thread;
+        RuntimeError (which stops gunicorn) if the first start fails."""
+        child = cls(module, label, log)
+        child._spawn()
+        threading.Thread(target=child._watch, name=f"{module}-watchdog", daemon=True).start()
+        return child
 
     def stop(self, grace_seconds: float) -> None:
         """SIGTERM (it flushes its buffer), then SIGKILL after `grace_seconds`; no restart after this."""
@@ -62,7 +66,7 @@ class FlightProcess:
                 os.close(ready_read)
                 os.close(ready_write)
                 return False
-            self.process = subprocess.Popen([sys.executable, "-m", "countdb.flight"], env=env,
+            self.process = subprocess.Popen([sys.executable, "-m", self.module], env=env,
                                             pass_fds=(ready_write,))
         os.close(ready_write)
         try:
@@ -72,7 +76,7 @@ class FlightProcess:
         if not line.strip().isdigit():
             self.process.kill()
             self.process.wait()
-            raise RuntimeError("the Arrow Flight process did not start (see its log above; is FLIGHT_PORT free?)")
+            raise RuntimeError(f"the {self.label} process did not start (see its log above)")
         self.port = int(line)
         return True
 
@@ -89,8 +93,8 @@ class FlightProcess:
                 return
             quick_deaths = 0 if time.monotonic() - started >= STABLE_LIFE_SECONDS else quick_deaths + 1
             delay = RESTART_DELAYS_SECONDS[min(quick_deaths, len(RESTART_DELAYS_SECONDS)) - 1] if quick_deaths else 0.0
-            self._log.error("the Arrow Flight process %d exited with %s; restarting it in %.0f s",
-                            self.process.pid, code, delay)
+            self._log.error("the %s process %d exited with %s; restarting it in %.0f s",
+                            self.label, self.process.pid, code, delay)
             if self._stopping.wait(delay):
                 return
             try:
@@ -99,7 +103,7 @@ class FlightProcess:
             except RuntimeError as failure:
                 self._log.error("%s", failure)
                 continue
-            self._log.info("Arrow Flight process %d listening on port %d", self.process.pid, self.port)
+            self._log.info("%s process %d started (port %d)", self.label, self.process.pid, self.port)
 
 
 def _read_line(fd: int, deadline_seconds: float) -> str:

@@ -1,0 +1,309 @@
+"""Internal routes of a cluster (/cluster/*, /replicate): what nodes ask each other. Every request is signed
+with CLUSTER_SECRET and checked by InternalAuth before it reaches these responders (req.context.body)."""
+
+from __future__ import annotations
+
+import time
+
+from typing import Callable
+
+import falcon
+import orjson
+import pyarrow as pa
+
+from countdb import __version__
+from countdb.api.cluster_services import ClusterServices, SegmentPublisher
+from countdb.api.media import send_json
+from countdb.cluster.agent import LEAVE_FILE, read_agent_state
+from countdb.cluster.auth import PROTOCOL_VERSION
+from countdb.cluster.layout import UnknownMember, read_state, ring_of
+from countdb.cluster.reads import reader_of
+from countdb.cluster.ring import partition_of
+from countdb.cluster.wire import ARROW_STREAM, decode_segment, decode_stream, encode_stream, seq_groups
+from countdb.errors import InvalidInput
+from countdb.ingest.delete import delete_points
+from countdb.ingest.writer import Writer
+from countdb.model import MAX_TIMESTAMP_MS, YearMonth
+from countdb.query.discovery import match_series
+from countdb.query.engine import QueryEngine
+from countdb.query.export import digest_cells, export_keys, export_series, snapshot_token
+from countdb.query.selectors import parse_selector
+from countdb.storage.compact import Compactor
+
+
+def _json(req: falcon.Request) -> dict:
+    try:
+        document = orjson.loads(req.context.body or b"{}")
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"body: not JSON ({error})", field="body") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("body: must be a JSON object", field="body")
+    return document
+
+
+def _fields(document: dict, **kinds) -> list:
+    """The named fields of an internal request, each converted by its kind; InvalidInput naming a bad one."""
+    values = []
+    for name, kind in kinds.items():
+        try:
+            values.append(kind(document[name]))
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput(f"{name}: missing or malformed", field=name) from None
+    return values
+
+
+def _send_points(resp: falcon.Response, table: pa.Table) -> None:
+    resp.content_type = ARROW_STREAM
+    resp.data = encode_stream(table)
+
+
+class HeartbeatResource:
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        settings = self.cluster.settings
+        state = read_state(self.cluster.datadir.cluster_state)
+        send_json(resp, {"node": settings.node_index, "node_id": settings.node_id_value, "protocol": PROTOCOL_VERSION,
+                         "version": __version__, "time": time.time(),
+                         "ring": None if state is None else state.to_json(),
+                         "hints_pending": sum(self.cluster.hints.counts().values())})
+
+
+class ClusterStatusResource:
+    """GET /cluster/status: members with state and last contact, ring shares, pending hints, last anti-entropy."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send_json(resp, cluster_status(self.cluster))
+
+
+def cluster_status(cluster: ClusterServices) -> dict:
+    settings, membership, layout = cluster.settings, cluster.membership, cluster.layout()
+    shares = layout.target.shares(settings.replication_factor)
+    members = membership.members()
+    pending = cluster.hints.counts()
+    listed = []
+    for node, address in enumerate(settings.cluster_nodes):
+        member = members.get(node)
+        listed.append({"node": node + 1, "address": address, "self": node == settings.node_index,
+                       "state": "up" if membership.is_up(node) else "down",
+                       "in_ring": node in layout.target.active,
+                       "last_contact": member.last_contact if member else None,
+                       "error": member.error if member else "", "ring_share": round(shares[node], 4),
+                       "hints_pending": pending.get(node, 0)})
+    agent = read_agent_state(cluster.datadir)
+    return {"node": settings.node_index + 1, "replication_factor": settings.replication_factor,
+            "write_consistency": settings.write_consistency, "majority": membership.has_majority(),
+            "members": listed, "anti_entropy": agent.get("anti_entropy", {}),
+            "ring": {"phase": layout.phase, "settled": list(layout.settled.addresses),
+                     "target": list(layout.target.addresses), "move": agent.get("move", {})}}
+
+
+class PeerWriteResource:
+    """POST /cluster/write: a coordinator's copy of a write for this owner, or a delivered hint (stamped points);
+    rows of series this node gave away in a membership change are acknowledged and not kept."""
+
+    def __init__(self, writer: Writer, cluster: ClusterServices):
+        self.writer = writer
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.writer.wait_for_room()
+        table = self.cluster.layout().kept_rows(decode_stream(req.context.body), self.cluster.settings.node_index)
+        written = sum(self.writer.write([batch], seq=seq) for seq, batch in seq_groups(table))
+        send_json(resp, {"points": written}, falcon.HTTP_201)
+
+
+class HintResource:
+    """POST /cluster/hint?target=N[&kind=delete]: keep a write (or delete) for node N, which is down."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        target = req.get_param_as_int("target", required=True, min_value=0,
+                                      max_value=len(self.cluster.settings.cluster_nodes) - 1)
+        if req.get_param("kind") == "delete":
+            request = _json(req)
+            self.cluster.hints.store_delete(target, *_fields(request, seq=int), request)
+        else:
+            table = decode_stream(req.context.body)
+            seq = table["seq"][0].as_py() if table.num_rows else 0
+            self.cluster.hints.store_points(target, seq, table)
+        send_json(resp, {"stored": True}, falcon.HTTP_201)
+
+
+class PeerDeleteResource:
+    """POST /cluster/delete {series, start, end, seq}: record a delete stamped by its coordinator."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        delete_points(self.cluster.datadir, *_fields(request, series=str, start=int, end=int, seq=int))
+        send_json(resp, {"deleted": True})
+
+
+class PeerPointsResource:
+    """POST /cluster/points: this node's stamped points of one series, or of the series a selector matches that
+    this node answers for in a query coordinated by `reader_of` (reads.py)."""
+
+    def __init__(self, engine: QueryEngine, cluster: ClusterServices):
+        self.engine = engine
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        start, end = _fields({"start": 0, "end": MAX_TIMESTAMP_MS, **request}, start=int, end=int)
+        if "series" in request:
+            _send_points(resp, export_series(self.engine, *_fields(request, series=str), start, end))
+            return
+        selector = parse_selector(request["match"]) if request.get("match") else None
+        coordinator, live = _fields(request, reader_of=int, live=set)
+        ring, rf, me = self._ring(request), self.cluster.settings.replication_factor, self.cluster.settings.node_index
+        keys = [key for key in match_series(self.engine, selector, start, end)["series"].to_pylist()
+                if reader_of(ring, rf, key, coordinator, live) == me]
+        _send_points(resp, export_keys(self.engine, keys, start, end))
+
+
+    def _ring(self, request: dict):
+        """The ring the coordinator reads by (its phase of a membership change may differ from this node's)."""
+        if "ring" not in request:
+            return self.cluster.layout().read_ring
+        addresses, = _fields(request, ring=tuple)
+        try:
+            return ring_of(self.cluster.settings.cluster_nodes, addresses)
+        except (UnknownMember, TypeError) as error:
+            raise InvalidInput(f"ring: {error}", field="ring") from None
+
+
+class SharedSeries:
+    """The series this node and a peer both own (what the two compare and repair)."""
+
+    def __init__(self, engine: QueryEngine, cluster: ClusterServices):
+        self.engine = engine
+        self.cluster = cluster
+
+    def keys(self, peer: int) -> list[str]:
+        layout, me = self.cluster.layout(), self.cluster.settings.node_index
+        return [key for key in match_series(self.engine, None)["series"].to_pylist()
+                if layout.co_owned(key, me, peer)]
+
+    def tombstones(self, peer: int, tombstones) -> list:
+        layout, me = self.cluster.layout(), self.cluster.settings.node_index
+        return [t for t in tombstones if layout.co_owned(t.series, me, peer)]
+
+
+class DigestResource:
+    """POST /cluster/digest {peer}: per (month, partition) digests of the series this node and `peer` both own,
+    and the tombstones of those series (the replication module compares them)."""
+
+    def __init__(self, engine: QueryEngine, shared: SharedSeries):
+        self.engine = engine
+        self.shared = shared
+        self._computed: dict[int, tuple[tuple, dict]] = {}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        peer, = _fields(_json(req), peer=int)
+        snapshot = self.engine.snapshot()
+        # NOTE: digests scan every point both nodes own; a node whose data did not change since the last round
+        # answers the digest it computed then, so an idle cluster's anti-entropy costs next to nothing.
+        layout = self.shared.cluster.layout()  # NOTE: which series two nodes share changes with the rings
+        token = (snapshot_token(snapshot), layout.settled.active, layout.target.active, layout.phase)
+        known = self._computed.get(peer)
+        if known is None or known[0] != token:
+            known = self._computed[peer] = (token, self._digest(peer, snapshot))
+        send_json(resp, known[1])
+
+    def _digest(self, peer: int, snapshot) -> dict:
+        keys = self.shared.keys(peer)
+        keyed = pa.table({"series": pa.array(keys, pa.string()),
+                          "partition": pa.array([partition_of(key) for key in keys], pa.int32())})
+        cells = digest_cells(self.engine, keyed, snapshot)
+        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in self.shared.tombstones(peer, snapshot.tombstones)]
+        return {"cells": [[row["month"], row["partition"], row["points"], row["digest"]] for row in cells.to_pylist()],
+                "tombstones": tombstones}
+
+
+class CellResource:
+    """POST /cluster/cell {peer, month, partitions}: this node's stamped points of some digest cells of a month."""
+
+    def __init__(self, engine: QueryEngine, shared: SharedSeries):
+        self.engine = engine
+        self.shared = shared
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        partitions, month, peer = _fields(request, partitions=set, month=YearMonth.parse, peer=int)
+        keys = [key for key in self.shared.keys(peer) if partition_of(key) in partitions]
+        _send_points(resp, export_keys(self.engine, keys, month.start_ms(), month.end_ms()))
+
+
+class ReplicateResource:
+    """POST /replicate?address=<sha256>: a Parquet segment of stamped points pushed by a peer's replication
+    module; checked against its content address, then published through the catalog like any block."""
+
+    def __init__(self, publisher: SegmentPublisher, cluster: ClusterServices):
+        self.publisher = publisher
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        address = req.get_param("address", required=True)
+        segment = decode_segment(req.context.body, address)
+        published = self.publisher.publish(self.cluster.layout().kept_rows(segment, self.cluster.settings.node_index))
+        send_json(resp, {"address": address, "published": published}, falcon.HTTP_201)
+
+
+class HandoffResource:
+    """POST /cluster/handoff (from this node's agent, while settling): drop the stored points of the series this
+    node no longer owns; says how many it dropped and how many such points still wait in a WAL (every worker is
+    then asked to flush, so the next call drops them)."""
+
+    def __init__(self, engine: QueryEngine, cluster: ClusterServices, compactor: Callable[[], Compactor]):
+        self.engine = engine
+        self.cluster = cluster
+        self.compactor = compactor
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        layout, me = self.cluster.layout(), self.cluster.settings.node_index
+        unflushed = self.engine.snapshot().unflushed
+        waiting = unflushed.num_rows - layout.kept_rows(unflushed, me).num_rows
+        if waiting:
+            self.cluster.datadir.request_flush()  # NOTE: every worker flushes, so the next call can drop them
+        compactor = self.compactor()
+        try:
+            dropped = compactor.drop_series(lambda key: not layout.keeps(key, me))
+        finally:
+            compactor.close()
+        send_json(resp, {"dropped": dropped, "unflushed": waiting})
+
+
+class LeaveResource:
+    """POST /cluster/leave: this node leaves the cluster (its agent starts the change; `countdb cluster leave`)."""
+
+    def __init__(self, cluster: ClusterServices):
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        flag = self.cluster.datadir.cluster_state / LEAVE_FILE
+        flag.write_text(orjson.dumps({"requested": time.time()}).decode())
+        send_json(resp, {"leaving": True, "node": self.cluster.settings.node_index + 1}, falcon.HTTP_202)
+
+
+class RepairResource:
+    """POST /cluster/repair {"node": N?}: one anti-entropy round now with every co-owner (or node N), answering
+    what it moved (`countdb cluster repair`)."""
+
+    def __init__(self, repair: Callable[[int | None], dict]):
+        self.repair = repair
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        node = None
+        if request.get("node") is not None:
+            node, = _fields(request, node=int)
+        send_json(resp, self.repair(node))

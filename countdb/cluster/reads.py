@@ -1,0 +1,119 @@
+"""ClusterReads: the points other nodes hold that a query on this node must see.
+
+A one-series query reads every live owner of the series and merges the copies by write stamp. A query over many
+series (match=, group-by, discovery, SQL) reads each series once: here when this node owns it, otherwise on the
+first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
+While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
+this node's points by stamp, since a node may then hold copies of series another node answers for.
+Invariant: answers carry stamps (STAMPED_SCHEMA) so the query merges copies as it merges its own WAL and blocks;
+a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
+in a minority, which answers from what it reaches and says so (api/middleware.py MinorityNotice).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from countdb.cluster.layout import Layout
+from countdb.cluster.members import Membership
+from countdb.cluster.peers import PeerClient, PeerError
+from countdb.cluster.ring import Ring
+from countdb.cluster.wire import STAMPED_SCHEMA, decode_stream
+from countdb.errors import Unavailable
+from countdb.model import RemotePoints
+
+POINTS_PATH = "/cluster/points"
+SELECTION_ATTEMPTS = 2
+
+
+class OwnersUnreachable(Unavailable):
+    """No owner of some series answered: the query can't be answered whole."""
+
+
+def reader_of(ring: Ring, replication_factor: int, key: str, coordinator: int, live: set[int]) -> int | None:
+    """Which node answers for `key` in a many-series query coordinated by `coordinator`: itself when it owns
+    the key, else the first owner in `live`; None when no owner is live."""
+    owners = ring.owners(key, replication_factor)
+    if coordinator in owners:
+        return coordinator
+    return next((node for node in owners if node in live), None)
+
+
+class ClusterReads:
+    def __init__(self, layout: Callable[[], Layout], replication_factor: int, membership: Membership,
+                 peers: PeerClient):
+        self.layout = layout
+        self.replication_factor = replication_factor
+        self.membership = membership
+        self.peers = peers
+        self.self_node = membership.self_node
+
+    def series_points(self, series: str, start_ms: int, end_ms: int) -> RemotePoints | None:
+        """Stamped points of `series` in [start_ms, end_ms] from its live owners other than this node: to merge
+        with this node's copy when it is an owner, else (the copies merged here) the whole answer."""
+        owners = self.layout().read_ring.owners(series, self.replication_factor)
+        asked = [node for node in owners if node != self.self_node and self.membership.is_up(node)]
+        request = {"series": series, "start": start_ms, "end": end_ms}
+        answers, failures = self._ask(asked, request)
+        if not answers and self.self_node not in owners and self.membership.has_majority():
+            raise OwnersUnreachable(f"no owner of series {series!r} (nodes {', '.join(str(n + 1) for n in owners)}) "
+                                    f"answered: {'; '.join(failures.values()) or 'all are down'}")
+        if self.self_node in owners:
+            table = _concat(answers)
+            return None if table is None else RemotePoints(table, "merge")
+        return RemotePoints(latest_copies(_concat(answers) or STAMPED_SCHEMA.empty_table()), "only")
+
+    def selection_points(self, selector: str | None, start_ms: int, end_ms: int) -> RemotePoints | None:
+        """Stamped points of every series `selector` matches (all series when None) that this node does not own,
+        each from one live owner."""
+        live = set(self.membership.up_nodes())
+        layout = self.layout()
+        for _ in range(SELECTION_ATTEMPTS):
+            asked = [node for node in sorted(live) if node != self.self_node]
+            request = {"match": selector, "start": start_ms, "end": end_ms, "reader_of": self.self_node,
+                       "live": sorted(live), "ring": list(layout.read_ring.addresses)}
+            answers, failures = self._ask(asked, request)
+            if not failures or not self.membership.has_majority():
+                table = _concat(answers)  # in a minority: what this node and the peers it reaches hold
+                mode = "merge" if layout.merges_selections else "add"
+                return None if table is None else RemotePoints(table, mode)
+            # NOTE: ask again without the nodes that failed: the others then answer for their series.
+            live -= set(failures)
+        raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
+                                + "; ".join(failures.values()))
+
+    def _ask(self, nodes: list[int], request: dict) -> tuple[list[pa.Table], dict[int, str]]:
+        body = orjson.dumps(request)
+        calls = {node: self.peers.pool.submit(self.peers.call, node, "POST", POINTS_PATH, body) for node in nodes}
+        answers, failures = [], {}
+        for node, call in calls.items():
+            try:
+                answers.append(decode_stream(call.result().content))
+            except PeerError as error:
+                if error.status is None:
+                    self.membership.suspect(node)
+                failures[node] = str(error)
+        return answers, failures
+
+
+def latest_copies(table: pa.Table) -> pa.Table:
+    """One row per (series, ts): the copy with the highest stamp (owners may hold different writes meanwhile)."""
+    if table.num_rows < 2:
+        return table
+    plain = table.set_column(0, "series", table["series"].cast(pa.string()))
+    ordered = plain.take(pc.sort_indices(plain, [("series", "ascending"), ("ts", "ascending"),
+                                                 ("seq", "descending")]))
+    series, ts = ordered["series"], ordered["ts"]
+    first = pc.or_(pc.not_equal(series[1:], series[:-1]), pc.not_equal(ts[1:], ts[:-1]))
+    return ordered.filter(pa.concat_arrays([pa.array([True]), *first.chunks]))
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table | None:
+    tables = [table for table in tables if table.num_rows]
+    if not tables:
+        return None
+    return pa.concat_tables(tables).unify_dictionaries()

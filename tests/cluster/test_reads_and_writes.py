@@ -1,0 +1,110 @@
+"""Writes through any node are read through every node: 3 real nodes, RF=2, every write protocol."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+import requests
+
+from support.remote_write import compress, request
+
+HOUR_MS = 3_600_000
+REMOTE_WRITE_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                        "X-Prometheus-Remote-Write-Version": "0.1.0"}
+START_MS = 1_700_000_000_000
+
+
+def _points(prefix: str, series_count: int, per_series: int) -> list[dict]:
+    return [{"series": f"{prefix}{s}", "timestamp": START_MS + i * 1000, "value": float(s * 1000 + i)}
+            for s in range(series_count) for i in range(per_series)]
+
+
+def test_points_written_through_each_node_are_answered_by_every_node(shared_cluster):
+    cluster = shared_cluster
+    for index in range(3):
+        response = requests.post(cluster.url(index) + "/insert", json=_points(f"via{index}_", 10, 5), timeout=30)
+        assert response.status_code == 201, response.text
+    for reader in range(3):
+        url = cluster.url(reader)
+        for writer in range(3):
+            for s in range(10):
+                rows = requests.get(f"{url}/query/range/via{writer}_{s}",
+                                    params={"start": START_MS, "end": START_MS + HOUR_MS}, timeout=30).json()
+                assert [row["value"] for row in rows] == [float(s * 1000 + i) for i in range(5)], (reader, writer, s)
+        total = requests.post(f"{url}/query/sql", data="SELECT count(*), count(DISTINCT series) FROM points WHERE name LIKE 'via%'",
+                              headers={"Content-Type": "text/plain"}, timeout=30)
+        assert total.json()["rows"] == [[150, 30]], total.text  # SQL reads each point once, cluster-wide
+        matched = requests.get(f"{url}/query/aggregated", params={"match": '{__name__=~"via.*"}', "start": START_MS,
+                                                               "end": START_MS + HOUR_MS, "aggregation": "count"},
+                               timeout=30)
+        assert matched.json() == {"groups": [{"tags": {}, "value": 150}]}, matched.text
+        listed = requests.get(f"{url}/series", params={"match": '{__name__=~"via.*"}'}, timeout=30).json()
+        assert len(listed["series"]) == 30, listed
+
+
+def test_every_write_protocol_works_through_every_node(shared_cluster):
+    cluster = shared_cluster
+    for index in range(3):
+        url = cluster.url(index)
+        lines = "\n".join(f"lp{index},host=h{h} value={h}.5 {(START_MS + h) * 1_000_000}" for h in range(4))
+        assert requests.post(f"{url}/api/v2/write", params={"bucket": "b"}, data=lines, timeout=30).status_code == 204
+        assert requests.post(f"{url}/write", params={"db": "d"}, data=f"v1_{index} value=1 {START_MS}000000",
+                             timeout=30).status_code == 204
+        body = compress(request(([("__name__", f"rw{index}"), ("job", "j")], [(7.0, START_MS)])).SerializeToString())
+        assert requests.post(f"{url}/api/v1/write", data=body, headers=REMOTE_WRITE_HEADERS,
+                             timeout=30).status_code == 204
+        ndjson = "\n".join(f'{{"series": "nd{index}", "timestamp": {START_MS + i}, "value": {i}}}' for i in range(3))
+        assert requests.post(f"{url}/insert", data=ndjson, headers={"Content-Type": "application/x-ndjson"},
+                             timeout=30).status_code == 201
+        client = flight.connect(f"grpc://127.0.0.1:{cluster.flight_ports[index]}")
+        table = pa.table({"series": [f"fl{index}"] * 5, "timestamp": pa.array(range(START_MS, START_MS + 5), pa.int64()),
+                          "value": pa.array([1.0] * 5)})
+        writer, acks = client.do_put(flight.FlightDescriptor.for_path("points"), table.schema)
+        writer.write_table(table)
+        writer.done_writing()
+        assert orjson.loads(acks.read().to_pybytes()) == {"points": 5}
+        writer.close()
+    for index in range(3):
+        got = requests.post(cluster.url(index) + "/query/sql", headers={"Content-Type": "text/plain"}, timeout=30,
+                            data="SELECT name, count(*) FROM points WHERE regexp_matches(name, '^(lp|v1_|rw|nd|fl)[0-9]$') "
+                                 "GROUP BY name ORDER BY name").json()["rows"]
+        assert got == sorted([[f"lp{i}", 4] for i in range(3)] + [[f"v1_{i}", 1] for i in range(3)]
+                             + [[f"rw{i}", 1] for i in range(3)] + [[f"nd{i}", 3] for i in range(3)]
+                             + [[f"fl{i}", 5] for i in range(3)])
+        reader = flight.connect(f"grpc://127.0.0.1:{cluster.flight_ports[index]}").do_get(flight.Ticket(
+            b"SELECT count(*) AS n FROM points WHERE name LIKE 'fl_'"))
+        assert reader.read_all().to_pylist() == [{"n": 15}]  # Flight do_get reads the whole cluster too
+
+
+def test_a_delete_through_any_node_hides_the_points_on_every_node(shared_cluster):
+    cluster = shared_cluster
+    points = [{"series": "gone", "timestamp": START_MS + i, "value": 1.0} for i in range(10)]
+    assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
+    deleted = requests.delete(cluster.url(1) + "/series/gone", params={"end": START_MS + 4}, timeout=30)
+    assert deleted.status_code == 200, deleted.text
+    for index in range(3):
+        rows = requests.get(cluster.url(index) + "/query/range/gone", params={"start": START_MS,
+                                                                           "end": START_MS + 100}, timeout=30).json()
+        assert [row["timestamp"] for row in rows] == [START_MS + i for i in range(5, 10)]
+
+
+def test_cluster_status_shows_every_member_up_with_its_ring_share(shared_cluster):
+    status = shared_cluster.signed(0, "GET", "/cluster/status").json()
+    assert [(m["node"], m["state"], m["self"]) for m in status["members"]] == [(1, "up", True), (2, "up", False),
+                                                                              (3, "up", False)]
+    assert sum(m["ring_share"] for m in status["members"]) == pytest.approx(1.0, abs=0.01)
+    node = shared_cluster.nodes[0]
+    shown = subprocess.run([sys.executable, "-m", "countdb", "cluster", "status"], capture_output=True, text=True,
+                           env={**os.environ, **node.env, "DATA_DIR": str(node.data_dir)}, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["node", "address", "state", "last", "contact", "ring", "share", "hints", "pending"]
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"] and "(this)" in lines[1]
+    assert all(" up " in line for line in lines[1:4])
+    assert "writes accepted" in shown.stdout

@@ -1,0 +1,96 @@
+"""A real network partition: three nodes, each in its own network namespace, one of them cut off from the other
+two by iptables while clients still reach it. The cut-off node refuses writes, the majority keeps accepting them,
+and once the cut heals every node answers every acknowledged point, once."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from support.cluster import (FAST_CLUSTER_ENV, Cluster, Writers, assert_each_series_lives_on_its_owners_only,
+                             assert_every_node_holds_exactly, ring_state, settled_on)
+from support.netns import HostNetwork, remove_leftovers, require_namespaces
+
+PORT = 8080
+
+
+@contextmanager
+def network_cluster(count_server, tmp_path, size: int):
+    """`size` real nodes, each in its own network namespace, and the network joining them."""
+    require_namespaces()
+    remove_leftovers()
+    network = HostNetwork(size)
+    addresses = [f"{host.address}:{PORT}" for host in network.hosts]
+    cluster = None
+    try:
+        nodes = [count_server(tmp_path / f"node{i + 1}", argv_prefix=host.argv([]), BIND_ADDRESS=addresses[i],
+                              CLUSTER_ENABLED="true", CLUSTER_NODES=",".join(addresses), NODE_ID=str(i + 1),
+                              REPLICATION_FACTOR="2", FLIGHT_PORT="0", **FAST_CLUSTER_ENV)
+                 for i, host in enumerate(network.hosts)]
+        cluster = Cluster(nodes, addresses, [])
+        cluster.wait_formed()
+        yield cluster, network
+    finally:
+        network.heal_all()
+        if cluster is not None:
+            cluster.stop()
+        network.destroy()
+
+
+@pytest.fixture
+def partitioned_cluster(count_server, tmp_path):
+    with network_cluster(count_server, tmp_path, 3) as made:
+        yield made
+
+
+def _insert(cluster: Cluster, node: int, series: str) -> requests.Response:
+    return requests.post(cluster.url(node) + "/insert", json={"series": series, "timestamp": 1_700_000_000_000,
+                                                              "value": 1.0}, timeout=15)
+
+
+def test_a_cut_off_node_refuses_writes_the_majority_keeps_writing_and_all_converge_after_healing(partitioned_cluster):
+    cluster, network = partitioned_cluster
+    with Writers([cluster.url(0), cluster.url(2)]) as writers:
+        time.sleep(1)
+        network.isolate(1)
+        cut = time.monotonic()
+        cluster.wait_until(lambda: _insert(cluster, 1, "island").status_code == 503, 15,
+                           "the cut-off node refuses writes")
+        assert time.monotonic() - cut <= 3 + 0.5 + 3, "refused later than FAILURE_TIMEOUT + one heartbeat (+ slack)"
+        refused = _insert(cluster, 1, "island")
+        assert refused.status_code == 503 and refused.headers["Retry-After"] and "minority" in refused.json()["error"]
+        health = requests.get(cluster.url(1) + "/health", timeout=10).json()
+        assert health["status"] == "degraded" and health["cluster"]["majority"] is False
+        read = requests.get(cluster.url(1) + "/series", timeout=30)
+        assert read.status_code == 200 and read.headers["X-Count-Partial"].startswith("minority")
+        before = len(writers.acknowledged)
+        time.sleep(3)
+        assert len(writers.acknowledged) > before, "the majority stopped accepting writes"
+        assert _insert(cluster, 0, "mainland").status_code == 201
+        network.heal_all()
+        time.sleep(1)
+    cluster.wait_formed()
+    assert writers.refused_only_with_retry_after(), writers.failures[:3]
+    assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
+    assert _insert(cluster, 1, "back").status_code == 201
+
+
+def test_a_partition_in_the_middle_of_a_move_holds_it_until_it_heals_and_it_then_finishes(count_server, tmp_path):
+    with network_cluster(count_server, tmp_path, 4) as (cluster, network):
+        three = cluster.addresses[:3]
+        with Writers([cluster.url(1)], series_prefix="p") as writers:
+            cluster.wait_until(lambda: len(writers.acknowledged) > 400, 30, "points stored before the move")
+            assert cluster.signed(3, "POST", "/cluster/leave").status_code == 202
+            cluster.wait_until(lambda: ring_state(cluster, 0)["phase"] in ("moving", "moved"), 60, "the move began")
+            network.isolate(0)  # node 1, sending and receiving series, is cut off from the others
+            time.sleep(6)  # past FAILURE_TIMEOUT: the others see it down
+            stuck = [ring_state(cluster, i)["phase"] for i in (1, 2, 3)]
+            assert "settled" not in stuck and "settling" not in stuck, stuck  # nobody drops anything meanwhile
+            network.heal_all()
+            cluster.wait_until(lambda: settled_on(cluster, [0, 1, 2, 3], three), 120, "the move finishes after healing")
+        assert writers.refused_only_with_retry_after(), writers.failures[:3]
+        assert_each_series_lives_on_its_owners_only(cluster, writers, [0, 1, 2, 3], three)
+        assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
