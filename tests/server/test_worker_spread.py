@@ -14,12 +14,18 @@ REQUESTS_PER_CONNECTION = 5
 
 
 def _serve_pids(log_text: str, path: str) -> set[int]:
+    """Pids of the access lines for `path`. The log is read while the workers still write to it, so the last line
+    can be cut short (or two workers' writes interleaved): such a line is skipped, and read whole on a later try."""
     pids = set()
     for line in log_text.splitlines():
-        if '"countdb.access"' in line:
+        if '"countdb.access"' not in line:
+            continue
+        try:
             event = json.loads(line)
-            if event["path"] == path:
-                pids.add(event["pid"])
+        except ValueError:
+            continue
+        if event["path"] == path:
+            pids.add(event["pid"])
     return pids
 
 
