@@ -57,6 +57,18 @@ class Unavailable(CountError):
     """The node cannot serve this right now (shutting down, storage refusing writes); a retry may work."""
 
 
+class AuthenticationRequired(CountError):
+    """AUTH_REQUIRED is on and the request carries no access token, or one that is unknown or revoked."""
+
+
+class PermissionDenied(CountError):
+    """The request's access token is valid but lacks `scope`, the one this operation needs."""
+
+    def __init__(self, message: str, *, scope: str):
+        super().__init__(message, scope=scope)
+        self.scope = scope
+
+
 class StorageError(CountError):
     """Disk or file trouble while reading or writing Count's data."""
 

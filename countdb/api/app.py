@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from countdb.api import errors
+from countdb.api.auth import AccessControl, route_scopes
 from countdb.api.collectors import StorageCollector
 from countdb.api.middleware import RequestObserver
 from countdb.api.resources.discovery import SeriesResource, TagsResource, TagValuesResource
@@ -22,7 +23,10 @@ from countdb.api.services import Services
 
 def create_app(services: Services) -> falcon.App:
     settings = services.settings
-    app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=[RequestObserver()])
+    middleware = [RequestObserver()]
+    if settings.auth_required:
+        middleware.append(AccessControl(services.tokens, route_scopes(settings.metrics_auth)))
+    app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=middleware)
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = False
     errors.register(app)

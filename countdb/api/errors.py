@@ -11,6 +11,7 @@ import falcon
 import orjson
 
 from countdb import errors
+from countdb.api.auth import CHALLENGE
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,8 @@ SIZE_LIMITS = {"max_body_bytes", "max_points_per_request"}
 QUERY_LIMITS = {"query_max_rows", "query_memory_limit_mb"}  # a valid query whose answer is too big: 422
 
 STATUS = [  # most specific first
+    (errors.AuthenticationRequired, falcon.HTTP_401),
+    (errors.PermissionDenied, falcon.HTTP_403),
     (errors.CorruptSegment, falcon.HTTP_503),
     (errors.InvalidInput, falcon.HTTP_400),
     (errors.UnsupportedFormat, falcon.HTTP_415),
@@ -56,6 +59,8 @@ def handle_count_error(req, resp, error: errors.CountError, params) -> None:
     resp.data = orjson.dumps(body_of(error))
     if isinstance(error, errors.Unavailable):
         resp.set_header("Retry-After", "1")
+    elif isinstance(error, errors.AuthenticationRequired):
+        resp.set_header("WWW-Authenticate", CHALLENGE)
 
 
 def handle_unexpected(req, resp, error: Exception, params) -> None:

@@ -50,7 +50,9 @@ class RequestObserver:
             resp.stream = cut_on_error(resp.stream, req.env.get("gunicorn.socket"), req.context.request_id)
         metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
         metrics.HTTP_REQUEST_SECONDS.labels(route).observe(seconds)
-        access_log.info("%s %s %d", req.method, req.path, status, extra={"fields": {
-            "method": req.method, "path": req.path, "route": route, "status": status,
-            "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}})
+        fields = {"method": req.method, "path": req.path, "route": route, "status": status,
+                  "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}
+        if "token_id" in req.context:  # AUTH_REQUIRED: which access token (its public id) made the request
+            fields["token_id"] = req.context.token_id
+        access_log.info("%s %s %d", req.method, req.path, status, extra={"fields": fields})
         REQUEST_ID.reset(req.context.request_id_token)

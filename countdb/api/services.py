@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from countdb.catalog.db import connect
 from countdb.catalog.migrate import migrate
+from countdb.catalog.tokens import TokenCache
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.ingest.compaction import CompactionLoop
@@ -60,6 +61,7 @@ class Services:
     started_monotonic: float
     sql: SqlService
     compaction: CompactionLoop
+    tokens: TokenCache
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
@@ -78,8 +80,9 @@ class Services:
         compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds),
                                     settings.compaction_interval_seconds)
         compaction.start()
+        tokens = TokenCache(lambda: connect(datadir.catalog_path), settings.auth_cache_seconds)
         return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), SqlService(engine, sandbox),
-                   compaction)
+                   compaction, tokens)
 
     def close(self) -> None:
         """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""
@@ -89,3 +92,4 @@ class Services:
         self.writer.flusher.close()
         self.sql.close()
         self.engine.close()
+        self.tokens.close()
