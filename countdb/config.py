@@ -53,6 +53,7 @@ class Settings:
     auth_required: bool = False
     metrics_auth: bool = True  # with auth_required: /metrics needs a read token too
     auth_cache_seconds: float = 5.0
+    min_free_disk_mb: int = 100
 
     @property
     def bind_address(self) -> str:
@@ -294,5 +295,6 @@ ENVIRONMENT = {
     "AUTH_REQUIRED": ("auth_required", _boolean),
     "METRICS_AUTH": ("metrics_auth", _boolean),
     "AUTH_CACHE_SECONDS": ("auth_cache_seconds", _non_negative_float),
+    "MIN_FREE_DISK_MB": ("min_free_disk_mb", _non_negative_int),
 }
 """Every environment variable Count reads, mapped to its Settings attribute and parser."""

@@ -69,6 +69,16 @@ class PermissionDenied(CountError):
         self.scope = scope
 
 
+class StorageFull(Unavailable):
+    """The filesystem holding DATA_DIR has less free space than MIN_FREE_DISK_MB (or none): writes are refused
+    until space is freed; reads go on. `free_bytes` is what was left."""
+
+    def __init__(self, message: str, *, path: str, free_bytes: int):
+        super().__init__(message, path=path, free_bytes=free_bytes)
+        self.path = path
+        self.free_bytes = free_bytes
+
+
 class StorageError(CountError):
     """Disk or file trouble while reading or writing Count's data."""
 

@@ -18,10 +18,12 @@ from countdb.ingest.flush import Flusher
 from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
 from countdb.ingest.writer import Writer
+from countdb.obs.multiprocess import reserve_metric_files
 from countdb.query.engine import QueryEngine
 from countdb.query.sandbox import Sandbox
 from countdb.query.sql import SqlService
 from countdb.storage.compact import Compactor, clean_at_start
+from countdb.storage.space import DiskSpace
 from countdb.wal.log import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -62,14 +64,17 @@ class Services:
     sql: SqlService
     compaction: CompactionLoop
     tokens: TokenCache
+    space: DiskSpace
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
+        reserve_metric_files()
         datadir = DataDir(settings.data_dir).create()
         migrate(datadir.catalog_path)
         flusher = Flusher(datadir, connect(datadir.catalog_path))
+        space = DiskSpace(datadir.root, settings.min_free_disk_mb * 2**20)
         writer = Writer(WriteAheadLog(datadir.wal), flusher, settings.memory_buffer_size,
-                        fsync_always=settings.wal_fsync == "always")
+                        fsync_always=settings.wal_fsync == "always", space=space)
         maintainer = Maintainer(writer, datadir, settings.flush_interval_seconds,
                                 settings.wal_fsync_interval_ms / 1000, strict_replay=settings.wal_replay == "strict")
         maintainer.start()
@@ -82,7 +87,7 @@ class Services:
         compaction.start()
         tokens = TokenCache(lambda: connect(datadir.catalog_path), settings.auth_cache_seconds)
         return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), SqlService(engine, sandbox),
-                   compaction, tokens)
+                   compaction, tokens, space)
 
     def close(self) -> None:
         """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""

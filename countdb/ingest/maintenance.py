@@ -50,7 +50,8 @@ class Maintainer:
 
     def tick(self) -> None:
         self.writer.wal.sync()
-        if self.writer.flush_wanted.is_set() or self.writer.oldest_age_seconds() >= self.flush_interval_seconds:
+        if (self.writer.flush_wanted.is_set() or self.writer.has_unflushed_sealed
+                or self.writer.oldest_age_seconds() >= self.flush_interval_seconds):
             if self.writer.flush():
                 release_free_memory()  # NOTE: issue 2, worker RSS ≤ 300 MB; ~1 ms per flush
         if time.monotonic() >= self._next_adoption:
