@@ -107,17 +107,22 @@ class DataDir:
         return self
 
     def is_writable(self) -> bool:
-        """True when a file can be created and synced under wal/ (the first thing every write needs)."""
+        """True when a file can be created and synced in the data directory (the first thing every write needs)."""
+        return self.write_error() is None
+
+    def write_error(self) -> OSError | None:
+        """Why a file can't be created and synced in the data directory (ENOSPC: a full disk), or None."""
         probe = self.node_state / f".probe-{os.getpid()}"
         try:
             with open(probe, "wb") as handle:
                 handle.write(b"x")
                 handle.flush()
                 os.fsync(handle.fileno())
-            probe.unlink()
-            return True
-        except OSError:
-            return False
+            return None
+        except OSError as error:
+            return error
+        finally:
+            probe.unlink(missing_ok=True)
 
 
 def fsync_dir(path: Path) -> None:

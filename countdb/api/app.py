@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from countdb.api import errors
+from countdb.api.auth import AccessControl, route_scopes
 from countdb.api.collectors import StorageCollector
 from countdb.api.internal_auth import InternalAuth
 from countdb.api.middleware import MinorityNotice, RequestObserver
@@ -38,6 +39,8 @@ INTERNAL_MAX_BODY_BYTES = 256 * 1024 * 1024  # a forwarded part or a pushed segm
 def create_app(services: Services) -> falcon.App:
     settings, cluster = services.settings, services.cluster
     middleware = [RequestObserver()]
+    if settings.auth_required:  # NOTE: internal routes are left to InternalAuth (api/auth.py route_scopes)
+        middleware.append(AccessControl(services.tokens, route_scopes(settings.metrics_auth)))
     if cluster is not None:
         middleware += [InternalAuth(cluster.verifier, max(INTERNAL_MAX_BODY_BYTES, 4 * settings.max_body_bytes)),
                        MinorityNotice(cluster.membership)]

@@ -15,6 +15,7 @@ from countdb.cluster.deletes import ReplicatedDeleter
 from countdb.cluster.hints import HintStore
 from countdb.cluster.reads import ClusterReads
 from countdb.catalog.migrate import migrate
+from countdb.catalog.tokens import TokenCache
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.ingest.compaction import CompactionLoop
@@ -23,10 +24,12 @@ from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
 from countdb.ingest.writer import Writer
 from countdb.model import MAX_TIMESTAMP_MS
+from countdb.obs.multiprocess import reserve_metric_files
 from countdb.query.engine import QueryEngine
 from countdb.query.sandbox import Sandbox
 from countdb.query.sql import SqlService
 from countdb.storage.compact import Compactor, clean_at_start
+from countdb.storage.space import DiskSpace
 from countdb.wal.log import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -79,14 +82,18 @@ class Services:
     deleter: Deleter
     cluster: ClusterServices | None
     publisher: SegmentPublisher
+    tokens: TokenCache
+    space: DiskSpace
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
+        reserve_metric_files()
         datadir = DataDir(settings.data_dir).create()
         migrate(datadir.catalog_path)
         flusher = Flusher(datadir, connect(datadir.catalog_path))
+        space = DiskSpace(datadir.root, settings.min_free_disk_mb * 2**20)
         writer = Writer(WriteAheadLog(datadir.wal), flusher, settings.memory_buffer_size,
-                        fsync_always=settings.wal_fsync == "always")
+                        fsync_always=settings.wal_fsync == "always", space=space)
         maintainer = Maintainer(writer, datadir, settings.flush_interval_seconds,
                                 settings.wal_fsync_interval_ms / 1000, strict_replay=settings.wal_replay == "strict")
         maintainer.start()
@@ -97,12 +104,14 @@ class Services:
         compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds),
                                     settings.compaction_interval_seconds)
         compaction.start()
+        tokens = TokenCache(lambda: connect(datadir.catalog_path), settings.auth_cache_seconds)
         cluster = ClusterServices.open(settings, datadir, writer) if settings.cluster_enabled else None
         reads = cluster.reads if cluster else LocalReads()
         sql = SqlService(engine, sandbox, lambda: reads.selection_points(None, 0, MAX_TIMESTAMP_MS))
         return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), sql, compaction,
                    cluster.sink if cluster else writer, reads,
-                   cluster.deleter if cluster else LocalDeleter(datadir, writer), cluster, SegmentPublisher(datadir))
+                   cluster.deleter if cluster else LocalDeleter(datadir, writer), cluster, SegmentPublisher(datadir),
+                   tokens, space)
 
     def close(self) -> None:
         """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""
@@ -115,3 +124,4 @@ class Services:
         self.writer.flusher.close()
         self.sql.close()
         self.engine.close()
+        self.tokens.close()

@@ -30,7 +30,8 @@ POINTS_INGESTED = Counter("count_points_ingested", "Points acknowledged, by writ
 POINTS_REJECTED = Counter("count_points_rejected",
                           "Points refused: invalid (malformed line, sample or label set), invalid_batch (valid points "
                           "refused with a batch that had invalid ones), non_finite (NaN or infinite value), "
-                          "unavailable (node shutting down or flushes behind)", ["reason"])
+                          "unavailable (node shutting down or flushes behind), storage (disk full or WAL append "
+                          "failed)", ["reason"])
 BUFFERED_POINTS = Gauge("count_buffered_points", "Points acknowledged but not yet flushed to Parquet, all workers",
                         multiprocess_mode="livesum")
 FLUSHES = Counter("count_flushes", "Flushes of buffered points to Parquet blocks, by outcome", ["outcome"])

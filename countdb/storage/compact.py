@@ -98,11 +98,16 @@ class Compactor:
         staging.mkdir(parents=True)
         state = snapshot(self.catalog)
         policy = self.policy.forced() if force else self.policy
-        for job in plan_compaction(state.blocks, state.tombstones, tombstone_marks(self.catalog), floor_ms, policy,
-                                   months):
-            if self._stop.is_set():
-                break
-            report.jobs.append(self._do(job, state, floor_ms))
+        try:
+            for job in plan_compaction(state.blocks, state.tombstones, tombstone_marks(self.catalog), floor_ms,
+                                       policy, months):
+                if self._stop.is_set():
+                    break
+                report.jobs.append(self._do(job, state, floor_ms))
+        finally:
+            # NOTE: a job that failed (a full disk) leaves staged blocks and spill files; they go now, not at
+            # the next run, so the space they took is back at once (issue 14).
+            shutil.rmtree(staging, ignore_errors=True)
         if floor_ms:
             report.dropped_tombstones = drop_tombstones_before(self.catalog, floor_ms)
         report.seconds = round(time.monotonic() - started, 3)
