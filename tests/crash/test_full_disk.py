@@ -171,9 +171,13 @@ def test_a_full_disk_refuses_writes_clearly_and_recovers_by_itself(small_disk, t
 
             # A worker killed now is replaced by one that starts on the full disk; its WAL waits to be adopted.
             victim = node.worker_pids()[0]
+            errors_before_kill = len(ingest.errors)
             os.kill(victim, signal.SIGKILL)
             wait_until(lambda: victim not in node.worker_pids() and len(node.worker_pids()) == 2, 30,
                        "a new worker", node.log_text)
+            # NOTE: each writer's keep-alive connection to the killed worker is cut off once: the kill, not the disk
+            time.sleep(1)
+            killed = slice(errors_before_kill, len(ingest.errors))
             fill(small_disk)
             for _ in range(6):  # either worker answers: each says why
                 assert node.get("/health").json()["status"] == "degraded"
@@ -185,7 +189,8 @@ def test_a_full_disk_refuses_writes_clearly_and_recovers_by_itself(small_disk, t
             wait_until(lambda: ingest.acked_count() > resumed_from + 20 * BATCH, 30, "writes to resume",
                        node.log_text)
             wait_until(lambda: node.get("/health").json()["status"] == "healthy", 30, "healthy", node.log_text)
-        assert not ingest.errors, ingest.errors[:5]  # no worker died: every request got an answer
+        unexplained = ingest.errors[:killed.start] + ingest.errors[killed.stop:]
+        assert len(ingest.errors[killed]) <= WRITERS and not unexplained, ingest.errors[:5]  # no other worker died
         assert_exactly_once(node, ingest.acked, end_ms=T0 * 2)
         assert node.stop() == 0
     finally:
