@@ -77,9 +77,13 @@ def test_a_node_in_a_minority_refuses_writes_and_still_answers_reads(start_clust
                                 timeout=10)
         assert refused.status_code == 503 and refused.headers["Retry-After"]
         assert "minority" in refused.json()["error"]
-        health = requests.get(cluster.url(0) + "/health", timeout=10).json()
-        assert health["status"] == "degraded" and health["cluster_size"] == 1
-        assert health["cluster"]["writes"].startswith("refused")
+
+        def degraded_alone() -> bool:  # NOTE: every worker, once the agent's view says so (FAILURE_TIMEOUT)
+            health = requests.get(cluster.url(0) + "/health", timeout=10).json()
+            return (health["status"] == "degraded" and health["cluster_size"] == 1
+                    and health["cluster"]["writes"].startswith("refused"))
+
+        cluster.wait_until(degraded_alone, 10, "/health says the node is alone and refuses writes")
         read = requests.post(cluster.url(0) + "/query/sql", data="SELECT count(*) FROM points", timeout=10,
                              headers={"Content-Type": "text/plain"})
         assert read.status_code == 200 and read.headers["X-Count-Partial"].startswith("minority")
