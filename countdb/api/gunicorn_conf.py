@@ -23,7 +23,8 @@ use_metrics_dir(settings.metrics_dir or DataDir(settings.data_dir).metrics)
 wsgi_app = "countdb.api.wsgi:app"
 bind = [settings.bind_address]
 workers = settings.workers
-worker_class = "gthread"
+# NOTE: clustered, internal requests get their own threads (countdb/api/lanes.py: no distributed deadlock).
+worker_class = "countdb.api.lanes.LaneWorker" if settings.cluster_enabled else "gthread"
 threads = settings.threads
 keepalive = 75  # longer than nginx's and HAProxy's default upstream keep-alive, so proxies close first
 graceful_timeout = int(settings.shutdown_grace_seconds)
