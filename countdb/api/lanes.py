@@ -12,8 +12,9 @@ never consuming them) and picks the pool by the request line: `/cluster/…` and
 everything else to the client pool. A connection whose bytes have not arrived yet waits on the poller, as gthread
 already does for slow clients, so no thread is held waiting for a request line.
 
-Invariant: an internal request never waits for a client pool thread; internal handlers do not call other nodes'
-internal endpoints and wait on them in a cycle, so the peer pool cannot starve itself.
+Invariant: an internal request never waits for a client pool thread. Internal handlers answer from this node alone,
+except POST /cluster/repair (an operator's one anti-entropy round, which calls its co-owners' /cluster/digest and
+/cluster/cell), so peer threads do not wait on each other in a cycle.
 
 NOTE: this extends gthread's internals (enqueue_req, pending_conns, poller, TConn), which pyproject.toml pins to
 gunicorn 27; tests/cluster/test_lanes.py fails if they change.
