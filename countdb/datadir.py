@@ -56,6 +56,11 @@ class DataDir:
         return self.node_state / "compaction.lock"
 
     @property
+    def last_compaction_path(self) -> Path:
+        """What the node's last background compaction did (ingest/compaction.py), for GET /status."""
+        return self.node_state / "last_compaction.json"
+
+    @property
     def flush_request_path(self) -> Path:
         """Touched to ask every process of the node to flush its buffer now (ingest/maintenance.py)."""
         return self.node_state / "flush.request"

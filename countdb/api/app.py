@@ -20,6 +20,7 @@ from countdb.api.resources.internal import (CellResource, ClusterStatusResource,
                                             PeerPointsResource, PeerWriteResource, RepairResource, ReplicateResource,
                                             SharedSeries)
 from countdb.api.resources.metrics import MetricsResource
+from countdb.api.resources.node_status import NodeStatusResource
 from countdb.api.resources.prometheus import RemoteReadResource, RemoteWriteResource
 from countdb.api.resources.prometheus_query import (PromBuildInfoResource, PromLabelsResource,
                                                     PromLabelValuesResource, PromMetadataResource,
@@ -77,6 +78,7 @@ def create_app(services: Services) -> falcon.App:
         ("/ready", ReadyResource(services)),
         ("/metrics", MetricsResource(StorageCollector(services.datadir))),
         ("/storage", StorageResource(services.datadir)),
+        ("/status", NodeStatusResource(services)),
         ("/", console),
         ("/console/{path:path}", console),
         ("/openapi.json", OpenApiResource()),  # describes every route above: api/openapi.py PATHS

@@ -47,6 +47,7 @@ ROUTE_SCOPES: dict[str, str | None] = {
     "/api/v1/metadata": "read",
     "/api/v1/status/buildinfo": "read",
     "/storage": "read",
+    "/status": "read",
     "/": "read",  # NOTE: the console: a browser asks for the token once (Basic) and sends it with every call
     "/console/{path:path}": "read",
     "/openapi.json": OPEN,  # describes the API, holds no data

@@ -82,6 +82,14 @@ def exposition(collectors: Iterable[Collector] = ()) -> bytes:
     return generate_latest(_Together([*sources, *collectors]))
 
 
+def node_total(family: str) -> float:
+    """A counter of the node summed over its labels and every worker, as /metrics reports `<family>_total`."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    source = multiprocess.MultiProcessCollector(None, folder) if folder else REGISTRY
+    return sum(sample.value for metric in source.collect() if metric.name == family
+               for sample in metric.samples if sample.name == f"{family}_total")
+
+
 class _Together:
     def __init__(self, collectors: list[Collector]):
         self.collectors = collectors

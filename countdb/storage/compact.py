@@ -226,6 +226,15 @@ class Compactor:
                 raise
 
 
+def pending_compaction(catalog: sqlite3.Connection, retention_days: int, now_ms: int,
+                       policy: CompactionPolicy = CompactionPolicy()) -> list[CompactionJob]:
+    """What the next background compaction would do now, per month (GET /status): the policy's plan over the
+    catalog, reading no block."""
+    state = snapshot(catalog)
+    return plan_compaction(state.blocks, state.tombstones, tombstone_marks(catalog),
+                           retention_floor_ms(retention_days, now_ms), policy)
+
+
 def delete_retired_files(datadir: DataDir, catalog: sqlite3.Connection, before_ms: int) -> int:
     """Delete block files retired before `before_ms`, and month folders left empty (under the flush lock,
     so no flush is creating a file in a folder being removed); returns how many files."""

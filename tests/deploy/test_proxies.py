@@ -136,7 +136,7 @@ def test_the_web_console_and_what_it_reads_pass_through(proxy):
     page = https(proxy, "GET", "/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert https(proxy, "GET", "/console/console.js").status_code == 200
-    for path in ("/series", "/tags", "/tags/host/values", "/storage"):
+    for path in ("/series", "/tags", "/tags/host/values", "/storage", "/status"):
         assert https(proxy, "GET", path).status_code == 200, path
 
 

@@ -1,0 +1,37 @@
+"""The node-wide record of the last background compaction (GET /status, the console's Node view): written whole,
+read back, a failure recorded with its error, and nothing (not an error) before the first run or if unreadable."""
+
+from __future__ import annotations
+
+import time
+
+from countdb.ingest.compaction import last_compaction, record_compaction
+from countdb.storage.compact import CompactionReport
+
+
+def test_a_run_is_recorded_and_read_back(tmp_path):
+    path = tmp_path / "last_compaction.json"
+    assert last_compaction(path) is None
+    report = CompactionReport(jobs=[{"month": "2026-02"}, {"month": "2026-01"}, {"month": "2026-02"}], deleted_files=3,
+                              seconds=1.25)
+    before = time.time()
+    record_compaction(path, report)
+    recorded = last_compaction(path)
+    assert before <= recorded.pop("finished") <= time.time()
+    assert recorded == {"error": None, "seconds": 1.25, "jobs": 3, "deleted_files": 3, "months": ["2026-01", "2026-02"]}
+    assert [p.name for p in tmp_path.iterdir()] == ["last_compaction.json"]  # no temporary file left
+
+
+def test_a_failure_replaces_the_record_with_its_error(tmp_path):
+    path = tmp_path / "last_compaction.json"
+    record_compaction(path, CompactionReport(jobs=[{"month": "2026-01"}]))
+    record_compaction(path, None, "StorageError: No space left on device")
+    recorded = last_compaction(path)
+    assert recorded["error"] == "StorageError: No space left on device" and "jobs" not in recorded
+
+
+def test_an_unreadable_record_reads_as_none(tmp_path):
+    path = tmp_path / "last_compaction.json"
+    path.write_bytes(b"{half")
+    assert last_compaction(path) is None
+    record_compaction(tmp_path / "missing" / "last_compaction.json", CompactionReport())  # logged, not raised
