@@ -87,7 +87,7 @@ class Services:
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
-        reserve_metric_files()
+        reserve_metric_files(spare_sets=settings.workers)
         datadir = DataDir(settings.data_dir).create()
         migrate(datadir.catalog_path)
         flusher = Flusher(datadir, connect(datadir.catalog_path))

@@ -122,6 +122,10 @@ def block_files(data_dir: Path) -> set[str]:
     return {str(p.relative_to(data_dir)) for p in (data_dir / "time_blocks").rglob("*.parquet")}
 
 
+def probe(node, path: str) -> requests.Response:
+    return requests.get(node.url + path, timeout=30)
+
+
 def assert_queries_answer(node, series: str) -> None:
     aggregated = node.get(f"/query/aggregated/{series}", params={"start": 0, "end": T0 * 2, "aggregation": "count"})
     assert aggregated.status_code == 200 and aggregated.json(), aggregated.text
@@ -148,11 +152,13 @@ def test_a_full_disk_refuses_writes_clearly_and_recovers_by_itself(small_disk, t
                 (status, headers, body)
 
             fill(small_disk)
-            health = node.get("/health")
+            # NOTE: a new connection per probe, as kubelet and load balancers make them: the test's keep-alive
+            # connection may have idled past gunicorn's keepalive by now, and reusing it raced its close once.
+            health = probe(node, "/health")
             assert health.status_code == 200, health.text  # a liveness probe must not restart a full node
             assert health.json()["status"] == "degraded" and health.json()["disk"]["writes_refused"]
             assert any("full" in problem for problem in health.json()["problems"]), health.text
-            assert node.get("/ready").status_code == 200  # still serving queries
+            assert probe(node, "/ready").status_code == 200  # still serving queries
 
             acked_while_full = {series: list(ts) for series, ts in ingest.acked.items()}
             assert_exactly_once(node, acked_while_full, end_ms=T0 * 2, label="while full: ")
@@ -180,7 +186,7 @@ def test_a_full_disk_refuses_writes_clearly_and_recovers_by_itself(small_disk, t
             killed = slice(errors_before_kill, len(ingest.errors))
             fill(small_disk)
             for _ in range(6):  # either worker answers: each says why
-                assert node.get("/health").json()["status"] == "degraded"
+                assert probe(node, "/health").json()["status"] == "degraded"
             assert_exactly_once(node, {series: list(ts) for series, ts in ingest.acked.items()}, end_ms=T0 * 2,
                                 label="after a worker died while full: ")
 
@@ -188,7 +194,7 @@ def test_a_full_disk_refuses_writes_clearly_and_recovers_by_itself(small_disk, t
             resumed_from = ingest.acked_count()
             wait_until(lambda: ingest.acked_count() > resumed_from + 20 * BATCH, 30, "writes to resume",
                        node.log_text)
-            wait_until(lambda: node.get("/health").json()["status"] == "healthy", 30, "healthy", node.log_text)
+            wait_until(lambda: probe(node, "/health").json()["status"] == "healthy", 30, "healthy", node.log_text)
         unexplained = ingest.errors[:killed.start] + ingest.errors[killed.stop:]
         assert len(ingest.errors[killed]) <= WRITERS and not unexplained, ingest.errors[:5]  # no other worker died
         assert_exactly_once(node, ingest.acked, end_ms=T0 * 2)
