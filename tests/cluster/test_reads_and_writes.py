@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
+import cramjam
 import orjson
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 import requests
 
+from countdb.ingest import prompb_pb2
 from support.remote_write import compress, request
 
 HOUR_MS = 3_600_000
@@ -108,3 +110,34 @@ def test_cluster_status_shows_every_member_up_with_its_ring_share(shared_cluster
     assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"] and "(this)" in lines[1]
     assert all(" up " in line for line in lines[1:4])
     assert "writes accepted" in shown.stdout
+
+
+def test_the_prometheus_query_api_and_remote_read_answer_for_the_whole_cluster(shared_cluster):
+    cluster, hosts = shared_cluster, [f"h{h}" for h in range(30)]
+    body = [{"series": "prom_cluster", "tags": {"host": host}, "timestamp": START_MS + i * 1000, "value": float(h + i)}
+            for h, host in enumerate(hosts) for i in range(10)]
+    assert requests.post(cluster.url(0) + "/insert", json=body, timeout=30).status_code == 201
+    at = (START_MS + 9_000) / 1000
+    read = prompb_pb2.ReadRequest(queries=[prompb_pb2.Query(
+        start_timestamp_ms=START_MS, end_timestamp_ms=START_MS + 9_000,
+        matchers=[prompb_pb2.LabelMatcher(type=prompb_pb2.LabelMatcher.EQ, name="__name__", value="prom_cluster")])])
+    for index in range(3):  # each node owns about two thirds of the series: every answer needs the others
+        url = cluster.url(index) + "/api/v1"
+        instant = requests.get(url + "/query", params={"query": "count(prom_cluster)", "time": at}, timeout=30).json()
+        assert instant["data"]["result"][0]["value"][1] == "30", (index, instant)
+        ranged = requests.get(url + "/query_range", timeout=30, params={
+            "query": "sum(prom_cluster)", "start": START_MS / 1000, "end": at, "step": "1s"}).json()
+        assert [float(v) for _, v in ranged["data"]["result"][0]["values"]] == [
+            sum(h + i for h in range(30)) for i in range(10)], (index, ranged)
+        series = requests.get(url + "/series", params={"match[]": "prom_cluster", "start": START_MS / 1000,
+                                                       "end": at}, timeout=30).json()["data"]
+        assert sorted(labels["host"] for labels in series) == sorted(hosts), index
+        values = requests.get(url + "/label/host/values", timeout=30).json()["data"]
+        assert set(hosts) <= set(values), index
+        answer = requests.post(url + "/read", data=compress(read.SerializeToString()),
+                               headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                                        "X-Prometheus-Remote-Read-Version": "0.1.0"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        response = prompb_pb2.ReadResponse.FromString(bytes(cramjam.snappy.decompress_raw(answer.content)))
+        assert len(response.results[0].timeseries) == 30, index
+        assert sum(len(t.samples) for t in response.results[0].timeseries) == 300, index
