@@ -1,6 +1,6 @@
 """The cluster phase: a single node and a 3-node cluster (RF=2) measured in the same run, on the same data.
 
-`python -m bench.cluster --scale medium` (or `bench/run-cluster`) reports, each beside the single-node figure:
+`python -m bench.cluster --scale medium` reports, each beside the single-node figure:
 line-protocol ingest through one node, a one-series one-hour range through a node that does not own the series,
 `SELECT series, avg(value) … GROUP BY series`, convergence after a node was down for a while under load, and the
 time a node restarted with an empty data directory takes to hold its share again. Writes bench/results/
@@ -28,6 +28,7 @@ from bench import wire
 from bench.dataset import SCALES, CpuDataset
 from bench.ingest import send_all
 from bench.queries import HOUR_MS, range_path
+from bench.results_file import write_results
 from bench.server import CountServer
 from countdb.cluster.auth import sign
 from countdb.cluster.ring import Ring
@@ -185,11 +186,7 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
                                                   / results["single_range_1h_p50_ms"], 3),
         "group_by_cluster_vs_single": round(results["cluster_group_by_seconds"] / results["single_group_by_seconds"], 3),
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    out = results_dir / f"{stamp}-{socket.gethostname()}-{scale_name}-cluster.json"
-    out.write_text(json.dumps(results, indent=2))
-    results["written"] = str(out)
-    return results
+    return write_results(results_dir, f"{scale_name}-cluster", results)
 
 
 def main(argv: list[str] | None = None) -> int:

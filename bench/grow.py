@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ from bench import wire
 from bench.cluster import CLUSTER_ENV, LP_URL, SECRET, _ingest, _ports
 from bench.dataset import SCALES, CpuDataset
 from bench.queries import HOUR_MS, range_path
+from bench.results_file import write_results
 from bench.server import CountServer
 from countdb.cluster.auth import sign
 
@@ -115,11 +115,7 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
         finally:
             for node in nodes:
                 node.stop()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    out = results_dir / f"{stamp}-{socket.gethostname()}-{scale_name}-grow.json"
-    out.write_text(json.dumps(results, indent=2))
-    results["written"] = str(out)
-    return results
+    return write_results(results_dir, f"{scale_name}-grow", results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 
 from bench.cluster import CLUSTER_ENV, _ports
 from bench.proxies import make_tls, nginx_command, render_nginx_conf
+from bench.results_file import write_results
 from bench.server import CountServer
 
 POINTS_PER_WRITE = 10
@@ -231,11 +232,7 @@ def run(rate: float, clients: int, results_dir: Path) -> dict:
                 proxy.stop()
             for node in nodes:
                 node.stop()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    out = results_dir / f"{stamp}-{socket.gethostname()}-rolling.json"
-    out.write_text(json.dumps(report, indent=2))
-    report["written"] = str(out)
-    return report
+    return write_results(results_dir, "rolling", report)
 
 
 def _wait_formed(nodes: list[CountServer], seconds: float = 120) -> None:
