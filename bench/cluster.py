@@ -4,7 +4,7 @@
 line-protocol ingest through one node, a one-series one-hour range through a node that does not own the series,
 `SELECT series, avg(value) … GROUP BY series`, convergence after a node was down for a while under load, and the
 time a node restarted with an empty data directory takes to hold its share again. Writes bench/results/
-<date>-<host>-<scale>-cluster.{json,md}.
+<date>-<host>-<scale>-cluster.json.
 """
 
 from __future__ import annotations
