@@ -69,6 +69,7 @@ def record_compaction(path: Path, report: CompactionReport | None, error: str | 
         temporary.write_bytes(orjson.dumps(document))
         os.replace(temporary, path)
     except OSError as failure:
+        temporary.unlink(missing_ok=True)  # a full disk may have let it be created and not written
         log.warning("could not record the last compaction in %s: %s", path, failure)
 
 

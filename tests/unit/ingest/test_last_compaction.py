@@ -35,3 +35,15 @@ def test_an_unreadable_record_reads_as_none(tmp_path):
     path.write_bytes(b"{half")
     assert last_compaction(path) is None
     record_compaction(tmp_path / "missing" / "last_compaction.json", CompactionReport())  # logged, not raised
+
+
+def test_a_record_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "last_compaction.json"
+
+    def full(self, data):
+        self.touch()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(path), "write_bytes", full)
+    record_compaction(path, CompactionReport())
+    assert list(tmp_path.iterdir()) == []
