@@ -182,6 +182,10 @@ def test_node_page_shows_version_storage_compaction_and_ingest_rate(node, browse
         shown = figure(browser, "ingest rate")
         assert shown.endswith(" points/s") and int(shown.split()[0].replace(",", "")) > 50, shown
         browser.save_screenshot(str(IMAGES / "console-node.png"))
+        browser.find_element(By.ID, "tab-explore").click()  # the view refreshes itself only while it is shown
+        last_reading = browser.execute_script("return window.countConsole.node.status.time")
+        time.sleep(5)  # two and a half refresh periods
+        assert browser.execute_script("return window.countConsole.node.status.time") == last_reading
     finally:
         stop.set()
         writer.join(30)

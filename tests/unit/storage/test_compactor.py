@@ -18,7 +18,7 @@ from countdb.datadir import DataDir, try_exclusive_lock
 from countdb.ingest.flush import Flusher
 from countdb.model import YearMonth
 from countdb.query.engine import QueryEngine
-from countdb.storage.compact import Compactor, clean_at_start
+from countdb.storage.compact import Compactor, clean_at_start, pending_compaction
 from countdb.storage.compact_plan import CompactionPolicy
 
 from support.flushing import flush
@@ -188,3 +188,23 @@ def test_countdb_compact_out_of_memory_is_one_line_and_swaps_nothing(node):
     assert done.returncode == 1, done.stdout
     assert "out of memory" in done.stderr and "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
     assert blocks_of(datadir) == before
+
+
+def test_pending_compaction_lists_the_months_with_work_and_their_reasons_until_it_is_done(node):
+    datadir, flusher, _ = node
+
+    def pending() -> dict[str, list[str]]:
+        catalog = connect(datadir.catalog_path)
+        try:
+            return {job.month: list(job.reasons) for job in pending_compaction(catalog, 0, FEB)}
+        finally:
+            catalog.close()
+
+    for n in range(4):
+        flush(flusher, n + 1, [("p", JAN + 1000 * n + i, 1.0) for i in range(10)])
+    flush(flusher, 5, [("p", FEB, 1.0)])
+    assert pending() == {"2024-01": ["merge small blocks"]}
+    worker = compactor(datadir)
+    worker.run()
+    worker.close()
+    assert pending() == {}
