@@ -31,8 +31,8 @@ class NodeStatusResource:
         cluster = self.services.cluster
         send_json(resp, {
             "time": now,
-            "ingest": {"points_ingested": node_total("count_points_ingested"),
-                       "points_rejected": node_total("count_points_rejected")},
+            "ingest": {"points_ingested": int(node_total("count_points_ingested")),
+                       "points_rejected": int(node_total("count_points_rejected"))},
             "compaction": {"interval_seconds": settings.compaction_interval_seconds,
                            "last": last_compaction(datadir.last_compaction_path),
                            "pending": [{"month": job.month, "reasons": list(job.reasons), "blocks": len(job.replaced)}
