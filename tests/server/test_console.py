@@ -91,6 +91,22 @@ def test_picked_series_are_charted_as_the_api_answers(node, browser):
     browser.save_screenshot(str(IMAGES / "console-explore.png"))
 
 
+def test_names_and_tag_values_are_listed_with_their_series_counts_and_filter_the_list(node, browser):
+    open_console(browser, node)
+    listed = node.get("/series").json()["series"]
+    hosts = sorted({s["tags"]["host"] for s in listed if s["tags"].get("host")})
+    shown = {item.find_element(By.TAG_NAME, "span").text: [b.text for b in item.find_elements(By.TAG_NAME, "button")]
+             for item in browser.find_elements(By.CSS_SELECTOR, "#tag-list li")}
+    assert shown[f"host ({len(hosts)})"] == [
+        f"{host} ({sum(s['tags'].get('host') == host for s in listed)})" for host in hosts]
+    assert f"cpu ({sum(s['name'] == 'cpu' for s in listed)})" in shown[f"name ({len({s['name'] for s in listed})})"]
+    browser.find_element(By.XPATH, "//ul[@id='tag-list']//button[text()='b (1)']").send_keys(Keys.ENTER)
+    wait(browser, lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#series-list li")]
+         == [s["key"] for s in listed if s["tags"].get("host") == "b"])
+    assert browser.find_element(By.ID, "search").get_attribute("value") == 'host="b"'
+    assert console_errors(browser) == []
+
+
 def test_sql_result_is_tabled_charted_and_downloadable_as_csv(node, browser):
     open_console(browser, node)
     browser.find_element(By.ID, "tab-sql").click()

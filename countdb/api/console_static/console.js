@@ -41,7 +41,34 @@ function selectView(name) {
 // ---- Explore -------------------------------------------------------------------------------------------------
 async function loadSeries() {
   state.series = (await api("/series")).series;
+  renderTags();
   renderSeriesList();
+}
+
+// Every name and tag key with its values, each with how many series have it (most first); a value filters the list.
+const TAG_VALUES_SHOWN = 20;
+function renderTags() {
+  const keys = new Map();
+  const count = (key, value) => {
+    const values = keys.get(key) || new Map();
+    values.set(value, (values.get(value) || 0) + 1);
+    keys.set(key, values);
+  };
+  for (const s of state.series) {
+    count("name", s.name);
+    for (const [key, value] of Array.isArray(s.tags) ? s.tags : Object.entries(s.tags || {})) count(key, value);
+  }
+  $("tag-list").replaceChildren(...[...keys.keys()].sort().map((key) => {
+    const values = [...keys.get(key)].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const item = document.createElement("li");
+    item.append(Object.assign(document.createElement("span"), { textContent: `${key} (${values.length})` }),
+      ...values.slice(0, TAG_VALUES_SHOWN).map(([value, series]) => {
+        const button = Object.assign(document.createElement("button"), { textContent: `${value} (${series})` });
+        button.dataset.filter = key === "name" ? value : `${key}="${value}"`;
+        return button;
+      }));
+    return item;
+  }));
 }
 
 function renderSeriesList() {
@@ -277,6 +304,11 @@ document.querySelector("nav").addEventListener("keydown", (e) => {
   selectView(next.dataset.view);
 });
 $("search").addEventListener("input", renderSeriesList);
+$("tag-list").addEventListener("click", (e) => {
+  if (!e.target.dataset.filter) return;
+  $("search").value = e.target.dataset.filter;
+  renderSeriesList();
+});
 $("series-list").addEventListener("click", (e) => { if (e.target.dataset.key) togglePick(e.target); });
 $("series-list").addEventListener("keydown", (e) => {
   if ((e.key === "Enter" || e.key === " ") && e.target.dataset.key) { e.preventDefault(); togglePick(e.target); }
