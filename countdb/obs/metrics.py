@@ -82,12 +82,16 @@ def exposition(collectors: Iterable[Collector] = ()) -> bytes:
     return generate_latest(_Together([*sources, *collectors]))
 
 
-def node_total(family: str) -> float:
-    """A counter of the node summed over its labels and every worker, as /metrics reports `<family>_total`."""
+def node_totals(*families: str) -> dict[str, int]:
+    """Counters of the node, each summed over its labels and every worker, as /metrics reports `<family>_total`;
+    every worker's metric files are read once for all of them."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     source = multiprocess.MultiProcessCollector(None, folder) if folder else REGISTRY
-    return sum(sample.value for metric in source.collect() if metric.name == family
-               for sample in metric.samples if sample.name == f"{family}_total")
+    totals = dict.fromkeys(families, 0.0)
+    for metric in source.collect():
+        if metric.name in totals:
+            totals[metric.name] += sum(s.value for s in metric.samples if s.name == f"{metric.name}_total")
+    return {family: int(total) for family, total in totals.items()}
 
 
 class _Together:

@@ -15,7 +15,7 @@ from countdb.api.resources.internal import cluster_status
 from countdb.api.services import Services
 from countdb.catalog.db import connect
 from countdb.ingest.compaction import last_compaction
-from countdb.obs.metrics import node_total
+from countdb.obs.metrics import node_totals
 from countdb.storage.compact import pending_compaction
 
 
@@ -29,10 +29,10 @@ class NodeStatusResource:
         with closing(connect(datadir.catalog_path)) as catalog:
             pending = pending_compaction(catalog, settings.retention_days, int(now * 1000))
         cluster = self.services.cluster
+        ingested, rejected = node_totals("count_points_ingested", "count_points_rejected").values()
         send_json(resp, {
             "time": now,
-            "ingest": {"points_ingested": int(node_total("count_points_ingested")),
-                       "points_rejected": int(node_total("count_points_rejected"))},
+            "ingest": {"points_ingested": ingested, "points_rejected": rejected},
             "compaction": {"interval_seconds": settings.compaction_interval_seconds,
                            "last": last_compaction(datadir.last_compaction_path),
                            "pending": [{"month": job.month, "reasons": list(job.reasons), "blocks": len(job.replaced)}

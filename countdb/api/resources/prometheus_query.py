@@ -31,12 +31,11 @@ class _Resource:
 
     def matched_labels(self, params: dict) -> list[dict[str, str]]:
         """Label sets of the series any match[] selects (all series without match[]) in [start, end]."""
-        start, end = api.time_ms(params, "start", 0), api.time_ms(params, "end", 2**62)
+        start, end = max(api.time_ms(params, "start", 0), 0), max(api.time_ms(params, "end", 2**62), 0)
         texts = params.get("match[]") or [None]
         found: dict[tuple, dict] = {}
         for text in texts:
             selector = None if text is None else Selector(text, selector_matchers(text))
-            start, end = max(start, 0), max(end, 0)
             remote = self.reads.selection_points(None if selector is None else selector_text(selector.matchers),
                                                  start, end)
             for labels in api.series_labels(match_series(self.engine, selector, start, end,
