@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 import numpy as np
 import pyarrow as pa
 
+from countdb.cluster.batching import CopyBatcher
 from countdb.cluster.hints import HintStore
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
@@ -110,12 +111,14 @@ class Replicas:
 
 
 class ReplicatedWriter:
-    """The PointSink of a clustered node (what the write resources and Flight call instead of the Writer)."""
+    """The PointSink of a clustered node (what the write resources and Flight call instead of the Writer).
+    Copies for a peer travel in batches (batching.py): concurrent client writes share one /cluster/write."""
 
     def __init__(self, local: LocalWriter, replicas: Replicas):
         self.local = local
         self.replicas = replicas
         self.self_node = replicas.membership.self_node
+        self.copies = CopyBatcher(lambda node, body: self._timed_call(node, "/cluster/write", body), replicas.peers.pool)
 
     def wait_for_room(self) -> None:
         """Refuse at once when this node is in a minority, then wait like the local Writer."""
@@ -159,7 +162,7 @@ class ReplicatedWriter:
         if node == self.self_node:
             return run_here(lambda: self.local.write(rows.to_batches(), seq=seq))
         metrics.CLUSTER_FORWARDED_POINTS.inc(rows.num_rows)
-        return self.replicas.peers.pool.submit(self._timed_call, node, "/cluster/write", encode_stream(_with_seq(rows, seq)))
+        return self.copies.submit(node, _with_seq(rows, seq))
 
     def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None):
         started = time.perf_counter()
