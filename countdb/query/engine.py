@@ -112,12 +112,18 @@ def _within(table: pa.Table, start_ms: int, end_ms: int, series: str | None) -> 
 
 def as_unflushed(stamped: pa.Table) -> pa.Table:
     """Other nodes' stamped points in UNFLUSHED_SCHEMA, ranked below every local point of the same stamp (pos -1:
-    the same write, so either copy is right)."""
+    the same write, so either copy is right; local points have pos >= 0)."""
     stamped = stamped.select(["series", "ts", "value", "seq"])
     stamped = stamped.append_column("pos", pa.repeat(pa.scalar(-1, pa.int64()), stamped.num_rows))
     if not pa.types.is_dictionary(stamped.schema.field("series").type):
         stamped = stamped.set_column(0, "series", pc.dictionary_encode(stamped["series"]))
     return stamped.cast(UNFLUSHED_SCHEMA)
+
+
+def split_copies(unflushed: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(this node's unflushed points, other nodes' copies merged in by as_unflushed) of a scope's unflushed."""
+    is_copy = pc.equal(unflushed["pos"], -1)
+    return unflushed.filter(pc.invert(is_copy)), unflushed.filter(is_copy)
 
 
 class QueryEngine:
