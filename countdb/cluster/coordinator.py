@@ -118,7 +118,9 @@ class ReplicatedWriter:
         self.local = local
         self.replicas = replicas
         self.self_node = replicas.membership.self_node
-        self.copies = CopyBatcher(lambda node, body: self._timed_call(node, "/cluster/write", body), replicas.peers.pool)
+        peers = replicas.peers
+        self.copies = CopyBatcher(lambda node, body, seconds: self._timed_call(node, "/cluster/write", body, None, seconds),
+                                  peers.pool, peers.timeout_seconds, peers.address)
 
     def wait_for_room(self) -> None:
         """Refuse at once when this node is in a minority, then wait like the local Writer."""
@@ -164,10 +166,12 @@ class ReplicatedWriter:
         metrics.CLUSTER_FORWARDED_POINTS.inc(rows.num_rows)
         return self.copies.submit(node, _with_seq(rows, seq))
 
-    def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None):
+    def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None,
+                    timeout_seconds: float | None = None):
         started = time.perf_counter()
         try:
-            return self.replicas.peers.call(node, "POST", path, body, params, headers={"Content-Type": ARROW_STREAM})
+            return self.replicas.peers.call(node, "POST", path, body, params, timeout_seconds,
+                                            headers={"Content-Type": ARROW_STREAM})
         finally:
             metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
 

@@ -1,6 +1,7 @@
 """CopyBatcher: copies that queue while a message is on the wire share the next one, each with its own stamp."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -27,25 +28,32 @@ class HeldPeer:
         self.first_arrived, self.release = threading.Event(), threading.Event()
         self.failure = failure
 
-    def send(self, node: int, body: bytes) -> str:
+    def send(self, node: int, body: bytes, timeout_seconds: float) -> str:
+        assert timeout_seconds > 0
         self.messages.append(decode_stream(body)["seq"].to_pylist())
-        if len(self.messages) == 1:
+        number = len(self.messages)
+        if number == 1:
             self.first_arrived.set()
             assert self.release.wait(10)
         if self.failure:
             raise self.failure
-        return f"message {len(self.messages)}"
+        return f"message {number}"
 
 
 @pytest.fixture
-def pool():
+def pool(monkeypatch):
+    monkeypatch.setattr(batching, "QUEUE_BEHIND_SECONDS", 60)  # a held message stays young enough to queue behind
     with ThreadPoolExecutor(4) as executor:
         yield executor
 
 
+def batcher_for(peer: HeldPeer, pool, timeout_seconds: float = 30) -> CopyBatcher:
+    return CopyBatcher(peer.send, pool, timeout_seconds, lambda node: f"127.0.0.1:{node}")
+
+
 def test_copies_queued_behind_a_message_share_the_next_one_each_with_its_stamp(pool):
     peer = HeldPeer()
-    batcher = CopyBatcher(peer.send, pool)
+    batcher = batcher_for(peer, pool)
     first = batcher.submit(2, copy(1))
     assert peer.first_arrived.wait(10)
     queued = [batcher.submit(2, copy(seq, rows=2)) for seq in (2, 3, 4)]
@@ -58,7 +66,7 @@ def test_copies_queued_behind_a_message_share_the_next_one_each_with_its_stamp(p
 def test_a_copy_for_an_idle_peer_leaves_at_once(pool):
     peer = HeldPeer()
     peer.release.set()
-    batcher = CopyBatcher(peer.send, pool)
+    batcher = batcher_for(peer, pool)
     assert batcher.submit(1, copy(7)).result(10) == "message 1"
     assert batcher.submit(1, copy(8)).result(10) == "message 2"
     assert peer.messages == [[7], [8]]
@@ -67,7 +75,7 @@ def test_a_copy_for_an_idle_peer_leaves_at_once(pool):
 def test_a_message_holds_at_most_message_rows_unless_one_copy_is_larger(pool, monkeypatch):
     monkeypatch.setattr(batching, "MESSAGE_ROWS", 4)
     peer = HeldPeer()
-    batcher = CopyBatcher(peer.send, pool)
+    batcher = batcher_for(peer, pool)
     batcher.submit(2, copy(1))
     assert peer.first_arrived.wait(10)
     queued = [batcher.submit(2, copy(seq, rows)) for seq, rows in ((2, 3), (3, 1), (4, 2), (5, 6))]
@@ -78,7 +86,7 @@ def test_a_message_holds_at_most_message_rows_unless_one_copy_is_larger(pool, mo
 
 def test_when_the_peer_does_not_answer_the_copies_queued_behind_fail_with_it(pool):
     peer = HeldPeer(PeerError(2, "127.0.0.1:1", "no answer within 2 s"))
-    batcher = CopyBatcher(peer.send, pool)
+    batcher = batcher_for(peer, pool)
     first = batcher.submit(2, copy(1))
     assert peer.first_arrived.wait(10)
     queued = [batcher.submit(2, copy(seq)) for seq in (2, 3)]
@@ -91,7 +99,7 @@ def test_when_the_peer_does_not_answer_the_copies_queued_behind_fail_with_it(poo
 
 def test_a_refusal_fails_only_the_message_it_answers(pool):
     peer = HeldPeer(PeerError(2, "127.0.0.1:1", "HTTP 507: disk full", status=507))
-    batcher = CopyBatcher(peer.send, pool)
+    batcher = batcher_for(peer, pool)
     first = batcher.submit(2, copy(1))
     assert peer.first_arrived.wait(10)
     queued = batcher.submit(2, copy(2))
@@ -100,3 +108,29 @@ def test_a_refusal_fails_only_the_message_it_answers(pool):
         with pytest.raises(PeerError, match="507"):
             future.result(10)
     assert peer.messages == [[1], [2]]
+
+
+def test_a_copy_does_not_queue_behind_a_message_older_than_queue_behind_seconds(pool, monkeypatch):
+    monkeypatch.setattr(batching, "QUEUE_BEHIND_SECONDS", 0.01)
+    peer = HeldPeer()
+    batcher = batcher_for(peer, pool)
+    first = batcher.submit(2, copy(1))
+    assert peer.first_arrived.wait(10)
+    time.sleep(0.05)
+    assert batcher.submit(2, copy(2)).result(10) == "message 2"  # sent beside the held one, not after it
+    peer.release.set()
+    assert first.result(10) == "message 1"
+
+
+def test_a_queued_copy_fails_when_its_timeout_passes_before_it_could_leave(pool):
+    peer = HeldPeer()
+    batcher = batcher_for(peer, pool, timeout_seconds=0.2)
+    first = batcher.submit(2, copy(1))
+    assert peer.first_arrived.wait(10)
+    queued = batcher.submit(2, copy(2))
+    time.sleep(0.3)
+    peer.release.set()
+    assert first.result(10) == "message 1"
+    with pytest.raises(PeerError, match="no answer within 0.2 s"):
+        queued.result(10)
+    assert peer.messages == [[1]]
