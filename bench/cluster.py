@@ -1,7 +1,8 @@
 """The cluster phase: a single node and a 3-node cluster (RF=2) measured in the same run, on the same data.
 
 `python -m bench.cluster --scale medium` reports, each beside the single-node figure:
-line-protocol ingest through one node, a one-series one-hour range through a node that does not own the series,
+line-protocol ingest through one node, a one-series one-hour range through a node that does not own the series
+(and through an owner), right after the ingest and once no node has compaction pending (the figure the ratio uses),
 `SELECT series, avg(value) … GROUP BY series`, convergence after a node was down for a while under load, and the
 time a node restarted with an empty data directory takes to hold its share again. Writes bench/results/
 <date>-<host>-<scale>-cluster.json.
@@ -64,6 +65,17 @@ def _range_p50(url: str, paths: list[str]) -> float:
         answer.raise_for_status()
         latencies.append((time.perf_counter() - began) * 1000)
     return round(statistics.median(latencies[2:]), 3)
+
+
+def _settle(urls: list[str], limit_seconds: float = 300) -> float:
+    """Seconds until no node has compaction pending (GET /status): the state a query usually meets, since ingest
+    leaves a burst of small blocks that the background compaction merges within a few intervals."""
+    began = time.monotonic()
+    while time.monotonic() - began < limit_seconds:
+        if all(not requests.get(url + "/status", timeout=30).json()["compaction"]["pending"] for url in urls):
+            break
+        time.sleep(2)
+    return round(time.monotonic() - began, 1)
 
 
 def _group_by_seconds(url: str, runs: int = 5) -> float:
@@ -145,6 +157,8 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
             windows = [(rng.choice(dataset.series.keys), dataset.start_ms + rng.randint(0, 20) * HOUR_MS)
                        for _ in range(60)]
             paths = [range_path(key, start, start + HOUR_MS - 1) for key, start in windows]
+            results["single_range_1h_p50_ms_right_after_ingest"] = _range_p50(single.url, paths)
+            results["single_settled_seconds"] = _settle([single.url])
             results["single_range_1h_p50_ms"] = _range_p50(single.url, paths)
             results["single_group_by_seconds"] = _group_by_seconds(single.url)
         finally:
@@ -157,8 +171,16 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
             ring = Ring.build(cluster.addresses)
             outsider = {key: next(n for n in range(3) if n not in ring.owners(key, 2)) for key, _ in windows}
             by_node = {n: [p for (key, _), p in zip(windows, paths) if outsider[key] == n] for n in range(3)}
-            results["cluster_range_1h_p50_ms_via_non_owner"] = round(statistics.median(
-                [_range_p50(cluster.nodes[n].url, ps) for n, ps in by_node.items() if len(ps) > 3]), 3)
+            by_owner = {n: [p for (key, _), p in zip(windows, paths) if ring.owners(key, 2)[0] == n] for n in range(3)}
+
+            def range_p50(paths_by_node: dict) -> float:
+                return round(statistics.median([_range_p50(cluster.nodes[n].url, ps)
+                                                for n, ps in paths_by_node.items() if len(ps) > 3]), 3)
+
+            results["cluster_range_1h_p50_ms_via_non_owner_right_after_ingest"] = range_p50(by_node)
+            results["cluster_settled_seconds"] = _settle([node.url for node in cluster.nodes])
+            results["cluster_range_1h_p50_ms_via_non_owner"] = range_p50(by_node)
+            results["cluster_range_1h_p50_ms_via_owner"] = range_p50(by_owner)
             results["cluster_group_by_seconds"] = _group_by_seconds(cluster.nodes[0].url)
             results["converged_after_ingest_seconds"] = cluster.seconds_until(cluster.converged, 120)
             stop, counts = threading.Event(), {}
@@ -184,6 +206,11 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
                                           / results["single_ingest"]["points_per_second"], 3),
         "range_1h_p50_non_owner_vs_single": round(results["cluster_range_1h_p50_ms_via_non_owner"]
                                                   / results["single_range_1h_p50_ms"], 3),
+        "range_1h_p50_owner_vs_single": round(results["cluster_range_1h_p50_ms_via_owner"]
+                                              / results["single_range_1h_p50_ms"], 3),
+        "range_1h_p50_non_owner_vs_single_right_after_ingest": round(
+            results["cluster_range_1h_p50_ms_via_non_owner_right_after_ingest"]
+            / results["single_range_1h_p50_ms_right_after_ingest"], 3),
         "group_by_cluster_vs_single": round(results["cluster_group_by_seconds"] / results["single_group_by_seconds"], 3),
     }
     return write_results(results_dir, f"{scale_name}-cluster", results)
