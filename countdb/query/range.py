@@ -127,8 +127,10 @@ def stored_points(engine: QueryEngine, current: Snapshot, series: str, start_ms:
         return stored
     # NOTE: a cluster owner's read (issue 12): the other owners' copies meet this node's stored points here,
     # the last write of each ts winning, instead of sending every point through the general SQL.
-    merged = pa.concat_tables([stored.rename_columns(["ts", "value", "seq"]),
-                               copies.select(["ts", "value", "seq"])])
+    # NOTE: copies first: the sort keeps their order on a tie, and the general path ranks unflushed points
+    # (where the copies sit) above stored ones of the same stamp.
+    merged = pa.concat_tables([copies.select(["ts", "value", "seq"]),
+                               stored.rename_columns(["ts", "value", "seq"])])
     return _as_points(_last_writes(merged), with_seq)
 
 

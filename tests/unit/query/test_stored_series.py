@@ -92,18 +92,24 @@ def test_fast_path_answers_what_the_general_path_answers(written, compacted, del
                 answers(general, series, start_ms, start_ms + length)
 
 
-copies = st.lists(st.tuples(st.integers(FEB - 4, FEB + 4), st.integers(-5, 5).map(float), st.integers(0, 4)),
+# NOTE: a copy's stamp is older (0) or newer (5, 6) than every local write (1-4), or it is a copy of a local
+# write itself: one stamp is one write, so two copies of a stamp never differ in value.
+copies = st.lists(st.tuples(st.integers(FEB - 4, FEB + 4), st.integers(-5, 5).map(float), st.sampled_from([0, 5, 6])),
                   max_size=10)
 
 
 @settings(max_examples=20, deadline=None, database=None)
-@given(batches, copies, st.sampled_from(SERIES), st.integers(FEB - 6, FEB + 4), st.integers(0, 12))
-def test_other_owners_copies_merge_with_stored_points_as_the_general_path_merges_them(written, copied, series,
+@given(batches, copies, st.booleans(), st.sampled_from(SERIES), st.integers(FEB - 6, FEB + 4), st.integers(0, 12))
+def test_other_owners_copies_merge_with_stored_points_as_the_general_path_merges_them(written, copied, echoed, series,
                                                                                         start_ms, length):
     """A cluster owner's read (RemotePoints "merge"): the last write of each ts wins, whichever node holds it."""
     with node() as (_, flusher, fast, general):
         for seq, batch in enumerate(written, start=1):
             flush(flusher, seq, batch)
+        if echoed:  # the other owner holds the same writes (each batch's last point of a ts is the one kept)
+            last = {ts: (value, seq) for seq, batch in enumerate(written, start=1) for key, ts, value in batch
+                    if key == series}
+            copied = copied + [(ts, value, seq) for ts, (value, seq) in last.items()]
         remote = RemotePoints(pa.table({
             "series": pa.array([series] * len(copied)).dictionary_encode().cast(SERIES_TYPE),
             "ts": pa.array([ts for ts, _, _ in copied], pa.int64()), "value": [value for _, value, _ in copied],
