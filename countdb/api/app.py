@@ -17,8 +17,8 @@ from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
 from countdb.api.resources.internal import (CellResource, ClusterStatusResource, DigestResource, HandoffResource,
                                             HeartbeatResource, HintResource, LeaveResource, PeerDeleteResource,
-                                            PeerPointsResource, PeerWriteResource, RepairResource, ReplicateResource,
-                                            SharedSeries)
+                                            PeerPointsResource, PeerSqlResource, PeerWriteResource, RepairResource,
+                                            ReplicateResource, SharedSeries)
 from countdb.api.resources.metrics import MetricsResource
 from countdb.api.resources.node_status import NodeStatusResource
 from countdb.api.resources.prometheus import RemoteReadResource, RemoteWriteResource
@@ -92,6 +92,7 @@ def create_app(services: Services) -> falcon.App:
             ("/cluster/hint", HintResource(cluster)),
             ("/cluster/delete", PeerDeleteResource(cluster)),
             ("/cluster/points", PeerPointsResource(services.engine, cluster)),
+            ("/cluster/sql", PeerSqlResource(services.engine, services.sql, cluster)),
             ("/cluster/digest", DigestResource(services.engine, shared)),
             ("/cluster/cell", CellResource(services.engine, shared)),
             ("/replicate", ReplicateResource(services.publisher, cluster)),

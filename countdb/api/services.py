@@ -107,7 +107,8 @@ class Services:
         tokens = TokenCache(lambda: connect(datadir.catalog_path), settings.auth_cache_seconds)
         cluster = ClusterServices.open(settings, datadir, writer) if settings.cluster_enabled else None
         reads = cluster.reads if cluster else LocalReads()
-        sql = SqlService(engine, sandbox, lambda: reads.selection_points(None, 0, MAX_TIMESTAMP_MS))
+        sql = SqlService(engine, sandbox, lambda: reads.selection_points(None, 0, MAX_TIMESTAMP_MS),
+                         cluster.reads.statement_answers if cluster else None)
         return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), sql, compaction,
                    cluster.sink if cluster else writer, reads,
                    cluster.deleter if cluster else LocalDeleter(datadir, writer), cluster, SegmentPublisher(datadir),

@@ -5,6 +5,8 @@ series (match=, group-by, discovery, SQL) reads each series once: here when this
 first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
 While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
 this node's points by stamp, since a node may then hold copies of series another node answers for.
+A SQL statement that splits by series runs on each node over the series it answers for instead, and only the
+answers travel (statement_answers).
 Invariant: answers carry stamps (STAMPED_SCHEMA) so the query merges copies as it merges its own WAL and blocks;
 a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
 in a minority, which answers from what it reaches and says so (api/middleware.py MinorityNotice).
@@ -23,10 +25,11 @@ from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError
 from countdb.cluster.ring import Ring
 from countdb.cluster.wire import STAMPED_SCHEMA, decode_stream
-from countdb.errors import Unavailable
+from countdb.errors import InvalidInput, Unavailable
 from countdb.model import RemotePoints
 
 POINTS_PATH = "/cluster/points"
+SQL_PATH = "/cluster/sql"
 SELECTION_ATTEMPTS = 2
 
 
@@ -45,12 +48,14 @@ def reader_of(ring: Ring, replication_factor: int, key: str, coordinator: int, l
 
 class ClusterReads:
     def __init__(self, layout: Callable[[], Layout], replication_factor: int, membership: Membership,
-                 peers: PeerClient):
+                 peers: PeerClient, statement_timeout_seconds: float):
+        """`statement_timeout_seconds`: how long a peer may take over its part of a split SQL statement."""
         self.layout = layout
         self.replication_factor = replication_factor
         self.membership = membership
         self.peers = peers
         self.self_node = membership.self_node
+        self.statement_timeout_seconds = statement_timeout_seconds
 
     def series_points(self, series: str, start_ms: int, end_ms: int) -> RemotePoints | None:
         """Stamped points of `series` in [start_ms, end_ms] from its live owners other than this node: to merge
@@ -86,18 +91,69 @@ class ClusterReads:
         raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
                                 + "; ".join(failures.values()))
 
+    def statement_answers(self, sql: str, params: list | None) -> Callable[[], list[pa.Table] | None] | None:
+        """Start a statement that splits by series (query/sql_split.py) on every live peer, over the series each
+        answers for in a query this node coordinates; returns how to collect the answers (None from it when a
+        peer does not know /cluster/sql: an older version). None at once while the membership changes: copies
+        must then be merged by stamp, which a split answer can't be."""
+        layout = self.layout()
+        if layout.merges_selections:
+            return None
+        live = set(self.membership.up_nodes())
+
+        def start() -> dict:
+            body = orjson.dumps({"sql": sql, "params": params, "reader_of": self.self_node, "live": sorted(live),
+                                 "ring": list(layout.read_ring.addresses)})
+            return self._submit(sorted(live - {self.self_node}), SQL_PATH, body, self.statement_timeout_seconds)
+
+        try:
+            calls = start()
+        except TypeError:  # a parameter JSON can't carry: read the points instead
+            return None
+
+        def collect() -> list[pa.Table] | None:
+            nonlocal calls, live
+            for _ in range(SELECTION_ATTEMPTS):
+                answers, failures = self._gather(calls, _decode_table)
+                if any(status == 404 for _, status in failures.values()):
+                    return None
+                if not failures or not self.membership.has_majority():
+                    return answers  # in a minority: what the peers it reaches answer for
+                live -= set(failures)  # the others answer for their series when asked again
+                calls = start()
+            raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
+                                    + "; ".join(reason for reason, _ in failures.values()))
+
+        return collect
+
     def _ask(self, nodes: list[int], request: dict) -> tuple[list[pa.Table], dict[int, str]]:
-        body = orjson.dumps(request)
-        calls = {node: self.peers.pool.submit(self.peers.call, node, "POST", POINTS_PATH, body) for node in nodes}
+        answers, failures = self._gather(self._submit(nodes, POINTS_PATH, orjson.dumps(request)), decode_stream)
+        return answers, {node: reason for node, (reason, _) in failures.items()}
+
+    def _submit(self, nodes: list[int], path: str, body: bytes, timeout_seconds: float | None = None) -> dict:
+        return {node: self.peers.pool.submit(self.peers.call, node, "POST", path, body, None, timeout_seconds)
+                for node in nodes}
+
+    def _gather(self, calls: dict, decode: Callable[[bytes], pa.Table]) -> tuple[list[pa.Table], dict]:
+        """The decoded answers, and per failed node (its reason, its HTTP status or None)."""
         answers, failures = [], {}
         for node, call in calls.items():
             try:
-                answers.append(decode_stream(call.result().content))
+                answers.append(decode(call.result().content))
             except PeerError as error:
                 if error.status is None:
                     self.membership.suspect(node)
-                failures[node] = str(error)
+                failures[node] = (str(error), error.status)
+            except InvalidInput as error:
+                failures[node] = (f"node {node + 1}: {error}", None)
         return answers, failures
+
+
+def _decode_table(body: bytes) -> pa.Table:
+    try:
+        return pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InvalidInput(f"answer: not an Arrow IPC stream ({error})", field="answer") from None
 
 
 def latest_copies(table: pa.Table) -> pa.Table:

@@ -53,6 +53,9 @@ CLUSTER_MEMBERS_UP = Gauge("count_cluster_members_up", "Cluster nodes up as this
                            multiprocess_mode="mostrecent")
 CLUSTER_SEGMENTS_PUSHED = Counter("count_cluster_segments_pushed", "Parquet segments pushed to peers by anti-entropy")
 CLUSTER_SEGMENT_BYTES = Counter("count_cluster_segment_bytes", "Bytes of the Parquet segments pushed to peers")
+CLUSTER_SQL_STATEMENTS = Counter("count_cluster_sql_statements",
+                                 "SQL statements run in a cluster, by plan: split (each node answered for its series) "
+                                 "or points (the other nodes' points were read here)", ["plan"])
 CLUSTER_POINTS_REPAIRED = Counter("count_cluster_points_repaired", "Points anti-entropy pushed to peers that lacked them")
 
 

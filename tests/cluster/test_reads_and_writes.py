@@ -50,6 +50,41 @@ def test_points_written_through_each_node_are_answered_by_every_node(shared_clus
         assert len(listed["series"]) == 30, listed
 
 
+def _sql_plans(url: str) -> dict[str, float]:
+    plans = {}
+    for line in requests.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith("count_cluster_sql_statements_total{"):
+            plans[line.split('plan="')[1].split('"')[0]] = float(line.split()[-1])
+    return plans
+
+
+def test_sql_grouped_by_series_runs_on_each_node_and_answers_as_reading_every_point_here(shared_cluster):
+    """Issue 12: a statement grouped by series is answered by each node over the series it answers for; only the
+    answers travel. Through every node it matches the same statement answered from every point read here."""
+    cluster = shared_cluster
+    assert requests.post(cluster.url(1) + "/insert", json=_points("split", 24, 7), timeout=30).status_code == 201
+    grouped = ("SELECT series, count(*) AS n, sum(value) AS total, max(ts) AS last FROM points "
+               "WHERE series LIKE 'split%' GROUP BY series")
+    expected = sorted([f"split{s}", 7, float(sum(s * 1000 + i for i in range(7)))] for s in range(24))
+    for index in range(3):
+        url = cluster.url(index)
+        before = _sql_plans(url)
+        split = requests.post(url + "/query/sql", data=grouped, headers={"Content-Type": "text/plain"}, timeout=30)
+        assert split.status_code == 200, split.text
+        assert sorted(row[:3] for row in split.json()["rows"]) == expected
+        arrow = requests.post(url + "/query/sql", data=grouped, timeout=30, headers={
+            "Content-Type": "text/plain", "Accept": "application/vnd.apache.arrow.stream"})
+        table = pa.ipc.open_stream(arrow.content).read_all()
+        assert sorted(table.select(["series", "n", "total"]).to_pylist(), key=lambda row: row["series"]) == \
+            sorted(({"series": k, "n": n, "total": t} for k, n, t in expected), key=lambda row: row["series"])
+        ordered = requests.post(url + "/query/sql", data=grouped + " ORDER BY series", timeout=30,
+                                headers={"Content-Type": "text/plain"})  # not split: every point read here
+        assert [row[:3] for row in ordered.json()["rows"]] == sorted(expected)
+        after = _sql_plans(url)
+        assert after.get("split", 0) - before.get("split", 0) >= 2, (before, after)
+        assert after.get("points", 0) - before.get("points", 0) >= 1, (before, after)
+
+
 def test_every_write_protocol_works_through_every_node(shared_cluster):
     cluster = shared_cluster
     for index in range(3):

@@ -28,6 +28,7 @@ from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
 from countdb.query.export import digest_cells, export_keys, export_series, snapshot_token
 from countdb.query.selectors import parse_selector
+from countdb.query.sql import SqlService
 from countdb.storage.compact import Compactor
 
 
@@ -163,22 +164,53 @@ class PeerPointsResource:
             _send_points(resp, export_series(self.engine, *_fields(request, series=str), start, end))
             return
         selector = parse_selector(request["match"]) if request.get("match") else None
-        coordinator, live = _fields(request, reader_of=int, live=set)
-        ring, rf, me = self._ring(request), self.cluster.settings.replication_factor, self.cluster.settings.node_index
-        keys = [key for key in match_series(self.engine, selector, start, end)["series"].to_pylist()
-                if reader_of(ring, rf, key, coordinator, live) == me]
+        keys = answered_keys(self.engine, self.cluster, request, selector, start, end)
         _send_points(resp, export_keys(self.engine, keys, start, end))
 
 
-    def _ring(self, request: dict):
-        """The ring the coordinator reads by (its phase of a membership change may differ from this node's)."""
-        if "ring" not in request:
-            return self.cluster.layout().read_ring
-        addresses, = _fields(request, ring=tuple)
-        try:
-            return ring_of(self.cluster.settings.cluster_nodes, addresses)
-        except (UnknownMember, TypeError) as error:
-            raise InvalidInput(f"ring: {error}", field="ring") from None
+class PeerSqlResource:
+    """POST /cluster/sql {sql, params, reader_of, live, ring}: a statement that splits by series (query/
+    sql_split.py) over the series this node answers for in a query coordinated by `reader_of`; its answer as
+    Arrow."""
+
+    def __init__(self, engine: QueryEngine, sql: SqlService, cluster: ClusterServices):
+        self.engine = engine
+        self.sql = sql
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        sql, = _fields(request, sql=str)
+        params = request.get("params")
+        if params is not None and not isinstance(params, list):
+            raise InvalidInput("params: must be a list or null", field="params")
+        answer = self.sql.execute_for(sql, params, answered_keys(self.engine, self.cluster, request, None))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, answer.schema) as stream:
+            stream.write_table(answer)
+        resp.content_type = ARROW_STREAM
+        resp.data = sink.getvalue().to_pybytes()
+
+
+def answered_keys(engine: QueryEngine, cluster: ClusterServices, request: dict, selector,
+                  start_ms: int = 0, end_ms: int = MAX_TIMESTAMP_MS) -> list[str]:
+    """The series `selector` matches (all when None) that this node answers for in a many-series query
+    coordinated by the request's `reader_of`, given its `live` nodes and `ring` (reads.py reader_of)."""
+    coordinator, live = _fields(request, reader_of=int, live=set)
+    ring, rf, me = _ring(cluster, request), cluster.settings.replication_factor, cluster.settings.node_index
+    return [key for key in match_series(engine, selector, start_ms, end_ms)["series"].to_pylist()
+            if reader_of(ring, rf, key, coordinator, live) == me]
+
+
+def _ring(cluster: ClusterServices, request: dict):
+    """The ring the coordinator reads by (its phase of a membership change may differ from this node's)."""
+    if "ring" not in request:
+        return cluster.layout().read_ring
+    addresses, = _fields(request, ring=tuple)
+    try:
+        return ring_of(cluster.settings.cluster_nodes, addresses)
+    except (UnknownMember, TypeError) as error:
+        raise InvalidInput(f"ring: {error}", field="ring") from None
 
 
 class SharedSeries:
