@@ -39,8 +39,7 @@ class PeerError(CountError):
 class PeerResponse:
     """A peer's 2xx answer: its body and, for JSON answers, json()."""
 
-    def __init__(self, status_code: int, content: bytes):
-        self.status_code = status_code
+    def __init__(self, content: bytes):
         self.content = content
 
     def json(self):
@@ -80,7 +79,7 @@ class PeerClient:
             raise PeerError(node, address, f"unreachable ({type(error).__name__})") from None
         if not 200 <= response.status < 300:
             raise PeerError(node, address, f"HTTP {response.status}: {_error_text(response.data)}", response.status)
-        return PeerResponse(response.status, response.data)
+        return PeerResponse(response.data)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -25,7 +25,7 @@ from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError
 from countdb.cluster.ring import Ring
 from countdb.cluster.wire import STAMPED_SCHEMA, decode_stream
-from countdb.errors import InvalidInput, Unavailable
+from countdb.errors import InvalidInput, QueryRejected, QueryTimeout, Unavailable
 from countdb.model import RemotePoints
 
 POINTS_PATH = "/cluster/points"
@@ -77,7 +77,9 @@ class ClusterReads:
         each from one live owner."""
         live = set(self.membership.up_nodes())
         layout = self.layout()
+        failures: dict[int, str] = {}
         for _ in range(SELECTION_ATTEMPTS):
+            self._require_a_reader(layout.read_ring, live, failures.values())
             asked = [node for node in sorted(live) if node != self.self_node]
             request = {"match": selector, "start": start_ms, "end": end_ms, "reader_of": self.self_node,
                        "live": sorted(live), "ring": list(layout.read_ring.addresses)}
@@ -100,6 +102,7 @@ class ClusterReads:
         if layout.merges_selections:
             return None
         live = set(self.membership.up_nodes())
+        self._require_a_reader(layout.read_ring, live, [])
 
         def start() -> dict:
             body = orjson.dumps({"sql": sql, "params": params, "reader_of": self.self_node, "live": sorted(live),
@@ -117,14 +120,25 @@ class ClusterReads:
                 answers, failures = self._gather(calls, _decode_table)
                 if any(status == 404 for _, status in failures.values()):
                     return None
+                _raise_statement_error(failures)
                 if not failures or not self.membership.has_majority():
                     return answers  # in a minority: what the peers it reaches answer for
                 live -= set(failures)  # the others answer for their series when asked again
+                self._require_a_reader(layout.read_ring, live, [reason for reason, _ in failures.values()])
                 calls = start()
             raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
                                     + "; ".join(reason for reason, _ in failures.values()))
 
         return collect
+
+    def _require_a_reader(self, ring: Ring, live: set[int], reasons) -> None:
+        """OwnersUnreachable when some series has no owner in `live`: a many-series answer would lack it without
+        saying so. A node in a minority answers from what it reaches, and says so, instead."""
+        lost = [owners for owners in ring.owner_sets(self.replication_factor) if not owners & live]
+        if lost and self.membership.has_majority():
+            nodes = ", ".join(str(node + 1) for node in sorted(set().union(*lost)))
+            raise OwnersUnreachable(f"no owner of some series is up or answered (nodes {nodes}): "
+                                    + ("; ".join(reasons) or "they are down"))
 
     def _ask(self, nodes: list[int], request: dict) -> tuple[list[pa.Table], dict[int, str]]:
         answers, failures = self._gather(self._submit(nodes, POINTS_PATH, orjson.dumps(request)), decode_stream)
@@ -147,6 +161,16 @@ class ClusterReads:
             except InvalidInput as error:
                 failures[node] = (f"node {node + 1}: {error}", None)
         return answers, failures
+
+
+def _raise_statement_error(failures: dict) -> None:
+    """A peer that ran the statement and refused it (400) or stopped it at the time limit (504) decides for the
+    whole statement: the others would do the same with its series."""
+    for reason, status in failures.values():
+        if status == 400:
+            raise QueryRejected(reason)
+        if status == 504:
+            raise QueryTimeout(reason)
 
 
 def _decode_table(body: bytes) -> pa.Table:
