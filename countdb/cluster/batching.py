@@ -97,8 +97,10 @@ class CopyBatcher:
 def _take(queued: list[_Copy], rows_limit: int | None) -> list[_Copy]:
     """Remove and return the oldest copies, up to `rows_limit` rows (at least one copy; all with None)."""
     taken, rows = 0, 0
-    while taken < len(queued) and (taken == 0 or rows_limit is None or rows + queued[taken].rows.num_rows <= rows_limit):
+    while taken < len(queued):
         rows += queued[taken].rows.num_rows
+        if taken and rows_limit is not None and rows > rows_limit:
+            break
         taken += 1
     batch = queued[:taken]
     del queued[:taken]

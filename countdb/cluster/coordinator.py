@@ -119,8 +119,9 @@ class ReplicatedWriter:
         self.replicas = replicas
         self.self_node = replicas.membership.self_node
         peers = replicas.peers
-        self.copies = CopyBatcher(lambda node, body, seconds: self._timed_call(node, "/cluster/write", body, None, seconds),
-                                  peers.pool, peers.timeout_seconds, peers.address)
+        self.copies = CopyBatcher(
+            lambda node, body, seconds: self._timed_call(node, "/cluster/write", body, None, seconds),
+            peers.pool, peers.timeout_seconds, peers.address)
 
     def wait_for_room(self) -> None:
         """Refuse at once when this node is in a minority, then wait like the local Writer."""

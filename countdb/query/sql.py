@@ -81,8 +81,8 @@ class SqlService:
         """`remote_points()`: the points of the series other cluster nodes answer for (None when not clustered).
         `split(sql, params)`: asks the other nodes to run a statement that splits by series (sql_split.py) over
         the series each answers for, and returns how to collect their answers, or None when it can't now
-        (membership changing); None on a single node. Such a statement runs here over this node's own points, then the
-        answers are appended: no point leaves its node (issue 12)."""
+        (membership changing); None on a single node. Such a statement runs here over this node's own points,
+        then the answers are appended: no point leaves its node (issue 12)."""
         self.engine = engine
         self.sandbox = sandbox
         self.remote_points = remote_points
