@@ -18,7 +18,6 @@ from typing import Callable, Protocol
 import numpy as np
 import pyarrow as pa
 
-from countdb.cluster.batching import CopyBatcher
 from countdb.cluster.hints import HintStore
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
@@ -111,17 +110,12 @@ class Replicas:
 
 
 class ReplicatedWriter:
-    """The PointSink of a clustered node (what the write resources and Flight call instead of the Writer).
-    Copies for a peer travel in batches (batching.py): concurrent client writes share one /cluster/write."""
+    """The PointSink of a clustered node (what the write resources and Flight call instead of the Writer)."""
 
     def __init__(self, local: LocalWriter, replicas: Replicas):
         self.local = local
         self.replicas = replicas
         self.self_node = replicas.membership.self_node
-        peers = replicas.peers
-        self.copies = CopyBatcher(
-            lambda node, body, seconds: self._timed_call(node, "/cluster/write", body, None, seconds),
-            peers.pool, peers.timeout_seconds, peers.address)
 
     def wait_for_room(self) -> None:
         """Refuse at once when this node is in a minority, then wait like the local Writer."""
@@ -165,14 +159,12 @@ class ReplicatedWriter:
         if node == self.self_node:
             return run_here(lambda: self.local.write(rows.to_batches(), seq=seq))
         metrics.CLUSTER_FORWARDED_POINTS.inc(rows.num_rows)
-        return self.copies.submit(node, _with_seq(rows, seq))
+        return self.replicas.peers.pool.submit(self._timed_call, node, "/cluster/write", encode_stream(_with_seq(rows, seq)))
 
-    def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None,
-                    timeout_seconds: float | None = None):
+    def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None):
         started = time.perf_counter()
         try:
-            return self.replicas.peers.call(node, "POST", path, body, params, timeout_seconds,
-                                            headers={"Content-Type": ARROW_STREAM})
+            return self.replicas.peers.call(node, "POST", path, body, params, headers={"Content-Type": ARROW_STREAM})
         finally:
             metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
 

@@ -8,7 +8,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from countdb.cluster.peers import PeerError, PeerResponse
+from countdb.cluster.peers import PeerError
 from countdb.cluster.reads import ClusterReads, OwnersUnreachable
 from countdb.cluster.ring import Ring
 from countdb.errors import QueryRejected, QueryTimeout
@@ -29,7 +29,7 @@ class Peers:
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, outcome.schema) as stream:
                 stream.write_table(outcome)
-            return PeerResponse(sink.getvalue().to_pybytes())
+            return SimpleNamespace(content=sink.getvalue().to_pybytes())
         raise PeerError(node, f"127.0.0.1:{node}", "failed", outcome)
 
 
