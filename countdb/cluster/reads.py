@@ -18,7 +18,6 @@ from typing import Callable
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
@@ -26,7 +25,7 @@ from countdb.cluster.peers import PeerClient, PeerError
 from countdb.cluster.ring import Ring
 from countdb.cluster.wire import STAMPED_SCHEMA, decode_stream
 from countdb.errors import InvalidInput, QueryRejected, QueryTimeout, Unavailable
-from countdb.model import RemotePoints
+from countdb.model import RemotePoints, last_writes
 
 POINTS_PATH = "/cluster/points"
 SQL_PATH = "/cluster/sql"
@@ -184,12 +183,7 @@ def latest_copies(table: pa.Table) -> pa.Table:
     """One row per (series, ts): the copy with the highest stamp (owners may hold different writes meanwhile)."""
     if table.num_rows < 2:
         return table
-    plain = table.set_column(0, "series", table["series"].cast(pa.string()))
-    ordered = plain.take(pc.sort_indices(plain, [("series", "ascending"), ("ts", "ascending"),
-                                                 ("seq", "descending")]))
-    series, ts = ordered["series"], ordered["ts"]
-    first = pc.or_(pc.not_equal(series[1:], series[:-1]), pc.not_equal(ts[1:], ts[:-1]))
-    return ordered.filter(pa.concat_arrays([pa.array([True]), *first.chunks]))
+    return last_writes(table.set_column(0, "series", table["series"].cast(pa.string())), ["series", "ts"])
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from countdb.errors import LimitExceeded
 from countdb.query.aggregations import Aggregation, grouped_sql
 from countdb.query.buckets import Fill, bucket_count, fill_buckets
-from countdb.model import RemotePoints
+from countdb.model import RemotePoints, last_writes
 from countdb.query.engine import QueryEngine, Snapshot, split_copies
 from countdb.query.execute import check_bounds, select_visible
 from countdb.query.visible import used_params
@@ -131,15 +130,7 @@ def stored_points(engine: QueryEngine, current: Snapshot, series: str, start_ms:
     # (where the copies sit) above stored ones of the same stamp.
     merged = pa.concat_tables([copies.select(["ts", "value", "seq"]),
                                stored.rename_columns(["ts", "value", "seq"])])
-    return _as_points(_last_writes(merged), with_seq)
-
-
-def _last_writes(points: pa.Table) -> pa.Table:
-    """One row per ts of (ts, value, seq) copies of one series, the highest seq's, in time order."""
-    ordered = points.take(pc.sort_indices(points, [("ts", "ascending"), ("seq", "descending")]))
-    ts = ordered["ts"]
-    first = pc.not_equal(ts[1:], ts[:-1])
-    return ordered.filter(pa.concat_arrays([pa.array([True]), *first.chunks])) if ordered.num_rows > 1 else ordered
+    return _as_points(last_writes(merged, ["ts"]), with_seq)
 
 
 def _as_points(points: pa.Table, with_seq: bool) -> pa.Table:
