@@ -14,6 +14,7 @@ import pyarrow as pa
 from countdb import __version__
 from countdb.api.cluster_services import ClusterServices, SegmentPublisher
 from countdb.api.media import send_json
+from countdb.api.results import send_result
 from countdb.cluster.agent import LEAVE_FILE, read_agent_state
 from countdb.cluster.auth import PROTOCOL_VERSION
 from countdb.cluster.layout import UnknownMember, read_state, ring_of
@@ -184,12 +185,8 @@ class PeerSqlResource:
         params = request.get("params")
         if params is not None and not isinstance(params, list):
             raise InvalidInput("params: must be a list or null", field="params")
-        answer = self.sql.execute_for(sql, params, answered_keys(self.engine, self.cluster, request, None))
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, answer.schema) as stream:
-            stream.write_table(answer)
-        resp.content_type = ARROW_STREAM
-        resp.data = sink.getvalue().to_pybytes()
+        send_result(resp, "arrow", self.sql.execute_for(sql, params,
+                                                        answered_keys(self.engine, self.cluster, request, None)))
 
 
 def answered_keys(engine: QueryEngine, cluster: ClusterServices, request: dict, selector,
