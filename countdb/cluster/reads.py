@@ -5,8 +5,8 @@ series (match=, group-by, discovery, SQL) reads each series once: here when this
 first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
 While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
 this node's points by stamp, since a node may then hold copies of series another node answers for.
-A SQL statement that splits by series runs on each node over the series it answers for instead, and only the
-answers travel (statement_answers).
+A SQL statement that splits by series runs on as few nodes as cover every series instead (statement_readers),
+and only the answers travel (statement_answers).
 Invariant: answers carry stamps (STAMPED_SCHEMA) so the query merges copies as it merges its own WAL and blocks;
 a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
 in a minority, which answers from what it reaches and says so (api/middleware.py MinorityNotice).
@@ -30,6 +30,9 @@ from countdb.model import RemotePoints, last_writes
 POINTS_PATH = "/cluster/points"
 SQL_PATH = "/cluster/sql"
 SELECTION_ATTEMPTS = 2
+ANSWERED_BY_SETS = "Count-Answered-By-Sets"
+"""Response header of a peer that ran its part of a split statement over the owner sets it was sent (an older
+node answers by reader_of instead: the parts would then overlap or miss series)."""
 
 
 class OwnersUnreachable(Unavailable):
@@ -43,6 +46,23 @@ def reader_of(ring: Ring, replication_factor: int, key: str, coordinator: int, l
     if coordinator in owners:
         return coordinator
     return next((node for node in owners if node in live), None)
+
+
+def statement_readers(ring: Ring, replication_factor: int, coordinator: int, live: set[int]) -> dict[int, list]:
+    """Which peers run a split statement `coordinator` coordinates, each over which owner sets (sorted lists).
+    The coordinator runs it over all it holds, so it answers for every set it is in. A node that runs it scans all
+    it holds, whatever share of it it keeps, so the other sets go to as few live nodes as possible (greedy set
+    cover: the node in most of the sets left first, ties to the nearest after the coordinator, so each coordinator
+    leans on another); the nodes left out scan nothing. A set with no live node is left out (_require_a_reader)."""
+    left = {owners for owners in ring.owner_sets(replication_factor) if coordinator not in owners and owners & live}
+    candidates = sorted(live - {coordinator})
+    readers: dict[int, list] = {}
+    while left:
+        node = min(candidates, key=lambda n: (-sum(n in owners for owners in left),
+                                              (n - coordinator) % len(ring.nodes)))
+        readers[node] = sorted(sorted(owners) for owners in left if node in owners)
+        left = {owners for owners in left if node not in owners}
+    return readers
 
 
 class ClusterReads:
@@ -93,10 +113,10 @@ class ClusterReads:
                                 + "; ".join(failures.values()))
 
     def statement_answers(self, sql: str, params: list | None) -> Callable[[], list[pa.Table] | None] | None:
-        """Start a statement that splits by series (query/sql_split.py) on every live peer, over the series each
-        answers for in a query this node coordinates; returns how to collect the answers (None from it when a
-        peer does not know /cluster/sql: an older version). None at once while the membership changes: copies
-        must then be merged by stamp, which a split answer can't be."""
+        """Start a statement that splits by series (query/sql_split.py) on the peers statement_readers names, each
+        over the owner sets it answers for; returns how to collect the answers (None from it when a peer can't
+        take part: an older version). None at once while the membership changes: copies must then be merged by
+        stamp, which a split answer can't be."""
         layout = self.layout()
         if layout.merges_selections:
             return None
@@ -104,9 +124,13 @@ class ClusterReads:
         self._require_a_reader(layout.read_ring, live, [])
 
         def start() -> dict:
-            body = orjson.dumps({"sql": sql, "params": params, "reader_of": self.self_node, "live": sorted(live),
-                                 "ring": list(layout.read_ring.addresses)})
-            return self._submit(sorted(live - {self.self_node}), SQL_PATH, body, self.statement_timeout_seconds)
+            readers = statement_readers(layout.read_ring, self.replication_factor, self.self_node, live)
+            request = {"sql": sql, "params": params, "reader_of": self.self_node, "live": sorted(live),
+                       "ring": list(layout.read_ring.addresses)}
+            bodies = {node: orjson.dumps({**request, "sets": sets}) for node, sets in readers.items()}
+            return {node: self.peers.pool.submit(self.peers.call, node, "POST", SQL_PATH, body, None,
+                                                 self.statement_timeout_seconds)
+                    for node, body in bodies.items()}
 
         try:
             calls = start()
@@ -115,16 +139,19 @@ class ClusterReads:
 
         def collect() -> list[pa.Table] | None:
             nonlocal calls, live
-            for _ in range(SELECTION_ATTEMPTS):
-                answers, failures = self._gather(calls, _decode_table)
-                if any(status == 404 for _, status in failures.values()):
+            for attempt in range(SELECTION_ATTEMPTS):
+                answers, failures = self._gather(calls, _decode_answer)
+                if any(status == 404 for _, status in failures.values()) or any(a is None for a in answers):
                     return None
                 _raise_statement_error(failures)
-                if not failures or not self.membership.has_majority():
-                    return answers  # in a minority: what the peers it reaches answer for
-                live -= set(failures)  # the others answer for their series when asked again
-                self._require_a_reader(layout.read_ring, live, [reason for reason, _ in failures.values()])
-                calls = start()
+                if not failures:
+                    return answers
+                live -= set(failures)  # others answer for the failed nodes' sets when asked again
+                if attempt + 1 < SELECTION_ATTEMPTS:
+                    self._require_a_reader(layout.read_ring, live, [reason for reason, _ in failures.values()])
+                    calls = start()
+            if not self.membership.has_majority():
+                return answers  # in a minority: what the peers it reaches answer for
             raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
                                     + "; ".join(reason for reason, _ in failures.values()))
 
@@ -140,19 +167,17 @@ class ClusterReads:
                                     + ("; ".join(reasons) or "they are down"))
 
     def _ask(self, nodes: list[int], request: dict) -> tuple[list[pa.Table], dict[int, str]]:
-        answers, failures = self._gather(self._submit(nodes, POINTS_PATH, orjson.dumps(request)), decode_stream)
+        body = orjson.dumps(request)
+        calls = {node: self.peers.pool.submit(self.peers.call, node, "POST", POINTS_PATH, body) for node in nodes}
+        answers, failures = self._gather(calls, lambda response: decode_stream(response.content))
         return answers, {node: reason for node, (reason, _) in failures.items()}
 
-    def _submit(self, nodes: list[int], path: str, body: bytes, timeout_seconds: float | None = None) -> dict:
-        return {node: self.peers.pool.submit(self.peers.call, node, "POST", path, body, None, timeout_seconds)
-                for node in nodes}
-
-    def _gather(self, calls: dict, decode: Callable[[bytes], pa.Table]) -> tuple[list[pa.Table], dict]:
+    def _gather(self, calls: dict, decode: Callable) -> tuple[list, dict]:
         """The decoded answers, and per failed node (its reason, its HTTP status or None)."""
         answers, failures = [], {}
         for node, call in calls.items():
             try:
-                answers.append(decode(call.result().content))
+                answers.append(decode(call.result()))
             except PeerError as error:
                 if error.status is None:
                     self.membership.suspect(node)
@@ -172,9 +197,12 @@ def _raise_statement_error(failures: dict) -> None:
             raise QueryTimeout(reason)
 
 
-def _decode_table(body: bytes) -> pa.Table:
+def _decode_answer(response) -> pa.Table | None:
+    """A peer's part of a split statement; None from a peer that did not answer by the owner sets it was sent."""
+    if response.headers.get(ANSWERED_BY_SETS) is None:
+        return None
     try:
-        return pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+        return pa.ipc.open_stream(pa.py_buffer(response.content)).read_all()
     except (pa.ArrowInvalid, OSError) as error:
         raise InvalidInput(f"answer: not an Arrow IPC stream ({error})", field="answer") from None
 

@@ -105,14 +105,17 @@ class SqlService:
                 return result
         return self._start(sql, keys_as_dictionary, params, self.engine.snapshot(self.remote_points()))
 
-    def execute_for(self, sql: str, params: list | None, keys: list[str]) -> pa.Table:
-        """`sql`'s answer over this node's points of the series in `keys` alone (its part of a split statement
-        another node coordinates); raises as execute does."""
+    def execute_for(self, sql: str, params: list | None, keys: list[str] | None) -> pa.Table:
+        """`sql`'s answer over this node's points of the series in `keys` alone, or of every series when None (its
+        part of a split statement another node coordinates); raises as execute does."""
         self.sandbox.check(sql)
         run = self.sandbox.start()
         try:
-            run.cursor.register("count_answered_keys", pa.table({"series": pa.array(keys, pa.string())}))
-            self._create_views(run, self.engine.snapshot(), "series IN (SELECT series FROM count_answered_keys)")
+            where = "true"
+            if keys is not None:
+                run.cursor.register("count_answered_keys", pa.table({"series": pa.array(keys, pa.string())}))
+                where = "series IN (SELECT series FROM count_answered_keys)"
+            self._create_views(run, self.engine.snapshot(), where)
             schema, batches = run.batches(sql, params=params)
             return pa.Table.from_batches(list(batches), schema)
         finally:

@@ -171,9 +171,12 @@ def test_a_malformed_internal_request_from_a_signed_peer_is_a_400_naming_the_fie
     cluster = shared_cluster
     for path, body, field in [("/cluster/digest", {}, "peer"), ("/cluster/cell", {"peer": 1, "month": "x"}, "partitions"),
                               ("/cluster/points", {"match": None, "reader_of": "me"}, "reader_of"),
+                              ("/cluster/sql", {"sql": "SELECT 1", "sets": [["one"]]}, "sets"),
                               ("/cluster/delete", {"series": "s", "start": 0, "end": "later"}, "end")]:
         response = cluster.signed(0, "POST", path, orjson.dumps(body))
         assert response.status_code == 400 and response.json()["error"].startswith(field), (path, response.text)
+    older = cluster.signed(0, "POST", "/cluster/sql", orjson.dumps({"sql": "SELECT 1", "reader_of": 1, "live": [0]}))
+    assert older.status_code == 404  # an older coordinator's request: it then reads the points instead
 
 
 def test_countdb_cluster_repair_refills_a_wiped_node_at_once_and_prints_what_it_moved(start_cluster):

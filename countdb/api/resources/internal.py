@@ -18,7 +18,7 @@ from countdb.api.results import send_result
 from countdb.cluster.agent import LEAVE_FILE, read_agent_state
 from countdb.cluster.auth import PROTOCOL_VERSION
 from countdb.cluster.layout import UnknownMember, read_state, ring_of
-from countdb.cluster.reads import reader_of
+from countdb.cluster.reads import ANSWERED_BY_SETS, reader_of
 from countdb.cluster.ring import partition_of
 from countdb.cluster.wire import ARROW_STREAM, decode_segment, decode_stream, encode_stream, seq_groups
 from countdb.errors import InvalidInput
@@ -170,9 +170,9 @@ class PeerPointsResource:
 
 
 class PeerSqlResource:
-    """POST /cluster/sql {sql, params, reader_of, live, ring}: a statement that splits by series (query/
-    sql_split.py) over the series this node answers for in a query coordinated by `reader_of`; its answer as
-    Arrow."""
+    """POST /cluster/sql {sql, params, ring, sets}: a statement that splits by series (query/sql_split.py) over this
+    node's series whose owners are one of `sets` (reads.py statement_readers); its answer as Arrow. A request
+    without `sets` (an older coordinator's) gets 404, which makes it read the points instead."""
 
     def __init__(self, engine: QueryEngine, sql: SqlService, cluster: ClusterServices):
         self.engine = engine
@@ -185,8 +185,23 @@ class PeerSqlResource:
         params = request.get("params")
         if params is not None and not isinstance(params, list):
             raise InvalidInput("params: must be a list or null", field="params")
-        send_result(resp, "arrow", self.sql.execute_for(sql, params,
-                                                        answered_keys(self.engine, self.cluster, request, None)))
+        if "sets" not in request:
+            raise falcon.HTTPNotFound(description="this node runs split statements over the owner sets it is sent")
+        resp.set_header(ANSWERED_BY_SETS, "yes")
+        send_result(resp, "arrow", self.sql.execute_for(sql, params, self._keys(request)))
+
+    def _keys(self, request: dict) -> list[str] | None:
+        """This node's series whose owners are one of the request's sets; None when that is every series it holds."""
+        ring, rf, me = _ring(self.cluster, request), self.cluster.settings.replication_factor, \
+            self.cluster.settings.node_index
+        try:
+            sets = {frozenset(int(node) for node in owners) for owners in request["sets"]}
+        except (TypeError, ValueError):
+            raise InvalidInput("sets: must be a list of lists of node numbers", field="sets") from None
+        if {owners for owners in ring.owner_sets(rf) if me in owners} <= sets:
+            return None
+        return [key for key in match_series(self.engine, None)["series"].to_pylist()
+                if frozenset(ring.owners(key, rf)) in sets]
 
 
 def answered_keys(engine: QueryEngine, cluster: ClusterServices, request: dict, selector,
