@@ -113,10 +113,32 @@ def test_a_node_restarted_with_an_empty_data_directory_is_refilled_by_its_peers(
     assert sum(len(digest(cluster, 2, peer)["cells"]) for peer in (0, 1)) > 0
 
 
-def digest(cluster, node: int, peer: int) -> dict:
-    response = cluster.signed(node, "POST", "/cluster/digest", orjson.dumps({"peer": peer}))
+def digest(cluster, node: int, peer: int, before: int | None = None) -> dict:
+    response = cluster.signed(node, "POST", "/cluster/digest", orjson.dumps({"peer": peer, "before": before}))
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def test_a_digest_with_a_horizon_counts_only_the_points_stamped_before_it(shared_cluster):
+    """Background anti-entropy compares only points older than FORWARD_TIMEOUT_SECONDS (copies of newer writes may
+    still be on their way); the digest a node answers must follow the horizon asked, cached or not."""
+    cluster = shared_cluster
+    ring = Ring.build(cluster.addresses)
+    series = next(f"horizon{i}" for i in range(1000) if set(ring.owners(f"horizon{i}", 2)) == {0, 1})
+
+    def write(first: int, count: int) -> None:
+        points = [{"series": series, "timestamp": START_MS + first + i, "value": 1.0} for i in range(count)]
+        assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
+
+    def counted(before: int | None) -> int:
+        return sum(cell[2] for cell in digest(cluster, 0, 1, before)["cells"])
+
+    write(0, 5)
+    between = time.time_ns()
+    write(5, 3)
+    everything = counted(None)
+    assert counted(between) == everything - 3
+    assert counted(0) == 0 and counted(time.time_ns()) == everything == counted(None)
 
 
 def test_internal_routes_refuse_unsigned_forged_and_replayed_requests(shared_cluster):

@@ -4,7 +4,7 @@ with CLUSTER_SECRET and checked by InternalAuth before it reaches these responde
 from __future__ import annotations
 
 import time
-
+from dataclasses import dataclass
 from typing import Callable
 
 import falcon
@@ -243,34 +243,55 @@ class SharedSeries:
 
 
 class DigestResource:
-    """POST /cluster/digest {peer}: per (month, partition) digests of the series this node and `peer` both own,
-    and the tombstones of those series (the replication module compares them)."""
+    """POST /cluster/digest {peer, before}: per (month, partition) digests of the series this node and `peer` both
+    own, over the points stamped before `before` (all when absent: agent.py leaves out writes whose copies may
+    still be in flight), and the tombstones of those series (the replication module compares them)."""
 
     def __init__(self, engine: QueryEngine, shared: SharedSeries):
         self.engine = engine
         self.shared = shared
-        self._computed: dict[int, tuple[tuple, dict]] = {}
+        self._computed: dict[int, ComputedDigest] = {}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        peer, = _fields(_json(req), peer=int)
+        request = _json(req)
+        peer, = _fields(request, peer=int)
+        before, = _fields(request, before=int) if request.get("before") is not None else [None]
         snapshot = self.engine.snapshot()
         # NOTE: digests scan every point both nodes own; a node whose data did not change since the last round
         # answers the digest it computed then, so an idle cluster's anti-entropy costs next to nothing.
         layout = self.shared.cluster.layout()  # NOTE: which series two nodes share changes with the rings
         token = (snapshot_token(snapshot), layout.settled.active, layout.target.active, layout.phase)
         known = self._computed.get(peer)
-        if known is None or known[0] != token:
-            known = self._computed[peer] = (token, self._digest(peer, snapshot))
-        send_json(resp, known[1])
+        if known is None or not known.answers(token, before):
+            known = self._computed[peer] = ComputedDigest(token, before, *self._digest(peer, snapshot, before))
+        send_json(resp, known.document)
 
-    def _digest(self, peer: int, snapshot) -> dict:
+    def _digest(self, peer: int, snapshot, before: int | None) -> tuple[dict, int]:
+        """The digest document, and the newest stamp of the points it covers or leaves out."""
         keys = self.shared.keys(peer)
         keyed = pa.table({"series": pa.array(keys, pa.string()),
                           "partition": pa.array([partition_of(key) for key in keys], pa.int32())})
-        cells = digest_cells(self.engine, keyed, snapshot)
-        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in self.shared.tombstones(peer, snapshot.tombstones)]
-        return {"cells": [[row["month"], row["partition"], row["points"], row["digest"]] for row in cells.to_pylist()],
-                "tombstones": tombstones}
+        cells = digest_cells(self.engine, keyed, snapshot, before).to_pylist()
+        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq]
+                      for t in self.shared.tombstones(peer, snapshot.tombstones)]
+        return ({"cells": [[row["month"], row["partition"], row["points"], row["digest"]] for row in cells
+                           if row["points"]],
+                 "tombstones": tombstones},
+                max((row["newest"] for row in cells), default=0))
+
+
+@dataclass(frozen=True)
+class ComputedDigest:
+    token: tuple
+    before: int | None
+    document: dict
+    newest: int
+
+    def answers(self, token: tuple, before: int | None) -> bool:
+        """Whether this digest is the one asked: same data, and the same points counted (every point is older
+        than both horizons, or the horizons are the same)."""
+        horizons = [b for b in (self.before, before) if b is not None]
+        return token == self.token and (self.before == before or all(self.newest < b for b in horizons))
 
 
 class CellResource:
