@@ -88,6 +88,10 @@ class DataDir:
         return self.node_state / "cluster"
 
     @property
+    def nonce_register(self) -> Path:
+        return self.cluster_state / "nonces.sqlite"
+
+    @property
     def hints(self) -> Path:
         """hints/<node number>/: writes this node holds for another node until it can deliver them."""
         return self.node_state / "hints"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from countdb.api.cluster_services import ClusterServices, LocalDeleter, LocalReads, SegmentPublisher
 from countdb.catalog.db import connect
+from countdb.cluster.auth import Verifier
 from countdb.cluster.coordinator import ReplicatedWriter
 from countdb.cluster.deletes import ReplicatedDeleter
 from countdb.cluster.hints import HintStore
@@ -62,6 +63,10 @@ def prepare_node(settings: Settings) -> int:
     leftovers = HintStore(datadir.hints).remove_leftovers()
     if leftovers:
         log.info("deleted %d half-written hint files (never acknowledged)", leftovers)
+    if settings.cluster_enabled:
+        # NOTE: made here, before the workers fork: two workers turning a new SQLite file to WAL at once failed one
+        # with "database is locked" (seen in CI), and gunicorn stopped the node since a worker could not boot.
+        Verifier(settings.cluster_secret, datadir.nonce_register).close()
     return replayed
 
 
