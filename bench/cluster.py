@@ -67,7 +67,7 @@ def _range_p50(url: str, paths: list[str]) -> float:
     return round(statistics.median(latencies[2:]), 3)
 
 
-def _settle(urls: list[str], limit_seconds: float = 300) -> float:
+def settle(urls: list[str], limit_seconds: float = 300) -> float:
     """Seconds until every node's background compaction is quiet (GET /status): nothing pending, and a whole
     interval since its last run that did any work. That is the state a query usually meets, since ingest leaves
     a burst of small blocks that compaction merges over a few intervals; "nothing pending" alone is not enough,
@@ -166,7 +166,7 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
                        for _ in range(60)]
             paths = [range_path(key, start, start + HOUR_MS - 1) for key, start in windows]
             results["single_range_1h_p50_ms_right_after_ingest"] = _range_p50(single.url, paths)
-            results["single_settled_seconds"] = _settle([single.url])
+            results["single_settled_seconds"] = settle([single.url])
             results["single_range_1h_p50_ms"] = _range_p50(single.url, paths)
             results["single_group_by_seconds"] = _group_by_seconds(single.url)
         finally:
@@ -186,7 +186,7 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
                                                 for n, ps in paths_by_node.items() if len(ps) > 3]), 3)
 
             results["cluster_range_1h_p50_ms_via_non_owner_right_after_ingest"] = range_p50(by_node)
-            results["cluster_settled_seconds"] = _settle([node.url for node in cluster.nodes])
+            results["cluster_settled_seconds"] = settle([node.url for node in cluster.nodes])
             results["cluster_range_1h_p50_ms_via_non_owner"] = range_p50(by_node)
             results["cluster_range_1h_p50_ms_via_owner"] = range_p50(by_owner)
             by_coordinator = [_group_by_seconds(node.url) for node in cluster.nodes]

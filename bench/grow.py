@@ -38,7 +38,7 @@ def _signed(url: str, method: str, path: str, signer: int) -> dict:
     return answer.json()
 
 
-def _stored_rows(url: str) -> int:
+def stored_rows(url: str) -> int:
     months = requests.get(url + "/storage", timeout=60).json()["months"]
     return sum(month["rows"] for month in months if month["kind"] == "points")
 
@@ -81,7 +81,7 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
                 node.start(port=ports[i])
             time.sleep(3)
             results["ingest"] = _ingest(nodes[0].url, bodies, clients)
-            copies = sum(_stored_rows(node.url) for node in nodes)
+            copies = sum(stored_rows(node.url) for node in nodes)
             results["copies_before"] = copies
             stop, outcomes = threading.Event(), {}
             began = time.monotonic()
@@ -105,7 +105,7 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
                 time.sleep(1)
             stop.set()
             traffic.join()
-            new_node_rows = _stored_rows(nodes[3].url)
+            new_node_rows = stored_rows(nodes[3].url)
             results["grow"] = {"serving_seconds_after_new_node_started": switched,
                                "settled_seconds_after_new_node_started": settled,
                                "new_node_points": new_node_rows,

@@ -28,13 +28,13 @@ import numpy as np
 import requests
 
 from bench import wire
-from bench.charts import _plain_log_labels, plt
-from bench.cluster import _settle
-from bench.grow import _stored_rows
+from bench.charts import plain_log_labels, plt
+from bench.cluster import settle
+from bench.grow import stored_rows
 from bench.ingest import percentile, send_all
 from bench.queries import DAY_MS, HOUR_MS, range_path
 from bench.results_file import write_results
-from bench.server import CountServer, _status_kb
+from bench.server import CountServer, status_kb
 
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the data's time; each write is the next 10 s of it
 INTERVAL_MS = 10_000
@@ -97,9 +97,9 @@ def _history(url: str, clients: int, hours: float) -> list[int]:
     if sent.points != steps * clients * POINTS_PER_WRITE:
         raise RuntimeError(f"the history was not written: {sent.statuses}, {sent.first_error}")
     deadline = time.monotonic() + 300
-    while _stored_rows(url) < sent.points and time.monotonic() < deadline:
+    while stored_rows(url) < sent.points and time.monotonic() < deadline:
         time.sleep(0.5)
-    _settle([url])
+    settle([url])
     return [steps] * clients
 
 
@@ -244,7 +244,7 @@ class _Sampler:
     def _sample(self) -> dict:
         workers = self.server.worker_pids()
         self.workers_seen.update(workers)
-        rss = {pid: (_status_kb(pid, "VmRSS") or 0) / 1024 for pid in [self.server.process.pid, *workers]}
+        rss = {pid: (status_kb(pid, "VmRSS") or 0) / 1024 for pid in [self.server.process.pid, *workers]}
         fds = {pid: _open_files(pid) for pid in rss}
         master = self.server.process.pid
         return {"t_s": round(time.time() - self.began, 2), "workers": len(workers),
@@ -393,7 +393,7 @@ def _chart(report: dict, path: Path) -> None:
     for kind, color in (("write", "#ef6c00"), ("query", "#6a1b9a")):
         p99.plot(minutes, [max(s[kind]["p99_ms"], 0.1) for s in samples], label=f"{kind} p99", color=color)
     p99.set_yscale("log")
-    _plain_log_labels(p99)
+    plain_log_labels(p99)
     p99.set_ylabel("ms per sample window (log)")
     p99.set_xlabel("minutes of soak")
     compared = report["start_vs_end"]
