@@ -4,6 +4,7 @@ shadows, tombstones and retention applied; replaced files kept until their grace
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 
@@ -165,6 +166,24 @@ def test_a_big_merge_is_split_into_files_of_the_policy_size(node):
     c.run(force=True)
     c.close()
     assert sorted(b.rows for b in blocks_of(datadir)) == [1000, 1500, 1500]
+
+
+def test_a_compactor_whose_merges_spill_to_disk_keeps_working_run_after_run(node):
+    """Each run deletes its staging area, spill files included; the DuckDB connection that had spilled there then
+    failed every later spill ("Cannot open file …duckdb_temp…"), so compaction stopped for good (the soak found it)."""
+    datadir, flusher, engine = node
+    rng = random.Random(1)
+    c = Compactor(datadir, 0, 3600.0, CompactionPolicy(), memory_limit_mb=32)  # a merge of 400 k rows spills
+    rows = 0
+    for run in range(3):
+        for n in range(4):
+            points = {(f"s{rng.randrange(2000)}", JAN + run * 10**9 + rng.randrange(10**9)) for _ in range(100_000)}
+            flush(flusher, run * 10 + n + 1, [(series, ts, 1.0) for series, ts in points])
+            rows += len(points)
+        assert c.run(force=True).jobs
+    c.close()
+    assert sum(b.rows for b in blocks_of(datadir)) == rows
+    assert not datadir.compaction_staging.exists()
 
 
 def test_only_one_compactor_runs_per_node_and_countdb_compact_waits_its_turn(node):
