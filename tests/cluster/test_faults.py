@@ -82,8 +82,10 @@ def test_a_node_in_a_minority_refuses_writes_and_still_answers_reads(start_clust
                     and health["cluster"]["writes"].startswith("refused"))
 
         cluster.wait_until(degraded_alone, 10, "/health says the node is alone and refuses writes")
-        # NOTE: after /health says so, not before: the first minority refusal may come from the worker that
-        # noticed first, while the other still fails the write on its quorum.
+        # NOTE: after /health says so and FAILURE_TIMEOUT (+ the view's reload) has passed since the cut, not
+        # before: the first minority refusal may come from the worker that noticed first (a failed request),
+        # while the other still fails the write on its quorum until the shared view ages the peers out.
+        time.sleep(max(0.0, cut + 3 + 0.5 - time.monotonic()))
         refused = requests.post(cluster.url(0) + "/insert", json={"series": "r", "timestamp": START_MS, "value": 1.0},
                                 timeout=10)
         assert refused.status_code == 503 and refused.headers["Retry-After"]
