@@ -52,15 +52,22 @@ class CompactionLoop:
                 log.exception("compaction failed; retrying in %.0fs", self.interval_seconds)
                 record_compaction(record, None, f"{type(error).__name__}: {error}")
             else:
-                # None: another worker held the lock; a run with nothing to do is not worth a record
-                if report is not None and (report.jobs or report.deleted_files):
+                # None: another worker held the lock; a run with nothing to do is worth a record only when it
+                # ends a run of failures (/health stops reporting them)
+                if report is not None and (report.jobs or report.deleted_files or _failing(record)):
                     record_compaction(record, report)
 
 
 def record_compaction(path: Path, report: CompactionReport | None, error: str | None = None) -> None:
-    """Replace the record of the last compaction (atomically: a reader sees the old one or the new one). Best
-    effort: a full disk must not stop compaction, which frees space."""
-    document = {"finished": time.time(), "error": error}
+    """Replace the record of the last compaction (atomically: a reader sees the old one or the new one). A failure
+    keeps the time of the first of consecutive failures in `failing_since` (GET /health reports it). Best effort: a
+    full disk must not stop compaction, which frees space."""
+    finished = time.time()
+    document = {"finished": finished, "error": error}
+    if error is not None:
+        previous = last_compaction(path) or {}
+        failing_since = previous.get("failing_since") if previous.get("error") else None
+        document["failing_since"] = failing_since or finished
     if report is not None:
         document.update(seconds=report.seconds, jobs=len(report.jobs), deleted_files=report.deleted_files,
                         months=sorted({job["month"] for job in report.jobs}))
@@ -79,3 +86,7 @@ def last_compaction(path: Path) -> dict | None:
         return orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
+
+
+def _failing(path: Path) -> bool:
+    return bool((last_compaction(path) or {}).get("error"))

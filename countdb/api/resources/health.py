@@ -1,5 +1,5 @@
 """GET /health (liveness and status, the original contract; "degraded" while damaged files are quarantined, the
-disk is full or flushes fail, with `problems` saying why) and GET /ready (readiness for load balancers)."""
+disk is full, flushes or background compactions fail, with `problems` saying why) and GET /ready (readiness for load balancers)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import falcon
 from countdb import __version__
 from countdb.api.media import send_json
 from countdb.api.services import Services
+from countdb.ingest.compaction import last_compaction
 from countdb.storage.space import is_out_of_space
 
 DAMAGED_LISTED = 20
@@ -76,6 +77,12 @@ def _problems(services: Services, free_bytes: int, disk_full: bool, writable: bo
         seconds = time.monotonic() - services.writer.flush_failing_since
         problems.append(f"flushes have been failing for {seconds:.0f}s (the server log says why); unflushed points "
                         "stay in the WAL and are served")
+    compaction = last_compaction(services.datadir.last_compaction_path) or {}
+    if compaction.get("error"):
+        seconds = time.time() - compaction.get("failing_since", compaction["finished"])
+        problems.append(f"background compaction has been failing for {seconds:.0f}s ({compaction['error']}): "
+                        "blocks are not merged and retention is not applied until it works again; the server log "
+                        "says why")
     if damaged_count:
         problems.append(f"{damaged_count} damaged files quarantined (see `damaged`; `countdb verify`)")
     return problems
