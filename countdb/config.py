@@ -59,6 +59,7 @@ class Settings:
     metrics_auth: bool = True  # with auth_required: /metrics needs a read token too
     auth_cache_seconds: float = 5.0
     min_free_disk_mb: int = 100
+    client_timeout_seconds: float = 10.0
 
     @property
     def bind_address(self) -> str:
@@ -335,5 +336,6 @@ ENVIRONMENT = {
     "METRICS_AUTH": ("metrics_auth", _boolean),
     "AUTH_CACHE_SECONDS": ("auth_cache_seconds", _non_negative_float),
     "MIN_FREE_DISK_MB": ("min_free_disk_mb", _non_negative_int),
+    "CLIENT_TIMEOUT_SECONDS": ("client_timeout_seconds", _positive_float),
 }
 """Every environment variable Count reads, mapped to its Settings attribute and parser."""

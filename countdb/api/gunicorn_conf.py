@@ -23,8 +23,9 @@ use_metrics_dir(settings.metrics_dir or DataDir(settings.data_dir).metrics)
 wsgi_app = "countdb.api.wsgi:app"
 bind = [settings.bind_address]
 workers = settings.workers
-# NOTE: clustered, internal requests get their own threads (countdb/api/lanes.py: no distributed deadlock).
-worker_class = "countdb.api.lanes.LaneWorker" if settings.cluster_enabled else "gthread"
+# NOTE: gthread with request buffering and a lane of threads each for internal requests, writes and probes, and
+# queries: idle, slow and stalled clients cost no thread, and nodes never wait on each other's client threads.
+worker_class = "countdb.api.worker.CountWorker"
 threads = settings.threads
 keepalive = 75  # longer than nginx's and HAProxy's default upstream keep-alive, so proxies close first
 graceful_timeout = int(settings.shutdown_grace_seconds)

@@ -1,41 +1,27 @@
-"""The peer thread pool (countdb/api/lanes.py): with far more concurrent clients than threads, every node's client
+"""The peer lane of threads (countdb/api/lanes.py): with far more concurrent clients than threads, every node's client
 threads wait on the other nodes, and the internal requests they wait for are still answered, so no write fails.
 With one pool per worker this deadlocked the cluster until FORWARD_TIMEOUT_SECONDS and answered 503s."""
 
 from __future__ import annotations
 
-import socket
 
-from countdb.api.lanes import INTERNAL_REQUEST, _first_bytes
-from gunicorn.workers.gthread import TConn
+from countdb.api.lanes import Lane, lane_of
 from support.cluster import Writers, assert_every_node_holds_exactly
 
 CLIENTS = 24  # per node 8 clients against 1 worker of 2 client threads
 
 
-class _Cfg:
-    is_ssl = False
-
-
 def test_requests_are_told_apart_by_their_request_line():
     internal = [b"POST /cluster/write HTTP/1.1", b"GET /cluster/heartbeat HTTP/1.1", b"POST /replicate HTTP/1.1",
                 b"POST /replicate?month=2026-01 HTTP/1.1"]
-    clients = [b"POST /insert HTTP/1.1", b"GET /query/range/cluster/x HTTP/1.1", b"POST /replicated HTTP/1.1",
-               b"GET /health HTTP/1.1", b"PO", b""]
-    assert all(INTERNAL_REQUEST.match(line) for line in internal)
-    assert not any(INTERNAL_REQUEST.match(line) for line in clients)
-
-
-def test_the_first_bytes_are_peeked_not_consumed():
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        conn = TConn(_Cfg(), ours, ("peer", 0), ("us", 0))
-        assert _first_bytes(conn) is None  # nothing sent yet: the worker parks it on the poller
-        theirs.sendall(b"POST /cluster/write HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert INTERNAL_REQUEST.match(_first_bytes(conn))
-        assert ours.recv(100).startswith(b"POST /cluster/write")  # still there for the parser
-        theirs.close()
-        assert _first_bytes(conn) == b""
+    fast = [b"POST /insert HTTP/1.1", b"POST /write?db=x HTTP/1.1", b"POST /api/v2/write?bucket=b HTTP/1.1",
+            b"POST /api/v3/write_lp?db=x HTTP/1.1", b"POST /api/v1/write HTTP/1.1", b"GET /health HTTP/1.1",
+            b"GET /ready HTTP/1.1", b"GET /metrics HTTP/1.1"]
+    query = [b"GET /query/range/cluster/x HTTP/1.1", b"POST /replicated HTTP/1.1", b"GET /insert HTTP/1.1",
+             b"POST /query/sql HTTP/1.1", b"GET /healthz HTTP/1.1", b"POST /api/v1/read HTTP/1.1", b"PO", b""]
+    assert [lane_of(line) for line in internal] == [Lane.PEER] * len(internal)
+    assert [lane_of(line) for line in fast] == [Lane.FAST] * len(fast)
+    assert [lane_of(line) for line in query] == [Lane.QUERY] * len(query)
 
 
 def test_many_more_clients_than_threads_fail_no_write(start_cluster):
