@@ -81,7 +81,7 @@ def _query_boxes(ax, queries: dict) -> None:
     labels = [_QUERY_LABELS.get(k, k).replace(" (", "\n(").replace(", `", ",\n`") for k in kinds]
     ax.set_xticks([n * 3 + 0.5 for n in range(len(kinds))], labels, fontsize=7)
     ax.set_yscale("log")
-    _plain_log_labels(ax)
+    plain_log_labels(ax)
     limits = {t.path[1]: t.threshold for t in TARGETS if t.path[0] == "queries" and t.path[-1] == "p50_ms"}
     for n, kind in enumerate(kinds):
         if kind in limits:
@@ -100,14 +100,14 @@ def _wrk_percentiles(ax, results: dict) -> None:
             ax.plot(percentiles, values, marker="o", color=color,
                     label=f"{label}: {load['expected_per_s_median']:,.0f} ok/s")
     ax.set_yscale("log")
-    _plain_log_labels(ax)
+    plain_log_labels(ax)
     ax.set_ylabel("latency, ms (log scale), median of runs")
     ax.set_title("wrk latency distribution")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
 
 
-def _plain_log_labels(ax) -> None:
+def plain_log_labels(ax) -> None:
     """Label a log y axis 1, 2, 5, 10, 20, 50 … instead of 2×10^0."""
     def minor(value, _):
         return f"{value:g}" if value > 0 and round(value / 10 ** math.floor(math.log10(value))) in (2, 5) else ""

@@ -1,10 +1,11 @@
 """The cluster phase: a single node and a 3-node cluster (RF=2) measured in the same run, on the same data.
 
-`python -m bench.cluster --scale medium` (or `bench/run-cluster`) reports, each beside the single-node figure:
-line-protocol ingest through one node, a one-series one-hour range through a node that does not own the series,
+`python -m bench.cluster --scale medium` reports, each beside the single-node figure:
+line-protocol ingest through one node, a one-series one-hour range through a node that does not own the series
+(and through an owner), right after the ingest and once no node has compaction pending (the figure the ratio uses),
 `SELECT series, avg(value) … GROUP BY series`, convergence after a node was down for a while under load, and the
 time a node restarted with an empty data directory takes to hold its share again. Writes bench/results/
-<date>-<host>-<scale>-cluster.{json,md}.
+<date>-<host>-<scale>-cluster.json.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bench import wire
 from bench.dataset import SCALES, CpuDataset
 from bench.ingest import send_all
 from bench.queries import HOUR_MS, range_path
+from bench.results_file import write_results
 from bench.server import CountServer
 from countdb.cluster.auth import sign
 from countdb.cluster.ring import Ring
@@ -63,6 +65,25 @@ def _range_p50(url: str, paths: list[str]) -> float:
         answer.raise_for_status()
         latencies.append((time.perf_counter() - began) * 1000)
     return round(statistics.median(latencies[2:]), 3)
+
+
+def settle(urls: list[str], limit_seconds: float = 300) -> float:
+    """Seconds until every node's background compaction is quiet (GET /status): nothing pending, and a whole
+    interval since its last run that did any work. That is the state a query usually meets, since ingest leaves
+    a burst of small blocks that compaction merges over a few intervals; "nothing pending" alone is not enough,
+    as the last flushes can make one more merge due an interval later, which then runs beside the queries."""
+    began = time.monotonic()
+    while time.monotonic() - began < limit_seconds:
+        if all(_compaction_quiet(requests.get(url + "/status", timeout=30).json()) for url in urls):
+            break
+        time.sleep(2)
+    return round(time.monotonic() - began, 1)
+
+
+def _compaction_quiet(status: dict) -> bool:
+    compaction = status["compaction"]
+    last = compaction["last"] or {"finished": 0}
+    return not compaction["pending"] and status["time"] - last["finished"] > compaction["interval_seconds"] + 2
 
 
 def _group_by_seconds(url: str, runs: int = 5) -> float:
@@ -144,6 +165,8 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
             windows = [(rng.choice(dataset.series.keys), dataset.start_ms + rng.randint(0, 20) * HOUR_MS)
                        for _ in range(60)]
             paths = [range_path(key, start, start + HOUR_MS - 1) for key, start in windows]
+            results["single_range_1h_p50_ms_right_after_ingest"] = _range_p50(single.url, paths)
+            results["single_settled_seconds"] = settle([single.url])
             results["single_range_1h_p50_ms"] = _range_p50(single.url, paths)
             results["single_group_by_seconds"] = _group_by_seconds(single.url)
         finally:
@@ -156,9 +179,19 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
             ring = Ring.build(cluster.addresses)
             outsider = {key: next(n for n in range(3) if n not in ring.owners(key, 2)) for key, _ in windows}
             by_node = {n: [p for (key, _), p in zip(windows, paths) if outsider[key] == n] for n in range(3)}
-            results["cluster_range_1h_p50_ms_via_non_owner"] = round(statistics.median(
-                [_range_p50(cluster.nodes[n].url, ps) for n, ps in by_node.items() if len(ps) > 3]), 3)
-            results["cluster_group_by_seconds"] = _group_by_seconds(cluster.nodes[0].url)
+            by_owner = {n: [p for (key, _), p in zip(windows, paths) if ring.owners(key, 2)[0] == n] for n in range(3)}
+
+            def range_p50(paths_by_node: dict) -> float:
+                return round(statistics.median([_range_p50(cluster.nodes[n].url, ps)
+                                                for n, ps in paths_by_node.items() if len(ps) > 3]), 3)
+
+            results["cluster_range_1h_p50_ms_via_non_owner_right_after_ingest"] = range_p50(by_node)
+            results["cluster_settled_seconds"] = settle([node.url for node in cluster.nodes])
+            results["cluster_range_1h_p50_ms_via_non_owner"] = range_p50(by_node)
+            results["cluster_range_1h_p50_ms_via_owner"] = range_p50(by_owner)
+            by_coordinator = [_group_by_seconds(node.url) for node in cluster.nodes]
+            results["cluster_group_by_seconds_through_each_node"] = by_coordinator
+            results["cluster_group_by_seconds"] = statistics.median(by_coordinator)
             results["converged_after_ingest_seconds"] = cluster.seconds_until(cluster.converged, 120)
             stop, counts = threading.Event(), {}
             loader = threading.Thread(target=_load, args=(cluster.nodes[0].url, dataset, stop, counts))
@@ -183,13 +216,14 @@ def run(scale_name: str, results_dir: Path, clients: int, down_seconds: float) -
                                           / results["single_ingest"]["points_per_second"], 3),
         "range_1h_p50_non_owner_vs_single": round(results["cluster_range_1h_p50_ms_via_non_owner"]
                                                   / results["single_range_1h_p50_ms"], 3),
+        "range_1h_p50_owner_vs_single": round(results["cluster_range_1h_p50_ms_via_owner"]
+                                              / results["single_range_1h_p50_ms"], 3),
+        "range_1h_p50_non_owner_vs_single_right_after_ingest": round(
+            results["cluster_range_1h_p50_ms_via_non_owner_right_after_ingest"]
+            / results["single_range_1h_p50_ms_right_after_ingest"], 3),
         "group_by_cluster_vs_single": round(results["cluster_group_by_seconds"] / results["single_group_by_seconds"], 3),
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    out = results_dir / f"{stamp}-{socket.gethostname()}-{scale_name}-cluster.json"
-    out.write_text(json.dumps(results, indent=2))
-    results["written"] = str(out)
-    return results
+    return write_results(results_dir, f"{scale_name}-cluster", results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ from bench import wire
 from bench.cluster import CLUSTER_ENV, LP_URL, SECRET, _ingest, _ports
 from bench.dataset import SCALES, CpuDataset
 from bench.queries import HOUR_MS, range_path
+from bench.results_file import write_results
 from bench.server import CountServer
 from countdb.cluster.auth import sign
 
@@ -38,7 +38,7 @@ def _signed(url: str, method: str, path: str, signer: int) -> dict:
     return answer.json()
 
 
-def _stored_rows(url: str) -> int:
+def stored_rows(url: str) -> int:
     months = requests.get(url + "/storage", timeout=60).json()["months"]
     return sum(month["rows"] for month in months if month["kind"] == "points")
 
@@ -81,7 +81,7 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
                 node.start(port=ports[i])
             time.sleep(3)
             results["ingest"] = _ingest(nodes[0].url, bodies, clients)
-            copies = sum(_stored_rows(node.url) for node in nodes)
+            copies = sum(stored_rows(node.url) for node in nodes)
             results["copies_before"] = copies
             stop, outcomes = threading.Event(), {}
             began = time.monotonic()
@@ -105,7 +105,7 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
                 time.sleep(1)
             stop.set()
             traffic.join()
-            new_node_rows = _stored_rows(nodes[3].url)
+            new_node_rows = stored_rows(nodes[3].url)
             results["grow"] = {"serving_seconds_after_new_node_started": switched,
                                "settled_seconds_after_new_node_started": settled,
                                "new_node_points": new_node_rows,
@@ -115,11 +115,7 @@ def run(scale_name: str, results_dir: Path, clients: int) -> dict:
         finally:
             for node in nodes:
                 node.stop()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    out = results_dir / f"{stamp}-{socket.gethostname()}-{scale_name}-grow.json"
-    out.write_text(json.dumps(results, indent=2))
-    results["written"] = str(out)
-    return results
+    return write_results(results_dir, f"{scale_name}-grow", results)
 
 
 def main(argv: list[str] | None = None) -> int:

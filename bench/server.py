@@ -142,7 +142,7 @@ class RssSampler:
     def _sample(self) -> None:
         resident_mb = 0.0
         for pid in self.server.worker_pids():
-            peak, now = _status_kb(pid, "VmHWM"), _status_kb(pid, "VmRSS")
+            peak, now = status_kb(pid, "VmHWM"), status_kb(pid, "VmRSS")
             if peak is not None:
                 self.peak_mb[pid] = max(self.peak_mb.get(pid, 0.0), peak / 1024)
             if now is not None:
@@ -168,7 +168,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
 
 
-def _status_kb(pid: int, key: str) -> int | None:
+def status_kb(pid: int, key: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):

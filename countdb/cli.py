@@ -1,5 +1,5 @@
 """Command line: `count-server` (gunicorn with Count's config) and
-`countdb config|migrate|serve|backup|restore|verify|compact|delete|cluster status|leave|repair`."""
+`countdb config|migrate|serve|backup|restore|verify|compact|delete|cluster status|leave|repair|token`."""
 
 from __future__ import annotations
 
@@ -228,6 +228,41 @@ def _cluster_repair(args, client, me: int) -> int:
     return 1 if any("error" in moved for moved in report["peers"].values()) else 0
 
 
+def _token(args) -> int:
+    """create | list | revoke access tokens in DATA_DIR's catalog (safe while the node runs)."""
+    from datetime import datetime, timezone
+
+    from countdb.catalog import tokens
+    from countdb.catalog.db import connect
+    from countdb.catalog.migrate import migrate
+
+    datadir = _datadir(args, "countdb token").create()
+    migrate(datadir.catalog_path)
+    connection = connect(datadir.catalog_path)
+    try:
+        if args.action == "create":
+            given = sys.stdin.readline().strip() if args.from_stdin else None
+            token, info = tokens.create_token(connection, args.name, tokens.parse_scopes(args.scopes), given)
+            print(token)
+            print(f"countdb token: created {info.token_id} ({info.name}; scopes {','.join(sorted(info.scopes))}). "
+                  "This is the only time the token is shown: store it now.", file=sys.stderr)
+            return 0
+        if args.action == "revoke":
+            revoked = tokens.revoke_tokens(connection, args.token)
+            for info in revoked:
+                print(f"revoked {info.token_id} ({info.name})")
+            if not revoked:
+                print(f"countdb token: no valid token has the id or name {args.token!r}", file=sys.stderr)
+            return 0 if revoked else 1
+        for info in tokens.list_tokens(connection):
+            when = datetime.fromtimestamp(info.created_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            state = "revoked" if info.revoked_ms is not None else "valid"
+            print(f"{info.token_id}  {state:7}  {','.join(sorted(info.scopes)):16}  {when}  {info.name}")
+        return 0
+    finally:
+        connection.close()
+
+
 def _month(text: str) -> str:
     from countdb.model import YearMonth
 
@@ -277,6 +312,20 @@ def main(argv: list[str] | None = None) -> None:
                                                         "a node could not be repaired)")
     repair.add_argument("--node", type=int, help="only with this node (its number in CLUSTER_NODES)")
     repair.add_argument("--json", action="store_true", help="what moved, as JSON")
+    token = commands.add_parser("token", help="create, list or revoke access tokens (AUTH_REQUIRED)")
+    token_actions = token.add_subparsers(dest="action", required=True)
+    create = token_actions.add_parser("create", help="make a token; it is printed once, on stdout")
+    create.add_argument("name", help="who or what uses it, e.g. telegraf")
+    create.add_argument("--scopes", default="write",
+                        help="comma-separated: write, read, admin (admin also allows read and write); default write")
+    create.add_argument("--from-stdin", action="store_true",
+                        help="register the token read from stdin (made on another node) instead of a new one, "
+                             "so one token works on every node of a cluster")
+    revoke = token_actions.add_parser("revoke", help="revoke a token by id, or every valid token with a name")
+    revoke.add_argument("token", help="the token's id (from `countdb token list`) or name")
+    token_actions.add_parser("list", help="every token: id, valid/revoked, scopes, created (UTC), name")
+    for action in (create, revoke, token_actions.choices["list"]):
+        action.add_argument("--data-dir", help="the data directory (default: DATA_DIR)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve_main()
@@ -284,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         raise SystemExit({"config": _config, "migrate": _migrate, "backup": _backup, "restore": _restore,
                           "verify": _verify, "compact": _compact, "delete": _delete,
-                          "cluster": _cluster}[args.command](args))
+                          "cluster": _cluster, "token": _token}[args.command](args))
     except (CountError, OSError) as error:  # OSError: a destination that can't be written, a full disk…
         print(f"countdb {args.command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None

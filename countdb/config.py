@@ -55,6 +55,11 @@ class Settings:
     retention_days: int = 0
     compaction_interval_seconds: float = 30.0
     metrics_dir: Path | None = None  # None: DATA_DIR/node_state/metrics
+    auth_required: bool = False
+    metrics_auth: bool = True  # with auth_required: /metrics needs a read token too
+    auth_cache_seconds: float = 5.0
+    min_free_disk_mb: int = 100
+    client_timeout_seconds: float = 10.0
 
     @property
     def bind_address(self) -> str:
@@ -327,5 +332,10 @@ ENVIRONMENT = {
     "RETENTION_DAYS": ("retention_days", _non_negative_int),
     "COMPACTION_INTERVAL_SECONDS": ("compaction_interval_seconds", _non_negative_float),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _data_dir),
+    "AUTH_REQUIRED": ("auth_required", _boolean),
+    "METRICS_AUTH": ("metrics_auth", _boolean),
+    "AUTH_CACHE_SECONDS": ("auth_cache_seconds", _non_negative_float),
+    "MIN_FREE_DISK_MB": ("min_free_disk_mb", _non_negative_int),
+    "CLIENT_TIMEOUT_SECONDS": ("client_timeout_seconds", _positive_float),
 }
 """Every environment variable Count reads, mapped to its Settings attribute and parser."""

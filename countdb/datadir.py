@@ -56,6 +56,11 @@ class DataDir:
         return self.node_state / "compaction.lock"
 
     @property
+    def last_compaction_path(self) -> Path:
+        """What the node's last background compaction did (ingest/compaction.py), for GET /status."""
+        return self.node_state / "last_compaction.json"
+
+    @property
     def flush_request_path(self) -> Path:
         """Touched to ask every process of the node to flush its buffer now (ingest/maintenance.py)."""
         return self.node_state / "flush.request"
@@ -83,6 +88,10 @@ class DataDir:
         return self.node_state / "cluster"
 
     @property
+    def nonce_register(self) -> Path:
+        return self.cluster_state / "nonces.sqlite"
+
+    @property
     def hints(self) -> Path:
         """hints/<node number>/: writes this node holds for another node until it can deliver them."""
         return self.node_state / "hints"
@@ -107,17 +116,22 @@ class DataDir:
         return self
 
     def is_writable(self) -> bool:
-        """True when a file can be created and synced under wal/ (the first thing every write needs)."""
+        """True when a file can be created and synced in the data directory (the first thing every write needs)."""
+        return self.write_error() is None
+
+    def write_error(self) -> OSError | None:
+        """Why a file can't be created and synced in the data directory (ENOSPC: a full disk), or None."""
         probe = self.node_state / f".probe-{os.getpid()}"
         try:
             with open(probe, "wb") as handle:
                 handle.write(b"x")
                 handle.flush()
                 os.fsync(handle.fileno())
-            probe.unlink()
-            return True
-        except OSError:
-            return False
+            return None
+        except OSError as error:
+            return error
+        finally:
+            probe.unlink(missing_ok=True)
 
 
 def fsync_dir(path: Path) -> None:

@@ -61,6 +61,28 @@ class Unauthenticated(CountError):
     """A request needs credentials it does not carry (an internal route without a valid cluster signature)."""
 
 
+class AuthenticationRequired(CountError):
+    """AUTH_REQUIRED is on and the request carries no access token, or one that is unknown or revoked."""
+
+
+class PermissionDenied(CountError):
+    """The request's access token is valid but lacks `scope`, the one this operation needs."""
+
+    def __init__(self, message: str, *, scope: str):
+        super().__init__(message, scope=scope)
+        self.scope = scope
+
+
+class StorageFull(Unavailable):
+    """The filesystem holding DATA_DIR has less free space than MIN_FREE_DISK_MB (or none): writes are refused
+    until space is freed; reads go on. `free_bytes` is what was left."""
+
+    def __init__(self, message: str, *, path: str, free_bytes: int):
+        super().__init__(message, path=path, free_bytes=free_bytes)
+        self.path = path
+        self.free_bytes = free_bytes
+
+
 class StorageError(CountError):
     """Disk or file trouble while reading or writing Count's data."""
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Millis = int
 """Milliseconds since the Unix epoch, UTC."""
@@ -37,6 +38,18 @@ class RemotePoints:
 
     table: pa.Table
     mode: str
+
+
+def last_writes(copies: pa.Table, keys: list[str]) -> pa.Table:
+    """One row per value of the `keys` columns (sortable types): the copy with the highest `seq`, in key order; on
+    equal stamps the copy that comes first in `copies` (the sort is stable)."""
+    if copies.num_rows < 2:
+        return copies
+    ordered = copies.take(pc.sort_indices(copies, [*((key, "ascending") for key in keys), ("seq", "descending")]))
+    first = pc.not_equal(ordered[keys[0]][1:], ordered[keys[0]][:-1])
+    for key in keys[1:]:
+        first = pc.or_(first, pc.not_equal(ordered[key][1:], ordered[key][:-1]))
+    return ordered.filter(pa.concat_arrays([pa.array([True]), *first.chunks]))
 
 
 TAG_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-]*\Z")

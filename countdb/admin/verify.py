@@ -17,6 +17,7 @@ from countdb.admin.findings import Finding
 from countdb.admin.progress import Progress
 from countdb.admin.walcheck import check_wal
 from countdb.catalog.blocks import BlockRecord, snapshot
+from countdb.catalog.compaction import block_files_in_use
 from countdb.catalog.damage import block_row, damaged_files, forget_damage
 from countdb.catalog.db import connect, connect_read_only, transaction
 from countdb.catalog.migrate import migrate
@@ -61,7 +62,8 @@ def verify(datadir: DataDir, repair: bool = False, progress: Progress | None = N
         writable = os.access(datadir.node_state, os.W_OK)
         with exclusive_lock(datadir.flush_lock_path) if writable else nullcontext():
             current = snapshot(catalog)
-            report.findings += _stray_files(datadir, {b.path for b in current.blocks}, repair)
+            # Retired blocks (replaced by compaction) stay until their grace period ends: not strays.
+            report.findings += _stray_files(datadir, block_files_in_use(catalog), repair)
         report.blocks, report.rows = len(current.blocks), sum(b.rows for b in current.blocks)
         report.findings += _check_blocks(datadir, catalog, current.blocks, repair, progress or Progress())
         wal_findings, report.segments = check_wal(datadir, catalog, current.retired_segments, repair)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from countdb.api import errors
+from countdb.api.auth import AccessControl, route_scopes
 from countdb.api.collectors import StorageCollector
 from countdb.api.internal_auth import InternalAuth
 from countdb.api.middleware import MinorityNotice, RequestObserver
@@ -16,9 +17,10 @@ from countdb.api.resources.influx import LineProtocolResource
 from countdb.api.resources.insert import InsertResource
 from countdb.api.resources.internal import (CellResource, ClusterStatusResource, DigestResource, HandoffResource,
                                             HeartbeatResource, HintResource, LeaveResource, PeerDeleteResource,
-                                            PeerPointsResource, PeerWriteResource, RepairResource, ReplicateResource,
-                                            SharedSeries)
+                                            PeerPointsResource, PeerSqlResource, PeerWriteResource, RepairResource,
+                                            ReplicateResource, SharedSeries)
 from countdb.api.resources.metrics import MetricsResource
+from countdb.api.resources.node_status import NodeStatusResource
 from countdb.api.resources.prometheus import RemoteReadResource, RemoteWriteResource
 from countdb.api.resources.prometheus_query import (PromBuildInfoResource, PromLabelsResource,
                                                     PromLabelValuesResource, PromMetadataResource,
@@ -38,6 +40,8 @@ INTERNAL_MAX_BODY_BYTES = 256 * 1024 * 1024  # a forwarded part or a pushed segm
 def create_app(services: Services) -> falcon.App:
     settings, cluster = services.settings, services.cluster
     middleware = [RequestObserver()]
+    if settings.auth_required:  # NOTE: internal routes are left to InternalAuth (api/auth.py route_scopes)
+        middleware.append(AccessControl(services.tokens, route_scopes(settings.metrics_auth)))
     if cluster is not None:
         middleware += [InternalAuth(cluster.verifier, max(INTERNAL_MAX_BODY_BYTES, 4 * settings.max_body_bytes)),
                        MinorityNotice(cluster.membership)]
@@ -53,12 +57,12 @@ def create_app(services: Services) -> falcon.App:
         ("/api/v2/write", LineProtocolResource(writer, "v2", *limits)),
         ("/api/v3/write_lp", LineProtocolResource(writer, "v3", *limits)),
         ("/api/v1/write", RemoteWriteResource(writer, *limits)),
-        ("/api/v1/read", RemoteReadResource(services.engine, settings.max_body_bytes, settings.query_max_series)),
-        ("/api/v1/query", PromQueryResource(services.engine, settings.query_max_series)),
-        ("/api/v1/query_range", PromQueryRangeResource(services.engine, settings.query_max_series)),
-        ("/api/v1/series", PromSeriesResource(services.engine, settings.query_max_series)),
-        ("/api/v1/labels", PromLabelsResource(services.engine, settings.query_max_series)),
-        ("/api/v1/label/{name}/values", PromLabelValuesResource(services.engine, settings.query_max_series)),
+        ("/api/v1/read", RemoteReadResource(services.engine, reads, settings.max_body_bytes, settings.query_max_series)),
+        ("/api/v1/query", PromQueryResource(services.engine, reads, settings.query_max_series)),
+        ("/api/v1/query_range", PromQueryRangeResource(services.engine, reads, settings.query_max_series)),
+        ("/api/v1/series", PromSeriesResource(services.engine, reads, settings.query_max_series)),
+        ("/api/v1/labels", PromLabelsResource(services.engine, reads, settings.query_max_series)),
+        ("/api/v1/label/{name}/values", PromLabelValuesResource(services.engine, reads, settings.query_max_series)),
         ("/api/v1/metadata", PromMetadataResource()),
         ("/api/v1/status/buildinfo", PromBuildInfoResource()),
         ("/query/range/{series:path}", RangeQueryResource(services.engine, reads)),
@@ -74,6 +78,7 @@ def create_app(services: Services) -> falcon.App:
         ("/ready", ReadyResource(services)),
         ("/metrics", MetricsResource(StorageCollector(services.datadir))),
         ("/storage", StorageResource(services.datadir)),
+        ("/status", NodeStatusResource(services)),
         ("/", console),
         ("/console/{path:path}", console),
         ("/openapi.json", OpenApiResource()),  # describes every route above: api/openapi.py PATHS
@@ -87,6 +92,7 @@ def create_app(services: Services) -> falcon.App:
             ("/cluster/hint", HintResource(cluster)),
             ("/cluster/delete", PeerDeleteResource(cluster)),
             ("/cluster/points", PeerPointsResource(services.engine, cluster)),
+            ("/cluster/sql", PeerSqlResource(services.engine, services.sql, cluster)),
             ("/cluster/digest", DigestResource(services.engine, shared)),
             ("/cluster/cell", CellResource(services.engine, shared)),
             ("/replicate", ReplicateResource(services.publisher, cluster)),

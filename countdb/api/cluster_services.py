@@ -81,9 +81,10 @@ class ClusterServices:
             return delete_points(datadir, series, start_ms, end_ms, seq)
 
         deleter = ReplicatedDeleter(local_delete, writer.next_seq, replicas)
-        verifier = Verifier(settings.cluster_secret, datadir.cluster_state / "nonces.sqlite")
+        verifier = Verifier(settings.cluster_secret, datadir.nonce_register)
         return cls(settings, layout, membership, peers, hints, verifier,
-                   ClusterReads(layout, settings.replication_factor, membership, peers),
+                   ClusterReads(layout, settings.replication_factor, membership, peers,
+                                settings.query_timeout_seconds + settings.forward_timeout_seconds),
                    sink, deleter, datadir)
 
     def repair(self, node: int | None) -> dict:

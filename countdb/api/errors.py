@@ -11,13 +11,17 @@ import falcon
 import orjson
 
 from countdb import errors
+from countdb.api.auth import CHALLENGE
 
 log = logging.getLogger(__name__)
 
 SIZE_LIMITS = {"max_body_bytes", "max_points_per_request"}
 QUERY_LIMITS = {"query_max_rows", "query_memory_limit_mb"}  # a valid query whose answer is too big: 422
+RETRY_AFTER_FULL_SECONDS = 5  # a full disk: freeing space takes someone a while; writes resume at once after
 
 STATUS = [  # most specific first
+    (errors.AuthenticationRequired, falcon.HTTP_401),
+    (errors.PermissionDenied, falcon.HTTP_403),
     (errors.CorruptSegment, falcon.HTTP_503),
     (errors.InvalidInput, falcon.HTTP_400),
     (errors.UnsupportedFormat, falcon.HTTP_415),
@@ -81,9 +85,11 @@ def handle_count_error(req, resp, error: errors.CountError, params) -> None:
     resp.content_type = falcon.MEDIA_JSON
     resp.data = orjson.dumps(body_of(error))
     if isinstance(error, errors.Unavailable):
-        resp.set_header("Retry-After", "1")
+        resp.set_header("Retry-After", str(RETRY_AFTER_FULL_SECONDS if isinstance(error, errors.StorageFull) else 1))
     if isinstance(error, errors.Unauthenticated):
         resp.set_header("WWW-Authenticate", 'Count-HMAC realm="cluster"')
+    elif isinstance(error, errors.AuthenticationRequired):
+        resp.set_header("WWW-Authenticate", CHALLENGE)
 
 
 def handle_unexpected(req, resp, error: Exception, params) -> None:

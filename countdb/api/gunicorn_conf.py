@@ -31,7 +31,9 @@ bind = [settings.bind_address]
 # other worker served nothing: single inserts ran at a third of the rate in one run of five (issue 17).
 reuse_port = True
 workers = settings.workers
-worker_class = "gthread"
+# NOTE: gthread with request buffering and a lane of threads each for internal requests, writes and probes, and
+# queries: idle, slow and stalled clients cost no thread, and nodes never wait on each other's client threads.
+worker_class = "countdb.api.worker.CountWorker"
 threads = settings.threads
 keepalive = 75  # longer than nginx's and HAProxy's default upstream keep-alive, so proxies close first
 graceful_timeout = int(settings.shutdown_grace_seconds)

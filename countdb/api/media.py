@@ -29,9 +29,12 @@ def read_body(req: falcon.Request, max_bytes: int, passthrough: tuple[str, ...] 
 
 
 def _read_capped(req: falcon.Request, max_bytes: int) -> bytes:
+    """A body without Content-Length: chunked, read to its end when the server says wsgi.input ends there
+    (gunicorn does; falcon's bounded_stream would read nothing of it), else none."""
+    stream = req.stream if req.env.get("wsgi.input_terminated") else req.bounded_stream
     chunks, total = [], 0
     while True:
-        chunk = req.bounded_stream.read(READ_CHUNK_BYTES)
+        chunk = stream.read(READ_CHUNK_BYTES)
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)

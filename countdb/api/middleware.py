@@ -53,9 +53,11 @@ class RequestObserver:
         metrics.HTTP_REQUEST_SECONDS.labels(route).observe(seconds)
         # NOTE: internal routes (heartbeats every few seconds from each peer) log at debug, not in every line.
         level = logging.DEBUG if req.path.startswith(INTERNAL_PREFIXES) else logging.INFO
-        access_log.log(level, "%s %s %d", req.method, req.path, status, extra={"fields": {
-            "method": req.method, "path": req.path, "route": route, "status": status,
-            "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}})
+        fields = {"method": req.method, "path": req.path, "route": route, "status": status,
+                  "duration_ms": round(seconds * 1000, 3), "remote_addr": req.remote_addr, "user_agent": req.user_agent}
+        if "token_id" in req.context:  # AUTH_REQUIRED: which access token (its public id) made the request
+            fields["token_id"] = req.context.token_id
+        access_log.log(level, "%s %s %d", req.method, req.path, status, extra={"fields": fields})
         REQUEST_ID.reset(req.context.request_id_token)
 
 

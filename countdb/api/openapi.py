@@ -328,6 +328,10 @@ PATHS = {
     "/storage": {"get": operation(
         "Storage per month (blocks, bytes, rows, bytes per row), damaged files and the WAL", ok=200, errors=(),
         ok_content=json_content({"type": "object", "required": ["months"]}))},
+    "/status": {"get": operation(
+        "Ingest counters since start (all workers), compaction (last run, pending months) and, in a cluster, the "
+        "members as this node sees them", ok=200, errors=(),
+        ok_content=json_content({"type": "object", "required": ["time", "ingest", "compaction", "cluster"]}))},
     "/openapi.json": {"get": operation("This document", ok=200, errors=(),
                                        ok_content=json_content({"type": "object"}))},
 }

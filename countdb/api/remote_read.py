@@ -20,7 +20,7 @@ from countdb.errors import InvalidInput
 from countdb.ingest import prompb_pb2
 from countdb.ingest.remote_write import decompress_snappy_block
 from countdb.query.engine import QueryEngine
-from countdb.query.promql.fetch import fetch_samples
+from countdb.query.promql.fetch import RemoteFor, fetch_samples
 from countdb.query.selectors import Matcher
 
 SAMPLES_CONTENT_TYPE = "application/x-protobuf"
@@ -53,15 +53,17 @@ def wants_chunks(request: prompb_pb2.ReadRequest) -> bool:
     return prompb_pb2.ReadRequest.STREAMED_XOR_CHUNKS in request.accepted_response_types
 
 
-def read_query(engine: QueryEngine, query: prompb_pb2.Query, max_series: int) -> list[SeriesSamples]:
-    """The samples of every series the query's matchers select within its time range, narrowed by its hints."""
+def read_query(engine: QueryEngine, query: prompb_pb2.Query, max_series: int,
+               remote_for: RemoteFor | None = None) -> list[SeriesSamples]:
+    """The samples of every series the query's matchers select within its time range, narrowed by its hints
+    (with other cluster nodes' points: `remote_for`)."""
     start_ms, end_ms = query.start_timestamp_ms, query.end_timestamp_ms
     if query.HasField("hints") and query.hints.end_ms:
         start_ms, end_ms = max(start_ms, query.hints.start_ms), min(end_ms, query.hints.end_ms)
     if start_ms > end_ms:
         return []
     matchers = tuple(Matcher(m.name, _OPERATORS[m.type], m.value) for m in query.matchers)
-    samples = fetch_samples(engine, matchers, start_ms, end_ms, max_series)
+    samples = fetch_samples(engine, matchers, start_ms, end_ms, max_series, remote_for)
     out = []
     for index, labels in enumerate(samples.labels):
         ts_ms, values = samples.series(index)

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 from countdb.api.cluster_services import ClusterServices, LocalDeleter, LocalReads, SegmentPublisher
 from countdb.catalog.db import connect
+from countdb.cluster.auth import Verifier
 from countdb.cluster.coordinator import ReplicatedWriter
 from countdb.cluster.deletes import ReplicatedDeleter
 from countdb.cluster.hints import HintStore
 from countdb.cluster.reads import ClusterReads
 from countdb.catalog.migrate import migrate
+from countdb.catalog.tokens import TokenCache
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.ingest.compaction import CompactionLoop
@@ -23,10 +25,12 @@ from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
 from countdb.ingest.writer import Writer
 from countdb.model import MAX_TIMESTAMP_MS
+from countdb.obs.multiprocess import reserve_metric_files
 from countdb.query.engine import QueryEngine
 from countdb.query.sandbox import Sandbox
 from countdb.query.sql import SqlService
 from countdb.storage.compact import Compactor, clean_at_start
+from countdb.storage.space import DiskSpace
 from countdb.wal.log import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,10 @@ def prepare_node(settings: Settings) -> int:
     leftovers = HintStore(datadir.hints).remove_leftovers()
     if leftovers:
         log.info("deleted %d half-written hint files (never acknowledged)", leftovers)
+    if settings.cluster_enabled:
+        # NOTE: made here, before the workers fork: two workers turning a new SQLite file to WAL at once failed one
+        # with "database is locked" (seen in CI), and gunicorn stopped the node since a worker could not boot.
+        Verifier(settings.cluster_secret, datadir.nonce_register).close()
     return replayed
 
 
@@ -79,14 +87,18 @@ class Services:
     deleter: Deleter
     cluster: ClusterServices | None
     publisher: SegmentPublisher
+    tokens: TokenCache
+    space: DiskSpace
 
     @classmethod
     def open(cls, settings: Settings) -> "Services":
+        reserve_metric_files(spare_sets=settings.workers)
         datadir = DataDir(settings.data_dir).create()
         migrate(datadir.catalog_path)
         flusher = Flusher(datadir, connect(datadir.catalog_path))
+        space = DiskSpace(datadir.root, settings.min_free_disk_mb * 2**20)
         writer = Writer(WriteAheadLog(datadir.wal), flusher, settings.memory_buffer_size,
-                        fsync_always=settings.wal_fsync == "always")
+                        fsync_always=settings.wal_fsync == "always", space=space)
         maintainer = Maintainer(writer, datadir, settings.flush_interval_seconds,
                                 settings.wal_fsync_interval_ms / 1000, strict_replay=settings.wal_replay == "strict")
         maintainer.start()
@@ -97,12 +109,15 @@ class Services:
         compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds),
                                     settings.compaction_interval_seconds)
         compaction.start()
+        tokens = TokenCache(lambda: connect(datadir.catalog_path), settings.auth_cache_seconds)
         cluster = ClusterServices.open(settings, datadir, writer) if settings.cluster_enabled else None
         reads = cluster.reads if cluster else LocalReads()
-        sql = SqlService(engine, sandbox, lambda: reads.selection_points(None, 0, MAX_TIMESTAMP_MS))
+        sql = SqlService(engine, sandbox, lambda: reads.selection_points(None, 0, MAX_TIMESTAMP_MS),
+                         cluster.reads.statement_answers if cluster else None)
         return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), sql, compaction,
                    cluster.sink if cluster else writer, reads,
-                   cluster.deleter if cluster else LocalDeleter(datadir, writer), cluster, SegmentPublisher(datadir))
+                   cluster.deleter if cluster else LocalDeleter(datadir, writer), cluster, SegmentPublisher(datadir),
+                   tokens, space)
 
     def close(self) -> None:
         """Stop background work, flush every buffered point, release files. Idempotent enough for exit hooks."""
@@ -115,3 +130,4 @@ class Services:
         self.writer.flusher.close()
         self.sql.close()
         self.engine.close()
+        self.tokens.close()

@@ -58,11 +58,17 @@ def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         yield connection
         connection.execute("COMMIT")
     except sqlite3.Error as error:
-        connection.execute("ROLLBACK")
+        _rollback(connection)
         raise CatalogError(f"catalog write failed: {error}") from None
     except BaseException:
-        connection.execute("ROLLBACK")
+        _rollback(connection)
         raise
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    """ROLLBACK unless SQLite already rolled back by itself (it does on SQLITE_FULL, a full disk)."""
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 def data_version(connection: sqlite3.Connection) -> int:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from countdb.cluster.auth import PROTOCOL_VERSION
 from countdb.cluster.deletes import DELETE_PATH
-from countdb.cluster.digests import differing_cells, missing_tombstones, rows_missing
+from countdb.cluster.digests import differing_cells, missing_tombstones, rows_missing, stamped_before
 from countdb.cluster.hints import Hint, HintStore
 from countdb.cluster.layout import RingState, read_state, target_addresses, write_state
 from countdb.cluster.members import Member, write_members
@@ -233,25 +233,31 @@ class Agent:
                 self._save(RingState(current.target, current.target, current.left, "settled", time.time()))
 
     def anti_entropy(self) -> None:
-        """Compare with every co-owner that is up and push what either side lacks."""
+        """Compare with every co-owner that is up and push what either side lacks, among the points stamped
+        more than FORWARD_TIMEOUT_SECONDS ago: a newer write's copies may still be on their way to their owners
+        (or become hints), and comparing them made every round under steady writes push points that were about
+        to arrive anyway (measured: half of a 3-node cluster's CPU during an ingest, at 5 s rounds)."""
         started = time.time()
         report = {}
+        settled_before = time.time_ns() - int(self.settings.forward_timeout_seconds * 1e9)
         for peer in self.members:
             if peer == self.me or not self.is_up(peer):
                 continue
             try:
-                report[str(peer + 1)] = self.repair_with(peer)
+                report[str(peer + 1)] = self.repair_with(peer, settled_before)
             except PeerError as error:
                 report[str(peer + 1)] = {"error": str(error)}
                 log.warning("anti-entropy with node %d stopped: %s", peer + 1, error)
         self.repairs = {"started": started, "finished": time.time(), "peers": report}
         self.write_state()
 
-    def repair_with(self, peer: int) -> dict:
+    def repair_with(self, peer: int, settled_before: int | None = None) -> dict:
         """One round with `peer`: tombstones first (so no deleted point is copied back to life), then the
-        digest cells that differ, narrowing each to the rows one side lacks. Returns what moved."""
-        mine = self._post(self.me, "/cluster/digest", {"peer": peer}).json()
-        theirs = self._post(peer, "/cluster/digest", {"peer": self.me}).json()
+        digest cells that differ, narrowing each to the rows one side lacks; only points stamped before
+        `settled_before` when given (a move's rounds and an operator's repair compare everything). Returns what
+        moved."""
+        mine = self._post(self.me, "/cluster/digest", {"peer": peer, "before": settled_before}).json()
+        theirs = self._post(peer, "/cluster/digest", {"peer": self.me, "before": settled_before}).json()
         for node, tombstones in ((peer, missing_tombstones(mine["tombstones"], theirs["tombstones"])),
                                  (self.me, missing_tombstones(theirs["tombstones"], mine["tombstones"]))):
             for series, start, end, seq in tombstones:
@@ -262,8 +268,8 @@ class Agent:
         # differs in every cell, and one request per cell made that hundreds of round trips and flushes.
         for month, partitions in cell_batches(cells):
             request = {"month": month, "partitions": partitions}
-            here = decode_stream(self._post(self.me, "/cluster/cell", {**request, "peer": peer}).content)
-            there = decode_stream(self._post(peer, "/cluster/cell", {**request, "peer": self.me}).content)
+            here = self._cell(self.me, {**request, "peer": peer}, settled_before)
+            there = self._cell(peer, {**request, "peer": self.me}, settled_before)
             pushed += self._push(peer, rows_missing(here, there))
             pulled += self._push(self.me, rows_missing(there, here))
         if cells:
@@ -272,6 +278,9 @@ class Agent:
         return {"cells_compared": len(mine["cells"]), "cells_differing": len(cells), "points_pushed": pushed,
                 "points_pulled": pulled, "tombstones_sent": len(missing_tombstones(mine["tombstones"],
                                                                                    theirs["tombstones"]))}
+
+    def _cell(self, node: int, request: dict, settled_before: int | None) -> pa.Table:
+        return stamped_before(decode_stream(self._post(node, "/cluster/cell", request).content), settled_before)
 
     def _push(self, node: int, rows) -> int:
         for start in range(0, rows.num_rows, SEGMENT_ROWS):

@@ -136,7 +136,7 @@ class ReplicatedWriter:
         self._check_quorum(placement, stored, layout, f"write of {table.num_rows} points")
         return table.num_rows
 
-    def _deliver(self, placement: Placement, seq: int, layout: Layout) -> dict[int, set[int]]:
+    def _deliver(self, placement: Placement, seq: int, layout: Layout) -> dict:
         """Send every node its rows, then hint for the ones that failed; returns the parts each
         acknowledging node (owner or hint holder) covers, keyed by node."""
         up = set(self.replicas.membership.up_nodes())
@@ -144,7 +144,7 @@ class ReplicatedWriter:
         # NOTE: this node last, so its own WAL append overlaps the peers' requests instead of delaying them.
         calls = {node: self._send(node, placement.rows_of(placement.parts_of(node)), seq)
                  for node in sorted(involved & up, key=lambda n: n == self.self_node)}
-        stored: dict[int, set[int]] = {}
+        stored: dict = {}  # node -> parts it stored; (holder, owner) -> parts kept as hints for owner
         failed = involved - up
         for node, call in calls.items():
             if acknowledged(call, node, self.replicas.membership):
@@ -169,9 +169,10 @@ class ReplicatedWriter:
             metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
 
     def _hint(self, placement: Placement, seq: int, failed: set[int], healthy: set[int],
-              stored: dict[int, set[int]], layout: Layout) -> None:
+              stored: dict, layout: Layout) -> None:
         """For each failed owner of each part, keep its rows as a hint on the next healthy node of the ring
-        that is not an owner of that part (sloppy quorum). Hints count toward ONE and QUORUM, not ALL."""
+        that is not an owner of that part (sloppy quorum). Hints count toward ONE and QUORUM, not ALL, and only
+        as distinct nodes (copies())."""
         plan: dict[tuple[int, int], set[int]] = {}
         for part, owners in enumerate(placement.parts):
             for target in sorted(failed & set(owners)):
@@ -191,9 +192,9 @@ class ReplicatedWriter:
             if acknowledged(call, holder, self.replicas.membership):
                 metrics.CLUSTER_HINTS_STORED.inc()
                 if self.replicas.consistency != "all":
-                    stored.setdefault(-1 - target, set()).update(plan[(holder, target)])
+                    stored.setdefault((holder, target), set()).update(plan[(holder, target)])
 
-    def _check_quorum(self, placement: Placement, stored: dict[int, set[int]], layout: Layout, what: str) -> None:
+    def _check_quorum(self, placement: Placement, stored: dict, layout: Layout, what: str) -> None:
         short = [owners for part, owners in enumerate(placement.parts)
                  if copies(placement.first_keys[part], part, stored, layout) < self.replicas.required]
         if short:
@@ -203,12 +204,17 @@ class ReplicatedWriter:
                               f"nothing is lost by retrying the request")
 
 
-def copies(key: str, part: int, stored: dict[int, set[int]], layout: Layout) -> int:
-    """The copies of a part (whose first key is `key`) in the ring that has fewest: each owner that stored it,
-    and each owner a hint was kept for (stored under -1 - owner)."""
-    return min(sum(part in stored.get(node, ()) or part in stored.get(-1 - node, ())
-                   for node in ring.owners(key, layout.replication_factor))
-               for ring in layout.quorum_rings())
+def copies(key: str, part: int, stored: dict, layout: Layout) -> int:
+    """The copies of a part (whose first key is `key`) in the ring that has fewest: the distinct nodes holding
+    it, each owner that stored it and each node keeping a hint of it for an owner (keyed (holder, owner) in
+    `stored`). Two hints on one node are one copy: that node alone holds them."""
+    def holders(owners: tuple[int, ...]) -> int:
+        found = {node for node in owners if part in stored.get(node, ())}
+        found |= {entry[0] for entry, parts in stored.items()
+                  if isinstance(entry, tuple) and entry[1] in owners and part in parts}
+        return len(found)
+
+    return min(holders(ring.owners(key, layout.replication_factor)) for ring in layout.quorum_rings())
 
 
 def _with_seq(rows: pa.Table, seq: int) -> pa.Table:

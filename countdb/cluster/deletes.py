@@ -33,7 +33,7 @@ class ReplicatedDeleter:
         owners = layout.owners(series)
         up = [node for node in owners if self.replicas.membership.is_up(node)]
         failed = [node for node in owners if node not in up]
-        stored: dict[int, set[int]] = {}
+        stored: dict = {}  # node -> {0} for an owner that recorded it; (holder, owner) -> {0} for a hint
         for node, call in [(node, self._send(node, request)) for node in up]:
             if acknowledged(call, node, self.replicas.membership):
                 stored[node] = {0}
@@ -44,7 +44,7 @@ class ReplicatedDeleter:
                            if node not in owners and self.replicas.membership.is_up(node)), None)
             if holder is not None and acknowledged(self._hint(holder, target, request), holder, self.replicas.membership):
                 if self.replicas.consistency != "all":
-                    stored[-1 - target] = {0}
+                    stored[(holder, target)] = {0}
         if copies(series, 0, stored, layout) < self.replicas.required:
             raise QuorumError(f"delete of {series!r}: fewer than {self.replicas.required} of {self.replicas.replication_factor} "
                               f"copies ({self.replicas.consistency}) could be recorded; retrying is safe")

@@ -7,6 +7,7 @@ nodes holding the same points give no differing cell, and the rows pushed each w
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Cell = tuple[str, int]
 """A month (YYYY-MM) and a partition of the hash space (ring.partition_of)."""
@@ -27,6 +28,13 @@ def rows_missing(have: pa.Table, other: pa.Table) -> pa.Table:
     if have.num_rows == 0 or other.num_rows == 0:
         return have
     return have.join(other.select(STAMP_KEYS), keys=STAMP_KEYS, join_type="left anti")
+
+
+def stamped_before(table: pa.Table, before: int | None) -> pa.Table:
+    """The rows of `table` (stamped points) stamped before `before`; all of them when None."""
+    if before is None:
+        return table
+    return table.filter(pc.less(table["seq"], before))
 
 
 def missing_tombstones(mine: list[list], theirs: list[list]) -> list[list]:

@@ -5,6 +5,8 @@ series (match=, group-by, discovery, SQL) reads each series once: here when this
 first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
 While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
 this node's points by stamp, since a node may then hold copies of series another node answers for.
+A SQL statement that splits by series runs on as few nodes as cover every series instead (statement_readers),
+and only the answers travel (statement_answers).
 Invariant: answers carry stamps (STAMPED_SCHEMA) so the query merges copies as it merges its own WAL and blocks;
 a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
 in a minority, which answers from what it reaches and says so (api/middleware.py MinorityNotice).
@@ -16,18 +18,21 @@ from typing import Callable
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError
 from countdb.cluster.ring import Ring
 from countdb.cluster.wire import STAMPED_SCHEMA, decode_stream
-from countdb.errors import Unavailable
-from countdb.model import RemotePoints
+from countdb.errors import InvalidInput, QueryRejected, QueryTimeout, Unavailable
+from countdb.model import RemotePoints, last_writes
 
 POINTS_PATH = "/cluster/points"
+SQL_PATH = "/cluster/sql"
 SELECTION_ATTEMPTS = 2
+ANSWERED_BY_SETS = "Count-Answered-By-Sets"
+"""Response header of a peer that ran its part of a split statement over the owner sets it was sent (an older
+node answers by reader_of instead: the parts would then overlap or miss series)."""
 
 
 class OwnersUnreachable(Unavailable):
@@ -43,14 +48,33 @@ def reader_of(ring: Ring, replication_factor: int, key: str, coordinator: int, l
     return next((node for node in owners if node in live), None)
 
 
+def statement_readers(ring: Ring, replication_factor: int, coordinator: int, live: set[int]) -> dict[int, list]:
+    """Which peers run a split statement `coordinator` coordinates, each over which owner sets (sorted lists).
+    The coordinator runs it over all it holds, so it answers for every set it is in. A node that runs it scans all
+    it holds, whatever share of it it keeps, so the other sets go to as few live nodes as possible (greedy set
+    cover: the node in most of the sets left first, ties to the nearest after the coordinator, so each coordinator
+    leans on another); the nodes left out scan nothing. A set with no live node is left out (_require_a_reader)."""
+    left = {owners for owners in ring.owner_sets(replication_factor) if coordinator not in owners and owners & live}
+    candidates = sorted(live - {coordinator})
+    readers: dict[int, list] = {}
+    while left:
+        node = min(candidates, key=lambda n: (-sum(n in owners for owners in left),
+                                              (n - coordinator) % len(ring.nodes)))
+        readers[node] = sorted(sorted(owners) for owners in left if node in owners)
+        left = {owners for owners in left if node not in owners}
+    return readers
+
+
 class ClusterReads:
     def __init__(self, layout: Callable[[], Layout], replication_factor: int, membership: Membership,
-                 peers: PeerClient):
+                 peers: PeerClient, statement_timeout_seconds: float):
+        """`statement_timeout_seconds`: how long a peer may take over its part of a split SQL statement."""
         self.layout = layout
         self.replication_factor = replication_factor
         self.membership = membership
         self.peers = peers
         self.self_node = membership.self_node
+        self.statement_timeout_seconds = statement_timeout_seconds
 
     def series_points(self, series: str, start_ms: int, end_ms: int) -> RemotePoints | None:
         """Stamped points of `series` in [start_ms, end_ms] from its live owners other than this node: to merge
@@ -72,7 +96,9 @@ class ClusterReads:
         each from one live owner."""
         live = set(self.membership.up_nodes())
         layout = self.layout()
+        failures: dict[int, str] = {}
         for _ in range(SELECTION_ATTEMPTS):
+            self._require_a_reader(layout.read_ring, live, failures.values())
             asked = [node for node in sorted(live) if node != self.self_node]
             request = {"match": selector, "start": start_ms, "end": end_ms, "reader_of": self.self_node,
                        "live": sorted(live), "ring": list(layout.read_ring.addresses)}
@@ -86,30 +112,106 @@ class ClusterReads:
         raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
                                 + "; ".join(failures.values()))
 
+    def statement_answers(self, sql: str, params: list | None) -> Callable[[], list[pa.Table] | None] | None:
+        """Start a statement that splits by series (query/sql_split.py) on the peers statement_readers names, each
+        over the owner sets it answers for; returns how to collect the answers (None from it when a peer can't
+        take part: an older version). None at once while the membership changes: copies must then be merged by
+        stamp, which a split answer can't be."""
+        layout = self.layout()
+        if layout.merges_selections:
+            return None
+        live = set(self.membership.up_nodes())
+        self._require_a_reader(layout.read_ring, live, [])
+
+        def start() -> dict:
+            readers = statement_readers(layout.read_ring, self.replication_factor, self.self_node, live)
+            request = {"sql": sql, "params": params, "reader_of": self.self_node, "live": sorted(live),
+                       "ring": list(layout.read_ring.addresses)}
+            bodies = {node: orjson.dumps({**request, "sets": sets}) for node, sets in readers.items()}
+            return {node: self.peers.pool.submit(self.peers.call, node, "POST", SQL_PATH, body, None,
+                                                 self.statement_timeout_seconds)
+                    for node, body in bodies.items()}
+
+        try:
+            calls = start()
+        except TypeError:  # a parameter JSON can't carry: read the points instead
+            return None
+
+        def collect() -> list[pa.Table] | None:
+            nonlocal calls, live
+            for attempt in range(SELECTION_ATTEMPTS):
+                answers, failures = self._gather(calls, _decode_answer)
+                if any(status == 404 for _, status in failures.values()) or any(a is None for a in answers):
+                    return None
+                _raise_statement_error(failures)
+                if not failures:
+                    return answers
+                live -= set(failures)  # others answer for the failed nodes' sets when asked again
+                if attempt + 1 < SELECTION_ATTEMPTS:
+                    self._require_a_reader(layout.read_ring, live, [reason for reason, _ in failures.values()])
+                    calls = start()
+            if not self.membership.has_majority():
+                return answers  # in a minority: what the peers it reaches answer for
+            raise OwnersUnreachable("nodes did not answer, so some series would be missing: "
+                                    + "; ".join(reason for reason, _ in failures.values()))
+
+        return collect
+
+    def _require_a_reader(self, ring: Ring, live: set[int], reasons) -> None:
+        """OwnersUnreachable when some series has no owner in `live`: a many-series answer would lack it without
+        saying so. A node in a minority answers from what it reaches, and says so, instead."""
+        lost = [owners for owners in ring.owner_sets(self.replication_factor) if not owners & live]
+        if lost and self.membership.has_majority():
+            nodes = ", ".join(str(node + 1) for node in sorted(set().union(*lost)))
+            raise OwnersUnreachable(f"no owner of some series is up or answered (nodes {nodes}): "
+                                    + ("; ".join(reasons) or "they are down"))
+
     def _ask(self, nodes: list[int], request: dict) -> tuple[list[pa.Table], dict[int, str]]:
         body = orjson.dumps(request)
         calls = {node: self.peers.pool.submit(self.peers.call, node, "POST", POINTS_PATH, body) for node in nodes}
+        answers, failures = self._gather(calls, lambda response: decode_stream(response.content))
+        return answers, {node: reason for node, (reason, _) in failures.items()}
+
+    def _gather(self, calls: dict, decode: Callable) -> tuple[list, dict]:
+        """The decoded answers, and per failed node (its reason, its HTTP status or None)."""
         answers, failures = [], {}
         for node, call in calls.items():
             try:
-                answers.append(decode_stream(call.result().content))
+                answers.append(decode(call.result()))
             except PeerError as error:
                 if error.status is None:
                     self.membership.suspect(node)
-                failures[node] = str(error)
+                failures[node] = (str(error), error.status)
+            except InvalidInput as error:
+                failures[node] = (f"node {node + 1}: {error}", None)
         return answers, failures
+
+
+def _raise_statement_error(failures: dict) -> None:
+    """A peer that ran the statement and refused it (400) or stopped it at the time limit (504) decides for the
+    whole statement: the others would do the same with its series."""
+    for reason, status in failures.values():
+        if status == 400:
+            raise QueryRejected(reason)
+        if status == 504:
+            raise QueryTimeout(reason)
+
+
+def _decode_answer(response) -> pa.Table | None:
+    """A peer's part of a split statement; None from a peer that did not answer by the owner sets it was sent."""
+    if response.headers.get(ANSWERED_BY_SETS) is None:
+        return None
+    try:
+        return pa.ipc.open_stream(pa.py_buffer(response.content)).read_all()
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InvalidInput(f"answer: not an Arrow IPC stream ({error})", field="answer") from None
 
 
 def latest_copies(table: pa.Table) -> pa.Table:
     """One row per (series, ts): the copy with the highest stamp (owners may hold different writes meanwhile)."""
     if table.num_rows < 2:
         return table
-    plain = table.set_column(0, "series", table["series"].cast(pa.string()))
-    ordered = plain.take(pc.sort_indices(plain, [("series", "ascending"), ("ts", "ascending"),
-                                                 ("seq", "descending")]))
-    series, ts = ordered["series"], ordered["ts"]
-    first = pc.or_(pc.not_equal(series[1:], series[:-1]), pc.not_equal(ts[1:], ts[:-1]))
-    return ordered.filter(pa.concat_arrays([pa.array([True]), *first.chunks]))
+    return last_writes(table.set_column(0, "series", table["series"].cast(pa.string())), ["series", "ts"])
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:

@@ -65,6 +65,14 @@ class Ring:
         """The `replication_factor` distinct nodes that hold `key`."""
         return self.preference(key)[:replication_factor]
 
+    def owner_sets(self, replication_factor: int) -> frozenset[frozenset[int]]:
+        """Every set of nodes that together own some part of the hash space (each key's owners are one of them)."""
+        found = self._cache.get(("owner sets", replication_factor))
+        if found is None:
+            found = self._cache[("owner sets", replication_factor)] = frozenset(
+                frozenset(self._walk(position, replication_factor)) for position in range(len(self.tokens)))
+        return found
+
     def shares(self, replication_factor: int) -> list[float]:
         """Each node's share of all copies: the fraction of the hash space it owns, times the copies it holds."""
         share = [0.0] * len(self.nodes)

@@ -1,13 +1,19 @@
 """CompactionLoop: the background compaction thread of each worker. Every worker runs one, and the
 node-wide compaction lock lets exactly one of them compact at a time, whatever the number of workers.
-Errors are logged and the next round retries; the thread never dies of them."""
+Errors are logged and the next round retries; the thread never dies of them. Each round that did something (or
+failed) is recorded node-wide in node_state/last_compaction.json, which GET /status and the console show."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from pathlib import Path
 
-from countdb.storage.compact import Compactor
+import orjson
+
+from countdb.storage.compact import CompactionReport, Compactor
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +42,51 @@ class CompactionLoop:
             self.compactor.close()
 
     def _run(self) -> None:
+        record = self.compactor.datadir.last_compaction_path
         while not self._stop.wait(self.interval_seconds):
             try:
-                self.compactor.run()
-            except Exception:  # noqa: BLE001 - a background thread must survive anything and say so
+                report = self.compactor.run()
+            except Exception as error:  # noqa: BLE001 - a background thread must survive anything and say so
                 if self._stop.is_set():
                     return
                 log.exception("compaction failed; retrying in %.0fs", self.interval_seconds)
+                record_compaction(record, None, f"{type(error).__name__}: {error}")
+            else:
+                # None: another worker held the lock; a run with nothing to do is worth a record only when it
+                # ends a run of failures (/health stops reporting them)
+                if report is not None and (report.jobs or report.deleted_files or _failing(record)):
+                    record_compaction(record, report)
+
+
+def record_compaction(path: Path, report: CompactionReport | None, error: str | None = None) -> None:
+    """Replace the record of the last compaction (atomically: a reader sees the old one or the new one). A failure
+    keeps the time of the first of consecutive failures in `failing_since` (GET /health reports it). Best effort: a
+    full disk must not stop compaction, which frees space."""
+    finished = time.time()
+    document = {"finished": finished, "error": error}
+    if error is not None:
+        previous = last_compaction(path) or {}
+        failing_since = previous.get("failing_since") if previous.get("error") else None
+        document["failing_since"] = failing_since or finished
+    if report is not None:
+        document.update(seconds=report.seconds, jobs=len(report.jobs), deleted_files=report.deleted_files,
+                        months=sorted({job["month"] for job in report.jobs}))
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(orjson.dumps(document))
+        os.replace(temporary, path)
+    except OSError as failure:
+        temporary.unlink(missing_ok=True)  # a full disk may have let it be created and not written
+        log.warning("could not record the last compaction in %s: %s", path, failure)
+
+
+def last_compaction(path: Path) -> dict | None:
+    """The record record_compaction() wrote last, or None before the node's first compaction."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def _failing(path: Path) -> bool:
+    return bool((last_compaction(path) or {}).get("error"))

@@ -77,12 +77,19 @@ class Flusher:
             current = snapshot(self.catalog)
             deduped = latest_per_point(points) if points.num_rows else None
             blocks: list[BlockRecord] = []
-            if deduped is not None:
-                for month, part in _split_by_month(deduped):
-                    stored = [b for b in current.blocks if b.kind == "points" and b.month == str(month)]
-                    blocks += self._write_month(month, part, stored)
             retired = [str(path.relative_to(root)) for path in segments]
-            publish(self.catalog, blocks, retired, _series_extents(deduped, self._names) if deduped is not None else [])
+            try:
+                if deduped is not None:
+                    for month, part in _split_by_month(deduped):
+                        stored = [b for b in current.blocks if b.kind == "points" and b.month == str(month)]
+                        blocks += self._write_month(month, part, stored)
+                publish(self.catalog, blocks, retired,
+                        _series_extents(deduped, self._names) if deduped is not None else [])
+            except BaseException:
+                # NOTE: a full disk fails a flush midway; unpublished blocks would only take space (issue 14).
+                for block in blocks:
+                    (root / block.path).unlink(missing_ok=True)
+                raise
         for path in segments:
             path.unlink(missing_ok=True)
         if segments:

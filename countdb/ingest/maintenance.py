@@ -62,7 +62,8 @@ class Maintainer:
         if requested != self._flush_requested:
             self._flush_requested = requested
             self.writer.flush_wanted.set()
-        if self.writer.flush_wanted.is_set() or self.writer.oldest_age_seconds() >= self.flush_interval_seconds:
+        if (self.writer.flush_wanted.is_set() or self.writer.has_unflushed_sealed
+                or self.writer.oldest_age_seconds() >= self.flush_interval_seconds):
             if self.writer.flush():
                 release_free_memory()  # NOTE: issue 2, worker RSS ≤ 300 MB; ~1 ms per flush
         if time.monotonic() >= self._next_adoption:

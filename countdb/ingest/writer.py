@@ -17,6 +17,7 @@ import pyarrow as pa
 from countdb.errors import CountError, StorageError, Unavailable
 from countdb.ingest.flush import Flusher
 from countdb.obs import metrics
+from countdb.storage.space import DiskSpace, is_out_of_space
 from countdb.wal.log import WriteAheadLog
 from countdb.wal.record import Columns, encode_points, records_to_table
 
@@ -27,6 +28,7 @@ Points = Columns | pa.RecordBatch
 # 4.66 → 5.05-5.46 M points/s on 2 cores (issue 3), for a few MB more per worker (dictionary-encoded points).
 MAX_UNFLUSHED_FACTOR = 30  # writes wait once unflushed points exceed this many buffers…
 BACKPRESSURE_WAIT_SECONDS = 10.0  # …and get 503 if flushes have not made room by then
+FLUSH_FAILURE_LOG_SECONDS = 30.0  # a flush failing again and again (a full disk) is logged this often
 
 
 class SequenceClock:
@@ -70,11 +72,15 @@ class Writer:
     """One per worker process. `write` returns once the points are acknowledged-durable:
     in the kernel (WAL_FSYNC=interval) or on disk (WAL_FSYNC=always, group-committed)."""
 
-    def __init__(self, wal: WriteAheadLog, flusher: Flusher, buffer_points: int, fsync_always: bool):
+    def __init__(self, wal: WriteAheadLog, flusher: Flusher, buffer_points: int, fsync_always: bool,
+                 space: DiskSpace | None = None):
         self.wal = wal
         self.flusher = flusher
         self.buffer_points = buffer_points
         self.fsync_always = fsync_always
+        self.space = space or DiskSpace(wal.root, 0)
+        self.flush_failing_since: float | None = None  # monotonic time of the first of consecutive failures
+        self._failure_logged = 0.0
         self.flush_wanted = threading.Event()
         self._clock = SequenceClock()
         self._buffer = Buffer()
@@ -85,11 +91,13 @@ class Writer:
         self._closed = False
 
     def write(self, batches: list[Points], seq: int | None = None) -> int:
-        """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable.
+        """Append validated points to the WAL and the buffer; returns how many. Raises Unavailable (StorageFull
+        when the disk is full: nothing of the request is written), StorageError.
         `seq` is the write's stamp when a cluster coordinator gave it one (every copy of a write carries the
         same stamp); by default this writer stamps it."""
         encoded = [encode_points(points) for points in batches]
         count = sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
+        self._check_space(count)
         with self._lock:
             self._await_room(count)
             if self._closed:
@@ -100,6 +108,9 @@ class Writer:
                 try:
                     position = self.wal.append_unsynced(record_type, seq, payload)
                 except OSError as error:
+                    metrics.reject_points("storage", count)
+                    if is_out_of_space(error):
+                        raise self.space.full() from None
                     raise StorageError(f"WAL append failed: {error.strerror}", path=str(self.wal.current_path)) from None
                 self._buffer.add(seq, points)
             full = self._buffer.points >= self.buffer_points
@@ -113,9 +124,18 @@ class Writer:
     def wait_for_room(self) -> None:
         """Wait (up to BACKPRESSURE_WAIT_SECONDS) until flushes leave room; raises Unavailable otherwise.
 
-        Called before a request's body is parsed, so waiting requests hold raw bytes, not parsed points."""
+        Called before a request's body is parsed, so waiting requests hold raw bytes, not parsed points.
+        Raises StorageFull at once while the disk is full."""
+        self._check_space(0)
         with self._lock:
             self._await_room(0)
+
+    def _check_space(self, points: int) -> None:
+        try:
+            self.space.check()
+        except Unavailable:
+            metrics.reject_points("storage", points)
+            raise
 
     def _await_room(self, points: int) -> None:
         """With the lock held: wait for room, else count `points` as rejected and raise Unavailable."""
@@ -152,8 +172,13 @@ class Writer:
             with self._lock:
                 self.flush_wanted.clear()
                 if self._buffer.records:
-                    sealed = Sealed(self._buffer.records, self.wal.rotate(), self._buffer.points)
-                    self._pending.append(sealed)
+                    try:
+                        segment = self.wal.rotate()
+                    except OSError as error:  # no room for a new segment: the buffer stays as it is
+                        metrics.FLUSHES.labels("error").inc()
+                        self._log_flush_failure(self._buffer.points, error)
+                        return 0
+                    self._pending.append(Sealed(self._buffer.records, segment, self._buffer.points))
                     self._buffer = Buffer()
                 pending = list(self._pending)
             if not pending:
@@ -163,14 +188,34 @@ class Writer:
                 result = self.flusher.flush(records_to_table(records), [s.segment for s in pending])
             except (CountError, OSError) as error:
                 metrics.FLUSHES.labels("error").inc()
-                log.error("flush of %d points failed, will retry: %s", sum(s.points for s in pending), error)
+                self._log_flush_failure(sum(s.points for s in pending), error)
                 return 0
+            if self.flush_failing_since is not None:
+                log.warning("flushes work again after failing for %.0fs", time.monotonic() - self.flush_failing_since)
+                self.flush_failing_since = None
             with self._lock:
                 self._pending = self._pending[len(pending):]
                 self._room.notify_all()
                 metrics.BUFFERED_POINTS.set(self.buffered_points)
             log.info("flushed %d points into %d blocks in %.3fs", result.points, len(result.blocks), result.seconds)
             return result.points
+
+    @property
+    def has_unflushed_sealed(self) -> bool:
+        """Whether sealed segments wait for a flush that failed (the maintainer retries them every tick)."""
+        return bool(self._pending)
+
+    def _log_flush_failure(self, points: int, error: Exception) -> None:
+        """Log the first failure of a run, then one line every FLUSH_FAILURE_LOG_SECONDS (a full disk
+        must not fill the log too)."""
+        now = time.monotonic()
+        if self.flush_failing_since is None:
+            self.flush_failing_since = now
+        elif now - self._failure_logged < FLUSH_FAILURE_LOG_SECONDS:
+            return
+        self._failure_logged = now
+        log.error("flush of %d points failed (failing for %.0fs), will retry: %s", points,
+                  now - self.flush_failing_since, error)
 
     def close(self) -> None:
         """Refuse new writes, flush everything, release the WAL (its folder is removed when empty)."""

@@ -30,7 +30,8 @@ POINTS_INGESTED = Counter("count_points_ingested", "Points acknowledged, by writ
 POINTS_REJECTED = Counter("count_points_rejected",
                           "Points refused: invalid (malformed line, sample or label set), invalid_batch (valid points "
                           "refused with a batch that had invalid ones), non_finite (NaN or infinite value), "
-                          "unavailable (node shutting down or flushes behind)", ["reason"])
+                          "unavailable (node shutting down or flushes behind), storage (disk full or WAL append "
+                          "failed)", ["reason"])
 BUFFERED_POINTS = Gauge("count_buffered_points", "Points acknowledged but not yet flushed to Parquet, all workers",
                         multiprocess_mode="livesum")
 FLUSHES = Counter("count_flushes", "Flushes of buffered points to Parquet blocks, by outcome", ["outcome"])
@@ -52,6 +53,9 @@ CLUSTER_MEMBERS_UP = Gauge("count_cluster_members_up", "Cluster nodes up as this
                            multiprocess_mode="mostrecent")
 CLUSTER_SEGMENTS_PUSHED = Counter("count_cluster_segments_pushed", "Parquet segments pushed to peers by anti-entropy")
 CLUSTER_SEGMENT_BYTES = Counter("count_cluster_segment_bytes", "Bytes of the Parquet segments pushed to peers")
+CLUSTER_SQL_STATEMENTS = Counter("count_cluster_sql_statements",
+                                 "SQL statements run in a cluster, by plan: split (each node answered for its series) "
+                                 "or points (the other nodes' points were read here)", ["plan"])
 CLUSTER_POINTS_REPAIRED = Counter("count_cluster_points_repaired", "Points anti-entropy pushed to peers that lacked them")
 
 
@@ -79,6 +83,18 @@ def exposition(collectors: Iterable[Collector] = ()) -> bytes:
     else:
         sources = [REGISTRY]
     return generate_latest(_Together([*sources, *collectors]))
+
+
+def node_totals(*families: str) -> dict[str, int]:
+    """Counters of the node, each summed over its labels and every worker, as /metrics reports `<family>_total`;
+    every worker's metric files are read once for all of them."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    source = multiprocess.MultiProcessCollector(None, folder) if folder else REGISTRY
+    totals = dict.fromkeys(families, 0.0)
+    for metric in source.collect():
+        if metric.name in totals:
+            totals[metric.name] += sum(s.value for s in metric.samples if s.name == f"{metric.name}_total")
+    return {family: int(total) for family, total in totals.items()}
 
 
 class _Together:

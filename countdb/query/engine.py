@@ -26,7 +26,7 @@ from countdb.catalog.db import connect, data_version
 from countdb.catalog.tombstones import Tombstone
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
-from countdb.model import RemotePoints, months_between
+from countdb.model import MAX_TIMESTAMP_MS, RemotePoints, month_of
 from countdb.query.deadlines import Deadlines
 from countdb.query.series_index import SeriesIndex
 from countdb.query.stored_series import StoredSeriesReader
@@ -78,13 +78,22 @@ class Snapshot:
                            if t.overlaps(start_ms, end_ms) and (series is None or t.series == series))
         files, shadows = [], []
         root = str(self.root)  # NOTE: string joins, not pathlib: this runs for every block of every query
-        for month in months_between(start_ms, end_ms):
-            for block in self.blocks_by_month.get(str(month), ()):
+        for month in self._months_touched(start_ms, end_ms):
+            for block in self.blocks_by_month[month]:
                 if block.max_ts >= start_ms and block.min_ts <= end_ms:
                     (files if block.kind == "points" else shadows).append(f"{root}/{block.path}")
                     self.scoped.append(block)
         return Scope(files, shadows, _within(self.unflushed, start_ms, end_ms, series), tombstones, self.floor_ms,
                      None if self.foreign is None else _within(self.foreign, start_ms, end_ms, series))
+
+    def _months_touched(self, start_ms: int, end_ms: int) -> list[str]:
+        """The months with blocks that [start_ms, end_ms] touches, in order. NOTE: from the months that have
+        blocks, not every month of the range: anti-entropy's digests ask for all of time (96,000 months), and
+        listing those took most of a loaded cluster worker's time."""
+        if start_ms > end_ms or start_ms > MAX_TIMESTAMP_MS or end_ms < 0:
+            return []
+        first, last = str(month_of(max(start_ms, 0))), str(month_of(min(end_ms, MAX_TIMESTAMP_MS)))
+        return sorted(month for month in self.blocks_by_month if first <= month <= last)
 
     def series_tables(self) -> list[pa.Table]:
         """The tables of points not in this node's blocks (unflushed, then other nodes'): where discovery finds
@@ -103,12 +112,18 @@ def _within(table: pa.Table, start_ms: int, end_ms: int, series: str | None) -> 
 
 def as_unflushed(stamped: pa.Table) -> pa.Table:
     """Other nodes' stamped points in UNFLUSHED_SCHEMA, ranked below every local point of the same stamp (pos -1:
-    the same write, so either copy is right)."""
+    the same write, so either copy is right; local points have pos >= 0)."""
     stamped = stamped.select(["series", "ts", "value", "seq"])
     stamped = stamped.append_column("pos", pa.repeat(pa.scalar(-1, pa.int64()), stamped.num_rows))
     if not pa.types.is_dictionary(stamped.schema.field("series").type):
         stamped = stamped.set_column(0, "series", pc.dictionary_encode(stamped["series"]))
     return stamped.cast(UNFLUSHED_SCHEMA)
+
+
+def split_copies(unflushed: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(this node's unflushed points, other nodes' copies merged in by as_unflushed) of a scope's unflushed."""
+    is_copy = pc.equal(unflushed["pos"], -1)
+    return unflushed.filter(pc.invert(is_copy)), unflushed.filter(is_copy)
 
 
 class QueryEngine:

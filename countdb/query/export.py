@@ -43,14 +43,19 @@ def snapshot_token(snapshot: Snapshot) -> tuple:
     return blocks, snapshot.unflushed.num_rows, tuple(t.id for t in snapshot.tombstones), snapshot.floor_ms
 
 
-def digest_cells(engine: QueryEngine, keyed: pa.Table, snapshot: Snapshot) -> pa.Table:
-    """Per (month, partition) of the series in `keyed` (columns series, partition): how many visible points and
-    the XOR of a hash of each (series, ts, seq, value). Two nodes holding the same points give the same cells."""
+def digest_cells(engine: QueryEngine, keyed: pa.Table, snapshot: Snapshot, before_seq: int | None = None) -> pa.Table:
+    """Per (month, partition) of the series in `keyed` (columns series, partition): how many visible points
+    stamped before `before_seq` (all when None) and the XOR of a hash of each (series, ts, seq, value), and the
+    newest stamp of the cell's points, counted or not. Two nodes holding the same points give the same cells;
+    a cell whose points are all newer than `before_seq` counts 0."""
+    counted = "true" if before_seq is None else "p.seq < $before"
 
     def build(points: str) -> str:
-        return ("SELECT strftime(make_timestamp_ms(p.ts), '%Y-%m') AS month, k.partition, count(*) AS points, "
-                "bit_xor(hash(p.series::VARCHAR, p.ts, p.seq, p.value)) AS digest "
-                f"FROM {points} p JOIN keyed k ON k.series = p.series GROUP BY ALL ORDER BY 1, 2")
+        return (f"SELECT strftime(make_timestamp_ms(p.ts), '%Y-%m') AS month, k.partition, "
+                f"count(*) FILTER (WHERE {counted}) AS points, "
+                f"bit_xor(hash(p.series::VARCHAR, p.ts, p.seq, p.value)) FILTER (WHERE {counted}) AS digest, "
+                f"max(p.seq) AS newest FROM {points} p JOIN keyed k ON k.series = p.series GROUP BY ALL ORDER BY 1, 2")
 
-    return select_visible(engine, 0, MAX_TIMESTAMP_MS, "series IN (SELECT series FROM keyed)", {}, build,
+    params = {} if before_seq is None else {"before": before_seq}
+    return select_visible(engine, 0, MAX_TIMESTAMP_MS, "series IN (SELECT series FROM keyed)", params, build,
                           with_seq=True, tables={"keyed": keyed}, snapshot=snapshot).read_all()

@@ -104,14 +104,15 @@ class Run:
             if projection is not None:
                 relation = relation.project(projection)
             reader = relation.to_arrow_reader(BATCH_ROWS)
-        return reader.schema, self._stream(reader)
+        return reader.schema, self.stream(reader)
 
     def schema(self, sql: str, params: list | None = None) -> pa.Schema:
         """The statement's Arrow schema (with `params` bound, as in batches), without computing its rows."""
         with self.errors():
             return self.cursor.sql(sql, params=params).limit(0).to_arrow_table().schema
 
-    def _stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    def stream(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        """`reader`'s batches, raising LimitExceeded once they pass QUERY_MAX_ROWS rows."""
         rows, limit = 0, self.sandbox.max_rows
         while True:
             with self.errors():

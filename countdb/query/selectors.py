@@ -50,6 +50,12 @@ def parse_selector(text: str, field: str = "match") -> Selector:
     return Selector(text, tuple(matchers))
 
 
+def selector_text(matchers: tuple[Matcher, ...]) -> str:
+    """`{key op "value", …}`: matchers as parse_selector reads them back (the form peers are asked in)."""
+    quoted = (m.value.replace("\\", "\\\\").replace('"', '\\"') for m in matchers)
+    return "{" + ",".join(f'{m.key}{m.op}"{value}"' for m, value in zip(matchers, quoted)) + "}"
+
+
 def _parse_matchers(text: str, pos: int, end: int, field: str) -> list[Matcher]:
     """The comma-separated matchers in text[pos:end] (a trailing comma is allowed, as in PromQL)."""
     matchers = []

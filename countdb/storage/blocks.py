@@ -29,12 +29,16 @@ def write_block(root: Path, path: BlockPath, table: pa.Table, options: dict | No
     """
     final, tmp = path.under(root), path.tmp_under(root)
     final.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp, **(options or choose_encodings(table)))
-    digest = hashlib.sha256()
-    with open(tmp, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-        os.fsync(handle.fileno())
+    try:
+        pq.write_table(table, tmp, **(options or choose_encodings(table)))
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+            os.fsync(handle.fileno())
+    except BaseException:  # a full disk: no partial file stays behind to take space or alarm `countdb verify`
+        tmp.unlink(missing_ok=True)
+        raise
     os.rename(tmp, final)
     fsync_dir(final.parent)
     ts = table["ts"]

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -63,10 +64,8 @@ class Compactor:
         self._clock = clock
         self._stop = threading.Event()
         self.catalog: sqlite3.Connection = connect(datadir.catalog_path)
-        self._duck = duckdb.connect(config={"threads": 1, "memory_limit": f"{memory_limit_mb}MB"})
-        self._duck.execute("SET enable_progress_bar = false")
-        spill = str(datadir.compaction_staging / "spill").replace("'", "''")
-        self._duck.execute(f"SET temp_directory = '{spill}'")
+        self.memory_limit_mb = memory_limit_mb
+        self._duck: duckdb.DuckDBPyConnection | None = None  # the running compaction's (_staged)
 
     def run(self, force: bool = False, months: set[str] | None = None, wait: bool = False) -> CompactionReport | None:
         """Compact what the policy (or, forced, everything worth it) asks for; None when another process
@@ -81,11 +80,35 @@ class Compactor:
     def stop(self) -> None:
         """Ask a running compaction to end soon (between files; a running DuckDB query is interrupted)."""
         self._stop.set()
-        self._duck.interrupt()
+        running = self._duck
+        if running is not None:
+            with suppress(duckdb.Error):  # closed meanwhile: the run has ended
+                running.interrupt()
 
     def close(self) -> None:
-        self._duck.close()
         self.catalog.close()
+
+    @contextmanager
+    def _staged(self) -> Iterator[None]:
+        """An empty staging area, and a DuckDB connection (self._duck) that spills into it, for one locked run;
+        both gone afterwards. NOTE: the staging area goes after every run, so a failed job's blocks and spill
+        files do not keep a full disk full (issue 14); a connection that outlived its spill files failed every
+        later spill with "Cannot open file …duckdb_temp…", which stopped compaction for good (found by the
+        30-minute soak: small blocks piled up and queries slowed 3x), so each run has its own connection."""
+        staging = self.datadir.compaction_staging
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        duck = duckdb.connect(config={"threads": 1, "memory_limit": f"{self.memory_limit_mb}MB"})
+        try:
+            duck.execute("SET enable_progress_bar = false")
+            spill = str(staging / "spill").replace("'", "''")
+            duck.execute(f"SET temp_directory = '{spill}'")
+            self._duck = duck
+            yield
+        finally:
+            self._duck = None
+            duck.close()
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _run_locked(self, force: bool, months: set[str] | None) -> CompactionReport:
         started = time.monotonic()
@@ -93,16 +116,14 @@ class Compactor:
         floor_ms = retention_floor_ms(self.retention_days, now_ms)
         report = CompactionReport(
             deleted_files=delete_retired_files(self.datadir, self.catalog, now_ms - self.retired_grace_ms))
-        staging = self.datadir.compaction_staging
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
         state = snapshot(self.catalog)
         policy = self.policy.forced() if force else self.policy
-        for job in plan_compaction(state.blocks, state.tombstones, tombstone_marks(self.catalog), floor_ms, policy,
-                                   months):
-            if self._stop.is_set():
-                break
-            report.jobs.append(self._do(job, state, floor_ms))
+        with self._staged():
+            for job in plan_compaction(state.blocks, state.tombstones, tombstone_marks(self.catalog), floor_ms,
+                                       policy, months):
+                if self._stop.is_set():
+                    break
+                report.jobs.append(self._do(job, state, floor_ms))
         if floor_ms:
             report.dropped_tombstones = drop_tombstones_before(self.catalog, floor_ms)
         report.seconds = round(time.monotonic() - started, 3)
@@ -113,10 +134,7 @@ class Compactor:
         other nodes); returns how many stored points it dropped. Rows are kept as they are (stamps, shadows and
         deletes still apply), so what the node answers for its other series does not change. Waits its turn
         for the node's compaction lock."""
-        with exclusive_lock(self.datadir.compaction_lock_path):
-            staging = self.datadir.compaction_staging
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
+        with exclusive_lock(self.datadir.compaction_lock_path), self._staged():
             state, marks = snapshot(self.catalog), tombstone_marks(self.catalog)
             dropped = 0
             for month in sorted({b.month for b in state.blocks if b.kind == "points"}):
@@ -219,6 +237,15 @@ class Compactor:
                 for path in moved:
                     path.unlink(missing_ok=True)
                 raise
+
+
+def pending_compaction(catalog: sqlite3.Connection, retention_days: int, now_ms: int,
+                       policy: CompactionPolicy = CompactionPolicy()) -> list[CompactionJob]:
+    """What the next background compaction would do now, per month (GET /status): the policy's plan over the
+    catalog, reading no block."""
+    state = snapshot(catalog)
+    return plan_compaction(state.blocks, state.tombstones, tombstone_marks(catalog),
+                           retention_floor_ms(retention_days, now_ms), policy)
 
 
 def delete_retired_files(datadir: DataDir, catalog: sqlite3.Connection, before_ms: int) -> int:

@@ -6,7 +6,9 @@ taken belongs to a dead writer and may be replayed and removed by whoever took t
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
 import os
 import secrets
 import shutil
@@ -16,7 +18,10 @@ from pathlib import Path
 from countdb.datadir import fsync_dir
 from countdb.wal.segment import MAGIC, SegmentWriter, encode_frame
 
+log = logging.getLogger(__name__)
+
 SEGMENT_SUFFIX = ".wal"
+OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 LOCK_NAME = "lock"
 
 
@@ -109,33 +114,53 @@ class WriteAheadLog:
     """
 
     def __init__(self, wal_root: Path, writer_id: str | None = None):
+        self.root = wal_root
         self.writer_id = writer_id or f"{os.getpid()}-{secrets.token_hex(4)}"
-        # NOTE: the folder is locked under a hidden name, then renamed, so no one can mistake it for a
-        # dead writer's folder in the moment between mkdir and flock.
-        hidden = wal_root / f".{self.writer_id}.new"
-        hidden.mkdir(parents=True)
-        self._lock = WriterLock(hidden)
-        self._lock.try_acquire()
         self.dir = wal_root / self.writer_id
-        hidden.rename(self.dir)
-        self._lock.writer_dir = self.dir
-        fsync_dir(wal_root)
+        self._lock: WriterLock | None = None
         self._number = 0
-        self._segment = self._open_next()
+        self._segment: SegmentWriter | None = None
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._written_total = 0
         self._synced_total = 0
+        try:
+            self._open_first()
+        except OSError as error:
+            # NOTE: a worker starting on a full disk still serves queries; its first write makes the
+            # folder and segment, or is refused as a full disk (issue 14).
+            if error.errno not in OUT_OF_SPACE:
+                raise
+            log.warning("no space for a WAL segment in %s yet: it is made by the first write", wal_root)
+
+    def _open_first(self) -> SegmentWriter:
+        """This writer's folder (locked) and first segment, unless they exist; with _write_lock held or in
+        __init__."""
+        if self._lock is None:
+            # NOTE: the folder is locked under a hidden name, then renamed, so no one can mistake it for a
+            # dead writer's folder in the moment between mkdir and flock.
+            hidden = self.root / f".{self.writer_id}.new"
+            hidden.mkdir(parents=True, exist_ok=True)
+            lock = WriterLock(hidden)
+            lock.try_acquire()
+            hidden.rename(self.dir)
+            lock.writer_dir = self.dir
+            self._lock = lock
+            fsync_dir(self.root)
+        if self._segment is None:
+            self._segment = self._open_next()
+        return self._segment
 
     @property
     def current_path(self) -> Path:
-        return self._segment.path
+        return self._segment.path if self._segment else self.dir / segment_name(self._number + 1)
 
     def append_unsynced(self, record_type: int, seq: int, payload: bytes | memoryview) -> int:
-        """Append one record; returns a position to pass to sync_to(). Durable against process death only."""
+        """Append one record; returns a position to pass to sync_to(). Durable against process death only.
+        Raises OSError (ENOSPC: a full disk) with nothing appended."""
         frame = encode_frame(record_type, seq, payload)
         with self._write_lock:
-            self._segment.append_unsynced(frame)
+            self._open_first().append_unsynced(frame)
             self._written_total += len(frame[0]) + len(frame[1])
             return self._written_total
 
@@ -150,7 +175,8 @@ class WriteAheadLog:
                 return
             with self._write_lock:
                 target, segment = self._written_total, self._segment
-            segment.sync()
+            if segment is not None:
+                segment.sync()
             self._synced_total = max(self._synced_total, target)
 
     def sync(self) -> None:
@@ -158,18 +184,23 @@ class WriteAheadLog:
         self.sync_to(self._written_total)
 
     def rotate(self) -> Path:
-        """Seal the current segment (fsynced) and start a new one; returns the sealed segment's path."""
+        """Seal the current segment (fsynced) and start a new one; returns the sealed segment's path.
+        Raises OSError (a full disk) with nothing changed: appends go on to the current segment."""
         with self._sync_lock, self._write_lock:
-            sealed = self._segment
+            self._open_first()
+            fresh = self._open_next()
+            sealed, self._segment = self._segment, fresh
             sealed.close()
             self._synced_total = self._written_total
-            self._segment = self._open_next()
         return sealed.path
 
     def close(self) -> None:
         """Seal the last segment; remove this writer's folder when no segment in it holds a record."""
         with self._sync_lock, self._write_lock:
-            self._segment.close()
+            if self._lock is None:
+                return  # never made: the disk was full for this writer's whole life
+            if self._segment is not None:
+                self._segment.close()
             if all(path.stat().st_size <= len(MAGIC) for path in segment_paths(self.dir)):
                 shutil.rmtree(self.dir, ignore_errors=True)
                 fsync_dir(self.dir.parent)

@@ -47,7 +47,12 @@ class SegmentWriter:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self.size = 0
-        self._write_all((MAGIC,))
+        try:
+            self._write_all((MAGIC,))
+        except OSError:  # a full disk: leave no segment cut inside its magic
+            os.close(self._fd)
+            path.unlink(missing_ok=True)
+            raise
 
     def append_unsynced(self, frame: tuple[bytes, bytes | memoryview]) -> int:
         """Write one encoded frame; returns the file size after it. In the kernel, not yet on disk.

@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
+import cramjam
 import orjson
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 import requests
 
+from countdb.ingest import prompb_pb2
 from support.remote_write import compress, request
 
 HOUR_MS = 3_600_000
@@ -46,6 +48,41 @@ def test_points_written_through_each_node_are_answered_by_every_node(shared_clus
         assert matched.json() == {"groups": [{"tags": {}, "value": 150}]}, matched.text
         listed = requests.get(f"{url}/series", params={"match": '{__name__=~"via.*"}'}, timeout=30).json()
         assert len(listed["series"]) == 30, listed
+
+
+def _sql_plans(url: str) -> dict[str, float]:
+    plans = {}
+    for line in requests.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith("count_cluster_sql_statements_total{"):
+            plans[line.split('plan="')[1].split('"')[0]] = float(line.split()[-1])
+    return plans
+
+
+def test_sql_grouped_by_series_runs_on_each_node_and_answers_as_reading_every_point_here(shared_cluster):
+    """Issue 12: a statement grouped by series is answered by each node over the series it answers for; only the
+    answers travel. Through every node it matches the same statement answered from every point read here."""
+    cluster = shared_cluster
+    assert requests.post(cluster.url(1) + "/insert", json=_points("split", 24, 7), timeout=30).status_code == 201
+    grouped = ("SELECT series, count(*) AS n, sum(value) AS total, max(ts) AS last FROM points "
+               "WHERE series LIKE 'split%' GROUP BY series")
+    expected = sorted([f"split{s}", 7, float(sum(s * 1000 + i for i in range(7)))] for s in range(24))
+    for index in range(3):
+        url = cluster.url(index)
+        before = _sql_plans(url)
+        split = requests.post(url + "/query/sql", data=grouped, headers={"Content-Type": "text/plain"}, timeout=30)
+        assert split.status_code == 200, split.text
+        assert sorted(row[:3] for row in split.json()["rows"]) == expected
+        arrow = requests.post(url + "/query/sql", data=grouped, timeout=30, headers={
+            "Content-Type": "text/plain", "Accept": "application/vnd.apache.arrow.stream"})
+        table = pa.ipc.open_stream(arrow.content).read_all()
+        assert sorted(table.select(["series", "n", "total"]).to_pylist(), key=lambda row: row["series"]) == \
+            sorted(({"series": k, "n": n, "total": t} for k, n, t in expected), key=lambda row: row["series"])
+        ordered = requests.post(url + "/query/sql", data=grouped + " ORDER BY series", timeout=30,
+                                headers={"Content-Type": "text/plain"})  # not split: every point read here
+        assert [row[:3] for row in ordered.json()["rows"]] == sorted(expected)
+        after = _sql_plans(url)
+        assert after.get("split", 0) - before.get("split", 0) >= 2, (before, after)
+        assert after.get("points", 0) - before.get("points", 0) >= 1, (before, after)
 
 
 def test_every_write_protocol_works_through_every_node(shared_cluster):
@@ -108,3 +145,34 @@ def test_cluster_status_shows_every_member_up_with_its_ring_share(shared_cluster
     assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"] and "(this)" in lines[1]
     assert all(" up " in line for line in lines[1:4])
     assert "writes accepted" in shown.stdout
+
+
+def test_the_prometheus_query_api_and_remote_read_answer_for_the_whole_cluster(shared_cluster):
+    cluster, hosts = shared_cluster, [f"h{h}" for h in range(30)]
+    body = [{"series": "prom_cluster", "tags": {"host": host}, "timestamp": START_MS + i * 1000, "value": float(h + i)}
+            for h, host in enumerate(hosts) for i in range(10)]
+    assert requests.post(cluster.url(0) + "/insert", json=body, timeout=30).status_code == 201
+    at = (START_MS + 9_000) / 1000
+    read = prompb_pb2.ReadRequest(queries=[prompb_pb2.Query(
+        start_timestamp_ms=START_MS, end_timestamp_ms=START_MS + 9_000,
+        matchers=[prompb_pb2.LabelMatcher(type=prompb_pb2.LabelMatcher.EQ, name="__name__", value="prom_cluster")])])
+    for index in range(3):  # each node owns about two thirds of the series: every answer needs the others
+        url = cluster.url(index) + "/api/v1"
+        instant = requests.get(url + "/query", params={"query": "count(prom_cluster)", "time": at}, timeout=30).json()
+        assert instant["data"]["result"][0]["value"][1] == "30", (index, instant)
+        ranged = requests.get(url + "/query_range", timeout=30, params={
+            "query": "sum(prom_cluster)", "start": START_MS / 1000, "end": at, "step": "1s"}).json()
+        assert [float(v) for _, v in ranged["data"]["result"][0]["values"]] == [
+            sum(h + i for h in range(30)) for i in range(10)], (index, ranged)
+        series = requests.get(url + "/series", params={"match[]": "prom_cluster", "start": START_MS / 1000,
+                                                       "end": at}, timeout=30).json()["data"]
+        assert sorted(labels["host"] for labels in series) == sorted(hosts), index
+        values = requests.get(url + "/label/host/values", timeout=30).json()["data"]
+        assert set(hosts) <= set(values), index
+        answer = requests.post(url + "/read", data=compress(read.SerializeToString()),
+                               headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                                        "X-Prometheus-Remote-Read-Version": "0.1.0"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        response = prompb_pb2.ReadResponse.FromString(bytes(cramjam.snappy.decompress_raw(answer.content)))
+        assert len(response.results[0].timeseries) == 30, index
+        assert sum(len(t.samples) for t in response.results[0].timeseries) == 300, index

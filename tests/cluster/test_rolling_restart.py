@@ -9,7 +9,8 @@ import time
 import requests
 
 from support.cluster import KNOWN, Readers, Writers, assert_every_node_holds_exactly
-from support.proxies import free_port, make_tls, nginx_command, render_nginx_conf, start_proxy
+from bench.proxies import render_nginx_conf
+from support.proxies import free_port, make_tls, nginx_command, start_proxy
 
 WRITE_PAUSE_SECONDS = 0.03  # ~30 writes/s per writer: inside nginx's 100 r/s per-client write limit
 BETWEEN_NODES_SECONDS = 6  # longer than nginx's fail_timeout (5 s), as nginx.conf asks of a rolling restart

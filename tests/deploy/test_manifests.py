@@ -176,6 +176,7 @@ def test_hardened_overlay_applies_every_rule_to_every_node():
         assert service["cap_drop"] == ["ALL"]
         assert "no-new-privileges:true" in service["security_opt"]
         assert any(mount.split(":")[0] == "/tmp" for mount in service["tmpfs"])
+        assert Settings.from_env(environment_of(service)).auth_required
 
 
 def test_multi_az_overlay_pins_each_node_to_its_own_zone():
@@ -331,7 +332,9 @@ def test_configmap_holds_the_shared_settings():
     data = kubernetes_objects()[("ConfigMap", "count-config")]["data"]
     assert data == {"CLUSTER_ENABLED": "true", "REPLICATION_FACTOR": "2", "BIND_ADDRESS": "0.0.0.0:8080",
                     "DATA_DIR": "/data", "MEMORY_BUFFER_SIZE": "25000", "FLUSH_INTERVAL_SECONDS": "300",
-                    "LOG_LEVEL": "info"}
+                    "LOG_LEVEL": "info", "AUTH_REQUIRED": "true", "METRICS_AUTH": "false"}
+    settings = Settings.from_env({**data, "CLUSTER_ENABLED": "false"})
+    assert settings.auth_required and not settings.metrics_auth
 
 
 def test_no_cluster_secret_is_committed_or_applied_with_the_directory():

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from support.proxies import (Proxy, Tls, free_port, https, make_tls, nginx_command, render_haproxy_cfg,
-                             render_nginx_conf, start_proxy)
+from bench.proxies import Tls, render_haproxy_cfg, render_nginx_conf
+from support.proxies import Proxy, free_port, https, make_tls, nginx_command, start_proxy
 from support.tools import require_tool
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # Count's MAX_BODY_BYTES default, = client_max_body_size 16m
@@ -136,7 +136,7 @@ def test_the_web_console_and_what_it_reads_pass_through(proxy):
     page = https(proxy, "GET", "/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert https(proxy, "GET", "/console/console.js").status_code == 200
-    for path in ("/series", "/tags", "/tags/host/values", "/storage"):
+    for path in ("/series", "/tags", "/tags/host/values", "/storage", "/status"):
         assert https(proxy, "GET", path).status_code == 200, path
 
 

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from support.cluster import WRITTEN_SERIES, WRITTEN_START_MS, Writers
-from support.proxies import (Proxy, Tls, free_port, https, make_tls, nginx_command, render_haproxy_cfg,
-                             render_nginx_conf, start_proxy)
+from bench.proxies import Tls, render_haproxy_cfg, render_nginx_conf
+from support.proxies import Proxy, free_port, https, make_tls, nginx_command, start_proxy
 from support.tools import require_tool
 
 T0 = 1_640_995_200_000  # 2022-01-01T00:00:00Z

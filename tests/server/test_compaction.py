@@ -1,5 +1,6 @@
 """Compaction on a real node: while points are written and queried in a loop, the background compactor and
-`countdb compact` merge blocks, and every query sees each acknowledged point exactly once."""
+`countdb compact` merge blocks, and every query sees each acknowledged point exactly once; a background compaction
+that keeps failing shows in /health until it works again."""
 
 from __future__ import annotations
 
@@ -128,3 +129,22 @@ def test_compact_on_a_stopped_node_deletes_the_replaced_files_at_once(count_serv
     countdb(node.data_dir, "compact")  # no worker alive: no query can still be reading them
     published = {path for (path,) in catalog_rows(node.data_dir, "SELECT path FROM blocks")}
     assert len(published) == 1 and files_on_disk(node.data_dir) == published
+
+
+def test_health_says_while_background_compaction_fails_and_stops_once_it_works(count_server):
+    node = count_server(MEMORY_BUFFER_SIZE=10, FLUSH_INTERVAL_SECONDS=300, COMPACTION_INTERVAL_SECONDS=0.3, WORKERS=1)
+    staging = node.data_dir / "node_state" / "compaction"
+    staging.write_text("in the way")  # the compactor can't make its staging folder: every run fails
+    for batch in range(5):  # five flushed files of one month: work for the compactor
+        insert_acknowledged(node, [{"series": "c.fail", "timestamp": JAN_2023 + 10 * batch + i, "value": 1.0}
+                                   for i in range(10)])
+
+    def health() -> dict:
+        return node.get("/health").json()
+
+    assert wait_for(lambda: any("background compaction has been failing" in p for p in health()["problems"]), 15)
+    assert health()["status"] == "degraded" and node.get("/health").status_code == 200
+    assert node.get("/status").json()["compaction"]["last"]["failing_since"] > 0
+    staging.unlink()
+    assert wait_for(lambda: health()["status"] == "healthy", 15), health()
+    assert len(node.get("/query/range/c.fail", params={"start": JAN_2023, "end": JAN_2023 + 100}).json()) == 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ HOSTS = ("a", "b")
 @pytest.fixture(scope="module")
 def node(count_server):
     """cpu{host=a|b}, one point a minute over the last two hours; some of it flushed to Parquet."""
-    node = count_server(MEMORY_BUFFER_SIZE=100, FLUSH_INTERVAL_SECONDS=1, WORKERS=1)
+    node = count_server(MEMORY_BUFFER_SIZE=100, FLUSH_INTERVAL_SECONDS=1, WORKERS=1, COMPACTION_INTERVAL_SECONDS=1)
     now_ms = int(time.time() * 1000)
     body = [{"series": "cpu", "tags": {"host": host}, "timestamp": now_ms - minute * 60_000,
              "value": float(minute % 17 + (10 if host == "b" else 0))}
@@ -90,6 +91,22 @@ def test_picked_series_are_charted_as_the_api_answers(node, browser):
     browser.save_screenshot(str(IMAGES / "console-explore.png"))
 
 
+def test_names_and_tag_values_are_listed_with_their_series_counts_and_filter_the_list(node, browser):
+    open_console(browser, node)
+    listed = node.get("/series").json()["series"]
+    hosts = sorted({s["tags"]["host"] for s in listed if s["tags"].get("host")})
+    shown = {item.find_element(By.TAG_NAME, "span").text: [b.text for b in item.find_elements(By.TAG_NAME, "button")]
+             for item in browser.find_elements(By.CSS_SELECTOR, "#tag-list li")}
+    assert shown[f"host ({len(hosts)})"] == [
+        f"{host} ({sum(s['tags'].get('host') == host for s in listed)})" for host in hosts]
+    assert f"cpu ({sum(s['name'] == 'cpu' for s in listed)})" in shown[f"name ({len({s['name'] for s in listed})})"]
+    browser.find_element(By.XPATH, "//ul[@id='tag-list']//button[text()='b (1)']").send_keys(Keys.ENTER)
+    wait(browser, lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#series-list li")]
+         == [s["key"] for s in listed if s["tags"].get("host") == "b"])
+    assert browser.find_element(By.ID, "search").get_attribute("value") == 'host="b"'
+    assert console_errors(browser) == []
+
+
 def test_sql_result_is_tabled_charted_and_downloadable_as_csv(node, browser):
     open_console(browser, node)
     browser.find_element(By.ID, "tab-sql").click()
@@ -132,7 +149,23 @@ def test_invalid_query_shows_the_api_error_text(node, browser):
     assert [m for m in console_errors(browser) if "/query/sql" not in m or "400" not in m] == []
 
 
-def test_node_page_shows_version_and_storage(node, browser):
+def stored_rows(node) -> int:
+    return sum(month["rows"] for month in node.get("/storage").json()["months"])
+
+
+def test_node_page_shows_version_storage_compaction_and_ingest_rate(node, browser):
+    now_ms = int(time.time() * 1000)
+    for batch in range(4):  # four small flushes of one month: the background compactor merges them
+        rows = stored_rows(node)
+        body = [{"series": "zcompact", "timestamp": now_ms - batch * 100 - i, "value": 1.0} for i in range(10)]
+        assert node.post("/insert", json=body).status_code == 201
+        assert wait_for(lambda: stored_rows(node) > rows, 30), "a flush"
+
+    def compacted() -> bool:  # then the figures the page shows stay put while they are compared
+        compaction = node.get("/status").json()["compaction"]
+        return compaction["last"] is not None and compaction["pending"] == []
+
+    assert wait_for(compacted, 30), node.get("/status").text
     open_console(browser, node)
     browser.find_element(By.ID, "tab-node").click()
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#node-storage td"))
@@ -144,8 +177,42 @@ def test_node_page_shows_version_and_storage(node, browser):
     assert cells[:3] == [first["month"], first["kind"], str(first["blocks"])] and int(cells[3]) > 0
     assert first["kind"] == "points" and int(cells[4]) == first["rows"] > 0
     assert float(cells[5]) == first["bytes_per_row"] == round(first["bytes"] / first["rows"], 2)
+    last = node.get("/status").json()["compaction"]["last"]
+    assert "The last compaction finished" in browser.find_element(By.ID, "node-compaction").text
+    assert f"{last['jobs']} jobs in {last['seconds']} s. Nothing pending." in browser.find_element(By.ID, "node-compaction").text
+    assert browser.find_element(By.ID, "node-cluster").get_attribute("hidden") is not None  # a single node
+
+    stop = threading.Event()
+
+    def write() -> None:  # about 500 points/s until stopped (bounded)
+        for step in range(600):
+            if stop.wait(0.1):
+                return
+            start_ms = 1_700_000_000_000 + step * 50
+            node.post("/insert", json=[{"series": "rate", "timestamp": start_ms + i, "value": 1.0} for i in range(50)])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        wait(browser, lambda d: (d.execute_script("return window.countConsole.node.rate") or 0) > 50, 20)
+        shown = figure(browser, "ingest rate")
+        assert shown.endswith(" points/s") and int(shown.split()[0].replace(",", "")) > 50, shown
+        browser.save_screenshot(str(IMAGES / "console-node.png"))
+        browser.find_element(By.ID, "tab-explore").click()  # the view refreshes itself only while it is shown
+        last_reading = browser.execute_script("return window.countConsole.node.status.time")
+        time.sleep(5)  # two and a half refresh periods
+        assert browser.execute_script("return window.countConsole.node.status.time") == last_reading
+    finally:
+        stop.set()
+        writer.join(30)
     assert console_errors(browser) == []
-    browser.save_screenshot(str(IMAGES / "console-node.png"))
+
+
+def figure(browser, name: str) -> str:
+    """The value the node view shows for `name` (its <dt>)."""
+    terms = browser.find_elements(By.CSS_SELECTOR, "#node-health dt")
+    values = browser.find_elements(By.CSS_SELECTOR, "#node-health dd")
+    return next(value.text for term, value in zip(terms, values) if term.text == name)
 
 
 def test_absolute_range_is_the_one_queried(node, browser):

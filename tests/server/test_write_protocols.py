@@ -34,6 +34,18 @@ def test_influx_v2_write_with_gzip_and_second_precision(server):
     assert count(server, 'cpu2{host="a"}') == 1
 
 
+def test_a_chunked_body_without_content_length_is_read_whole(server):
+    # Streamed bodies (Go's net/http with an unknown length, `curl -T -`) come chunked, with no Content-Length.
+    lines = [f"chunked,host=a value={i} {T0_NS + i * 1_000_000}\n".encode() for i in range(100)]
+    response = server.post("/api/v2/write?org=o&bucket=b&precision=ns", data=iter(lines))
+    assert response.status_code == 204, response.text
+    assert count(server, 'chunked{host="a"}') == 100
+    points = [f'{{"series": "chunked.json", "timestamp": {T0 + i}, "value": {i}}}\n'.encode() for i in range(10)]
+    response = server.post("/insert", data=iter(points), headers={"Content-Type": "application/x-ndjson"})
+    assert response.status_code == 201, response.text
+    assert count(server, "chunked.json") == 10
+
+
 def test_bad_lines_are_reported_and_the_good_ones_written(server):
     body = f"ok1 value=1 {T0_NS}\nbroken line here\nok2 value=2 {T0_NS}\n"
     response = server.post("/api/v3/write_lp?db=x&precision=nanosecond", data=body)

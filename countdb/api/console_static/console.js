@@ -1,8 +1,9 @@
-// Count console: one ES module over the public API (/series, /query/range, /query/sql, /health, /storage).
+// Count console: one ES module over the public API (/series, /query/range, /query/sql, /health, /storage, /status).
 // What each view last drew is kept in window.countConsole, so tests and benchmarks can read it.
 const $ = (id) => document.getElementById(id);
 const state = window.countConsole = { series: [], picked: new Set(), explore: null, sql: null, node: null };
-let exploreChart = null, sqlChart = null, refreshTimer = null;
+let exploreChart = null, sqlChart = null, refreshTimer = null, nodeTimer = null;
+const NODE_REFRESH_MS = 2000;
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
@@ -30,13 +31,44 @@ function selectView(name) {
     tab.tabIndex = on ? 0 : -1;
     $("view-" + tab.dataset.view).hidden = !on;
   }
-  if (name === "node") guarded(loadNode);
+  clearInterval(nodeTimer);
+  if (name === "node") {
+    guarded(loadNode);
+    nodeTimer = setInterval(() => guarded(loadNode), NODE_REFRESH_MS);  // only while the view is shown
+  }
 }
 
 // ---- Explore -------------------------------------------------------------------------------------------------
 async function loadSeries() {
   state.series = (await api("/series")).series;
+  renderTags();
   renderSeriesList();
+}
+
+// Every name and tag key with its values, each with how many series have it (most first); a value filters the list.
+const TAG_VALUES_SHOWN = 20;
+function renderTags() {
+  const keys = new Map();
+  const count = (key, value) => {
+    const values = keys.get(key) || new Map();
+    values.set(value, (values.get(value) || 0) + 1);
+    keys.set(key, values);
+  };
+  for (const s of state.series) {
+    count("name", s.name);
+    for (const [key, value] of Array.isArray(s.tags) ? s.tags : Object.entries(s.tags || {})) count(key, value);
+  }
+  $("tag-list").replaceChildren(...[...keys.keys()].sort().map((key) => {
+    const values = [...keys.get(key)].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const item = document.createElement("li");
+    item.append(Object.assign(document.createElement("span"), { textContent: `${key} (${values.length})` }),
+      ...values.slice(0, TAG_VALUES_SHOWN).map(([value, series]) => {
+        const button = Object.assign(document.createElement("button"), { textContent: `${value} (${series})` });
+        button.dataset.filter = key === "name" ? value : `${key}="${value}"`;
+        return button;
+      }));
+    return item;
+  }));
 }
 
 function renderSeriesList() {
@@ -170,14 +202,7 @@ function highlightSql() {
 }
 
 function renderTable({ columns, rows }) {
-  const head = document.createElement("tr");
-  head.append(...columns.map((c) => Object.assign(document.createElement("th"), { textContent: c.name })));
-  const body = rows.slice(0, 1000).map((row) => {
-    const tr = document.createElement("tr");
-    tr.append(...row.map((v) => Object.assign(document.createElement("td"), { textContent: cellText(v) })));
-    return tr;
-  });
-  $("sql-table").replaceChildren(head, ...body);
+  $("sql-table").replaceChildren(...tableRows(columns.map((c) => c.name), rows.slice(0, 1000)));
 }
 
 function cellText(value) {
@@ -218,22 +243,55 @@ function chartResult({ columns, rows }) {
 
 // ---- Node ----------------------------------------------------------------------------------------------------
 async function loadNode() {
-  const [health, storage] = await Promise.all([api("/health"), api("/storage")]);
-  state.node = { health, storage };
+  const [health, storage, status] = await Promise.all([api("/health"), api("/storage"), api("/status")]);
+  const previous = state.node && state.node.status;
+  // A rate needs two readings of the node's counter (as Prometheus' rate() does): none on the first one.
+  const rate = previous ? (status.ingest.points_ingested - previous.ingest.points_ingested) / (status.time - previous.time) : null;
+  state.node = { health, storage, status, rate };
   const figures = [["status", health.status], ["version", health.version], ["node", health.node_id],
     ["cluster size", health.cluster_size], ["uptime", `${Math.round(health.uptime_seconds)} s`],
+    ["ingest rate", rate === null ? "measuring…" : `${Math.round(Math.max(rate, 0)).toLocaleString()} points/s`],
+    ["points ingested", status.ingest.points_ingested.toLocaleString()],
+    ["points rejected", status.ingest.points_rejected.toLocaleString()],
     ["points buffered", health.buffered_points], ["damaged files", storage.damaged_files],
     ["WAL", `${storage.wal_segments} segments, ${storage.wal_bytes} bytes`]];
   $("node-health").replaceChildren(...figures.flatMap(([k, v]) => [
     Object.assign(document.createElement("dt"), { textContent: k }),
     Object.assign(document.createElement("dd"), { textContent: String(v) })]));
+  $("node-compaction").textContent = compactionText(status.compaction);
+  $("node-storage").replaceChildren(...tableRows(["month", "kind", "blocks", "bytes", "points", "bytes/point"],
+    storage.months.map((m) => [m.month, m.kind, m.blocks, m.bytes, m.rows, m.bytes_per_row])));
+  $("node-cluster").hidden = !status.cluster;
+  if (status.cluster) {
+    $("node-members").replaceChildren(...tableRows(["node", "address", "state", "in ring", "ring share", "hints pending", "last contact", "error"],
+      status.cluster.members.map((m) => [m.node + (m.self ? " (this node)" : ""), m.address, m.state, m.in_ring ? "yes" : "no",
+        `${(m.ring_share * 100).toFixed(1)} %`, m.hints_pending,
+        m.last_contact ? `${Math.max(0, Math.round(status.time - m.last_contact))} s ago` : "—", m.error || ""])));
+  }
+}
+
+function compactionText(compaction) {
+  const last = compaction.last;
+  const ran = !last ? "No compaction has been needed yet."
+    : last.error ? `The last compaction failed ${ago(last.finished)}: ${last.error}.`
+    : `The last compaction finished ${ago(last.finished)}: ${last.jobs} jobs in ${last.seconds} s.`;
+  const pending = compaction.pending.length === 0 ? "Nothing pending."
+    : `Pending: ${compaction.pending.map((job) => `${job.month} (${job.reasons.join(", ")})`).join("; ")}.`;
+  return `${ran} ${pending}`;
+}
+
+function ago(seconds) {
+  return `${Math.max(0, Math.round(Date.now() / 1000 - seconds))} s ago`;
+}
+
+function tableRows(headings, rows) {
   const head = document.createElement("tr");
-  head.append(...["month", "kind", "blocks", "bytes", "points", "bytes/point"].map((t) => Object.assign(document.createElement("th"), { textContent: t })));
-  $("node-storage").replaceChildren(head, ...storage.months.map((m) => {
+  head.append(...headings.map((t) => Object.assign(document.createElement("th"), { textContent: t })));
+  return [head, ...rows.map((cells) => {
     const tr = document.createElement("tr");
-    tr.append(...[m.month, m.kind, m.blocks, m.bytes, m.rows, m.bytes_per_row].map((v) => Object.assign(document.createElement("td"), { textContent: String(v) })));
+    tr.append(...cells.map((v) => Object.assign(document.createElement("td"), { textContent: cellText(v) })));
     return tr;
-  }));
+  })];
 }
 
 // ---- Wiring --------------------------------------------------------------------------------------------------
@@ -246,6 +304,11 @@ document.querySelector("nav").addEventListener("keydown", (e) => {
   selectView(next.dataset.view);
 });
 $("search").addEventListener("input", renderSeriesList);
+$("tag-list").addEventListener("click", (e) => {
+  if (!e.target.dataset.filter) return;
+  $("search").value = e.target.dataset.filter;
+  renderSeriesList();
+});
 $("series-list").addEventListener("click", (e) => { if (e.target.dataset.key) togglePick(e.target); });
 $("series-list").addEventListener("keydown", (e) => {
   if ((e.key === "Enter" || e.key === " ") && e.target.dataset.key) { e.preventDefault(); togglePick(e.target); }

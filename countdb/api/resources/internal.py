@@ -4,7 +4,7 @@ with CLUSTER_SECRET and checked by InternalAuth before it reaches these responde
 from __future__ import annotations
 
 import time
-
+from dataclasses import dataclass
 from typing import Callable
 
 import falcon
@@ -14,10 +14,11 @@ import pyarrow as pa
 from countdb import __version__
 from countdb.api.cluster_services import ClusterServices, SegmentPublisher
 from countdb.api.media import send_json
+from countdb.api.results import send_result
 from countdb.cluster.agent import LEAVE_FILE, read_agent_state
 from countdb.cluster.auth import PROTOCOL_VERSION
 from countdb.cluster.layout import UnknownMember, read_state, ring_of
-from countdb.cluster.reads import reader_of
+from countdb.cluster.reads import ANSWERED_BY_SETS, reader_of
 from countdb.cluster.ring import partition_of
 from countdb.cluster.wire import ARROW_STREAM, decode_segment, decode_stream, encode_stream, seq_groups
 from countdb.errors import InvalidInput
@@ -28,6 +29,7 @@ from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
 from countdb.query.export import digest_cells, export_keys, export_series, snapshot_token
 from countdb.query.selectors import parse_selector
+from countdb.query.sql import SqlService
 from countdb.storage.compact import Compactor
 
 
@@ -163,22 +165,64 @@ class PeerPointsResource:
             _send_points(resp, export_series(self.engine, *_fields(request, series=str), start, end))
             return
         selector = parse_selector(request["match"]) if request.get("match") else None
-        coordinator, live = _fields(request, reader_of=int, live=set)
-        ring, rf, me = self._ring(request), self.cluster.settings.replication_factor, self.cluster.settings.node_index
-        keys = [key for key in match_series(self.engine, selector, start, end)["series"].to_pylist()
-                if reader_of(ring, rf, key, coordinator, live) == me]
+        keys = answered_keys(self.engine, self.cluster, request, selector, start, end)
         _send_points(resp, export_keys(self.engine, keys, start, end))
 
 
-    def _ring(self, request: dict):
-        """The ring the coordinator reads by (its phase of a membership change may differ from this node's)."""
-        if "ring" not in request:
-            return self.cluster.layout().read_ring
-        addresses, = _fields(request, ring=tuple)
+class PeerSqlResource:
+    """POST /cluster/sql {sql, params, ring, sets}: a statement that splits by series (query/sql_split.py) over this
+    node's series whose owners are one of `sets` (reads.py statement_readers); its answer as Arrow. A request
+    without `sets` (an older coordinator's) gets 404, which makes it read the points instead."""
+
+    def __init__(self, engine: QueryEngine, sql: SqlService, cluster: ClusterServices):
+        self.engine = engine
+        self.sql = sql
+        self.cluster = cluster
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request = _json(req)
+        sql, = _fields(request, sql=str)
+        params = request.get("params")
+        if params is not None and not isinstance(params, list):
+            raise InvalidInput("params: must be a list or null", field="params")
+        if "sets" not in request:
+            raise falcon.HTTPNotFound(description="this node runs split statements over the owner sets it is sent")
+        resp.set_header(ANSWERED_BY_SETS, "yes")
+        send_result(resp, "arrow", self.sql.execute_for(sql, params, self._keys(request)))
+
+    def _keys(self, request: dict) -> list[str] | None:
+        """This node's series whose owners are one of the request's sets; None when that is every series it holds."""
+        ring, rf, me = _ring(self.cluster, request), self.cluster.settings.replication_factor, \
+            self.cluster.settings.node_index
         try:
-            return ring_of(self.cluster.settings.cluster_nodes, addresses)
-        except (UnknownMember, TypeError) as error:
-            raise InvalidInput(f"ring: {error}", field="ring") from None
+            sets = {frozenset(int(node) for node in owners) for owners in request["sets"]}
+        except (TypeError, ValueError):
+            raise InvalidInput("sets: must be a list of lists of node numbers", field="sets") from None
+        if {owners for owners in ring.owner_sets(rf) if me in owners} <= sets:
+            return None
+        return [key for key in match_series(self.engine, None)["series"].to_pylist()
+                if frozenset(ring.owners(key, rf)) in sets]
+
+
+def answered_keys(engine: QueryEngine, cluster: ClusterServices, request: dict, selector,
+                  start_ms: int = 0, end_ms: int = MAX_TIMESTAMP_MS) -> list[str]:
+    """The series `selector` matches (all when None) that this node answers for in a many-series query
+    coordinated by the request's `reader_of`, given its `live` nodes and `ring` (reads.py reader_of)."""
+    coordinator, live = _fields(request, reader_of=int, live=set)
+    ring, rf, me = _ring(cluster, request), cluster.settings.replication_factor, cluster.settings.node_index
+    return [key for key in match_series(engine, selector, start_ms, end_ms)["series"].to_pylist()
+            if reader_of(ring, rf, key, coordinator, live) == me]
+
+
+def _ring(cluster: ClusterServices, request: dict):
+    """The ring the coordinator reads by (its phase of a membership change may differ from this node's)."""
+    if "ring" not in request:
+        return cluster.layout().read_ring
+    addresses, = _fields(request, ring=tuple)
+    try:
+        return ring_of(cluster.settings.cluster_nodes, addresses)
+    except (UnknownMember, TypeError) as error:
+        raise InvalidInput(f"ring: {error}", field="ring") from None
 
 
 class SharedSeries:
@@ -199,34 +243,55 @@ class SharedSeries:
 
 
 class DigestResource:
-    """POST /cluster/digest {peer}: per (month, partition) digests of the series this node and `peer` both own,
-    and the tombstones of those series (the replication module compares them)."""
+    """POST /cluster/digest {peer, before}: per (month, partition) digests of the series this node and `peer` both
+    own, over the points stamped before `before` (all when absent: agent.py leaves out writes whose copies may
+    still be in flight), and the tombstones of those series (the replication module compares them)."""
 
     def __init__(self, engine: QueryEngine, shared: SharedSeries):
         self.engine = engine
         self.shared = shared
-        self._computed: dict[int, tuple[tuple, dict]] = {}
+        self._computed: dict[int, ComputedDigest] = {}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        peer, = _fields(_json(req), peer=int)
+        request = _json(req)
+        peer, = _fields(request, peer=int)
+        before, = _fields(request, before=int) if request.get("before") is not None else [None]
         snapshot = self.engine.snapshot()
         # NOTE: digests scan every point both nodes own; a node whose data did not change since the last round
         # answers the digest it computed then, so an idle cluster's anti-entropy costs next to nothing.
         layout = self.shared.cluster.layout()  # NOTE: which series two nodes share changes with the rings
         token = (snapshot_token(snapshot), layout.settled.active, layout.target.active, layout.phase)
         known = self._computed.get(peer)
-        if known is None or known[0] != token:
-            known = self._computed[peer] = (token, self._digest(peer, snapshot))
-        send_json(resp, known[1])
+        if known is None or not known.answers(token, before):
+            known = self._computed[peer] = ComputedDigest(token, before, *self._digest(peer, snapshot, before))
+        send_json(resp, known.document)
 
-    def _digest(self, peer: int, snapshot) -> dict:
+    def _digest(self, peer: int, snapshot, before: int | None) -> tuple[dict, int]:
+        """The digest document, and the newest stamp of the points it covers or leaves out."""
         keys = self.shared.keys(peer)
         keyed = pa.table({"series": pa.array(keys, pa.string()),
                           "partition": pa.array([partition_of(key) for key in keys], pa.int32())})
-        cells = digest_cells(self.engine, keyed, snapshot)
-        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq] for t in self.shared.tombstones(peer, snapshot.tombstones)]
-        return {"cells": [[row["month"], row["partition"], row["points"], row["digest"]] for row in cells.to_pylist()],
-                "tombstones": tombstones}
+        cells = digest_cells(self.engine, keyed, snapshot, before).to_pylist()
+        tombstones = [[t.series, t.start_ms, t.end_ms, t.seq]
+                      for t in self.shared.tombstones(peer, snapshot.tombstones)]
+        return ({"cells": [[row["month"], row["partition"], row["points"], row["digest"]] for row in cells
+                           if row["points"]],
+                 "tombstones": tombstones},
+                max((row["newest"] for row in cells), default=0))
+
+
+@dataclass(frozen=True)
+class ComputedDigest:
+    token: tuple
+    before: int | None
+    document: dict
+    newest: int
+
+    def answers(self, token: tuple, before: int | None) -> bool:
+        """Whether this digest is the one asked: same data, and the same points counted (every point is older
+        than both horizons, or the horizons are the same)."""
+        horizons = [b for b in (self.before, before) if b is not None]
+        return token == self.token and (self.before == before or all(self.newest < b for b in horizons))
 
 
 class CellResource:

@@ -12,6 +12,7 @@ import falcon
 from countdb.api.media import read_body
 from countdb.api.remote_read import (CHUNKED_CONTENT_TYPE, SAMPLES_CONTENT_TYPE, chunked_frames,
                                      decode_read_request, read_query, samples_response, wants_chunks)
+from countdb.api.services import Reads
 from countdb.errors import InvalidInput
 from countdb.ingest.remote_write import decode_write_request
 from countdb.ingest.validate import check_point_count
@@ -47,15 +48,17 @@ class RemoteWriteResource:
 class RemoteReadResource:
     """POST /api/v1/read: Prometheus remote read, answering SAMPLES or STREAMED_XOR_CHUNKS as the client accepts."""
 
-    def __init__(self, engine: QueryEngine, max_body_bytes: int, max_series: int):
+    def __init__(self, engine: QueryEngine, reads: Reads, max_body_bytes: int, max_series: int):
         self.engine = engine
+        self.reads = reads
         self.max_body_bytes = max_body_bytes
         self.max_series = max_series
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = decode_read_request(read_body(req, self.max_body_bytes, passthrough=("snappy",)),
                                       self.max_body_bytes)
-        results = [read_query(self.engine, query, self.max_series) for query in request.queries]
+        results = [read_query(self.engine, query, self.max_series, self.reads.selection_points)
+                   for query in request.queries]
         if wants_chunks(request):
             resp.content_type = CHUNKED_CONTENT_TYPE
             resp.stream = (frame for index, series in enumerate(results) for frame in chunked_frames(index, series))

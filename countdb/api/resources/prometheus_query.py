@@ -7,17 +7,21 @@ import falcon
 
 from countdb import __version__
 from countdb.api import prometheus_api as api
+from countdb.api.services import Reads
 from countdb.errors import InvalidInput
 from countdb.model import TAG_KEY_PATTERN
 from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
 from countdb.query.promql.query import instant_query, range_query, selector_matchers
-from countdb.query.selectors import NAME_TAG, Selector
+from countdb.query.selectors import NAME_TAG, Selector, selector_text
 
 
 class _Resource:
-    def __init__(self, engine: QueryEngine, max_series: int):
+    """Cluster-wide, like /query/range?match=: other nodes' points of the selected series come from Reads."""
+
+    def __init__(self, engine: QueryEngine, reads: Reads, max_series: int):
         self.engine = engine
+        self.reads = reads
         self.max_series = max_series
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, **kwargs) -> None:
@@ -27,13 +31,15 @@ class _Resource:
 
     def matched_labels(self, params: dict) -> list[dict[str, str]]:
         """Label sets of the series any match[] selects (all series without match[]) in [start, end]."""
-        start, end = api.time_ms(params, "start", 0), api.time_ms(params, "end", 2**62)
+        start, end = max(api.time_ms(params, "start", 0), 0), max(api.time_ms(params, "end", 2**62), 0)
         texts = params.get("match[]") or [None]
         found: dict[tuple, dict] = {}
         for text in texts:
             selector = None if text is None else Selector(text, selector_matchers(text))
-            for labels in api.series_labels(match_series(self.engine, selector, max(start, 0), max(end, 0),
-                                                         max_series=self.max_series)):
+            remote = self.reads.selection_points(None if selector is None else selector_text(selector.matchers),
+                                                 start, end)
+            for labels in api.series_labels(match_series(self.engine, selector, start, end,
+                                                         self.engine.snapshot(remote), self.max_series)):
                 found[tuple(sorted(labels.items()))] = labels
         return [found[key] for key in sorted(found)]
 
@@ -41,14 +47,15 @@ class _Resource:
 class PromQueryResource(_Resource):
     def answer(self, params: dict) -> dict:
         result = instant_query(self.engine, api.one(params, "query"), api.time_ms(params, "time", api.now_ms()),
-                               self.max_series)
+                               self.max_series, self.reads.selection_points)
         return api.result_json(result, instant=True)
 
 
 class PromQueryRangeResource(_Resource):
     def answer(self, params: dict) -> dict:
         result = range_query(self.engine, api.one(params, "query"), api.time_ms(params, "start"),
-                             api.time_ms(params, "end"), api.duration_ms(params, "step"), self.max_series)
+                             api.time_ms(params, "end"), api.duration_ms(params, "step"), self.max_series,
+                             self.reads.selection_points)
         return api.result_json(result, instant=False)
 
 

@@ -17,7 +17,7 @@ from countdb.query.engine import QueryEngine
 from countdb.query.promql import ast
 from countdb.query.promql.aggregate import aggregate, histogram_quantile
 from countdb.query.promql.binary import binary
-from countdb.query.promql.fetch import Samples, fetch_samples
+from countdb.query.promql.fetch import RemoteFor, Samples, fetch_samples
 from countdb.query.promql.functions import RANGE_FUNCTIONS, evaluate_range_function, windows
 from countdb.query.promql.values import Scalar, Vector, merged
 
@@ -36,10 +36,12 @@ class RawMatrix:
 
 
 class Evaluator:
-    def __init__(self, engine: QueryEngine, steps_ms: np.ndarray, max_series: int):
+    def __init__(self, engine: QueryEngine, steps_ms: np.ndarray, max_series: int,
+                 remote_for: RemoteFor | None = None):
         self.engine = engine
         self.steps_ms = steps_ms
         self.max_series = max_series
+        self.remote_for = remote_for
 
     def evaluate(self, node):
         """Scalar, Vector, or RawMatrix (a bare range selector); InvalidInput for a type error."""
@@ -84,7 +86,7 @@ class Evaluator:
     def _fetch(self, selector: ast.VectorSelector, range_ms: int) -> Samples:
         start = int(self.steps_ms[0]) - selector.offset_ms - range_ms
         end = int(self.steps_ms[-1]) - selector.offset_ms
-        return fetch_samples(self.engine, selector.matchers, start, end, self.max_series)
+        return fetch_samples(self.engine, selector.matchers, start, end, self.max_series, self.remote_for)
 
     def _instant(self, selector: ast.VectorSelector) -> Vector:
         samples = self._fetch(selector, LOOKBACK_MS)

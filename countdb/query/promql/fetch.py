@@ -8,14 +8,16 @@ Invariant: samples of series i are ts[starts[i]:starts[i + 1]] (time order); lab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 
+from countdb.model import RemotePoints
 from countdb.query.discovery import match_series
 from countdb.query.engine import QueryEngine
 from countdb.query.execute import select_visible
-from countdb.query.selectors import NAME_TAG, Matcher, Selector
+from countdb.query.selectors import NAME_TAG, Matcher, Selector, selector_text
 
 
 @dataclass
@@ -30,12 +32,17 @@ class Samples:
         return self.ts[lo:hi], self.values[lo:hi]
 
 
+RemoteFor = Callable[[str, int, int], "RemotePoints | None"]
+"""Other cluster nodes' points of the series a selector (text) matches in [start, end]: Reads.selection_points."""
+
+
 def fetch_samples(engine: QueryEngine, matchers: tuple[Matcher, ...], start_ms: int, end_ms: int,
-                  max_series: int) -> Samples:
-    """The samples in [start_ms, end_ms] of every series `matchers` select (LimitExceeded past max_series)."""
+                  max_series: int, remote_for: RemoteFor | None = None) -> Samples:
+    """The samples in [start_ms, end_ms] of every series `matchers` select (LimitExceeded past max_series), with
+    the other cluster nodes' (`remote_for`)."""
     start_ms, end_ms = max(start_ms, 0), max(end_ms, 0)
-    text = "{" + ",".join(f"{m.key}{m.op}{m.value!r}" for m in matchers) + "}"
-    snapshot = engine.snapshot()
+    text = selector_text(matchers)
+    snapshot = engine.snapshot(remote_for(text, start_ms, end_ms) if remote_for else None)
     matched = match_series(engine, Selector(text, matchers), start_ms, end_ms, snapshot, max_series)
     empty = Samples([], np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0))
     if matched.num_rows == 0:

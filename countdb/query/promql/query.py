@@ -14,6 +14,7 @@ from countdb.errors import InvalidInput
 from countdb.query.engine import QueryEngine
 from countdb.query.promql import ast
 from countdb.query.promql.evaluate import Evaluator, RawMatrix
+from countdb.query.promql.fetch import RemoteFor
 from countdb.query.promql.parser import parse_promql
 from countdb.query.promql.values import Scalar, Vector
 
@@ -26,14 +27,16 @@ class QueryResult:
     value: Scalar | Vector | RawMatrix
 
 
-def instant_query(engine: QueryEngine, text: str, time_ms: int, max_series: int) -> QueryResult:
-    """`text` evaluated at `time_ms`; InvalidInput for bad or unsupported PromQL."""
+def instant_query(engine: QueryEngine, text: str, time_ms: int, max_series: int,
+                  remote_for: RemoteFor | None = None) -> QueryResult:
+    """`text` evaluated at `time_ms` (with other cluster nodes' points: `remote_for`); InvalidInput for bad or
+    unsupported PromQL."""
     steps = np.array([time_ms], np.int64)
-    return QueryResult(steps, Evaluator(engine, steps, max_series).evaluate(parse_promql(text)))
+    return QueryResult(steps, Evaluator(engine, steps, max_series, remote_for).evaluate(parse_promql(text)))
 
 
 def range_query(engine: QueryEngine, text: str, start_ms: int, end_ms: int, step_ms: int,
-                max_series: int) -> QueryResult:
+                max_series: int, remote_for: RemoteFor | None = None) -> QueryResult:
     """`text` at every step from start_ms to end_ms; InvalidInput for bad bounds, step or PromQL."""
     if end_ms < start_ms:
         raise InvalidInput("end timestamp must not be before start time", field="end")
@@ -48,7 +51,7 @@ def range_query(engine: QueryEngine, text: str, start_ms: int, end_ms: int, step
         raise InvalidInput("invalid expression type \"range vector\" for range query, must be Scalar or "
                            "instant Vector", field="query")
     steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
-    return QueryResult(steps, Evaluator(engine, steps, max_series).evaluate(node))
+    return QueryResult(steps, Evaluator(engine, steps, max_series, remote_for).evaluate(node))
 
 
 def selector_matchers(text: str):

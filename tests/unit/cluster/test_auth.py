@@ -43,3 +43,20 @@ def test_another_secret_a_stale_time_and_missing_headers_are_refused(verifier):
         verifier.verify("GET", "/cluster/status", stale, b"")
     with pytest.raises(Unauthenticated, match="missing"):
         verifier.verify("GET", "/cluster/status", {}, b"")
+
+
+def test_the_master_makes_the_nonce_register_in_wal_mode_before_workers_open_it(tmp_path):
+    """Two workers turning a new register to WAL at once failed one with 'database is locked' and stopped the node."""
+    import sqlite3
+
+    from countdb.api.services import prepare_node
+    from countdb.config import Settings
+    from countdb.datadir import DataDir
+
+    settings = Settings.for_tests(tmp_path / "data", cluster_enabled=True, cluster_nodes=("a:1", "b:1"), node_id="1",
+                                  cluster_secret="s")
+    prepare_node(settings)
+    register = DataDir(settings.data_dir).nonce_register
+    with sqlite3.connect(register) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT count(*) FROM nonces").fetchone() == (0,)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from countdb.cluster.digests import differing_cells, missing_tombstones, rows_missing
+from countdb.cluster.digests import differing_cells, missing_tombstones, rows_missing, stamped_before
 from countdb.cluster.wire import decode_segment, encode_segment, encode_stream, decode_stream, seq_groups
 from countdb.errors import InvalidInput
 
@@ -31,6 +31,14 @@ def test_pushing_what_each_side_lacks_makes_both_hold_the_same(mine, theirs):
     to_them, to_me = rows_missing(here, there), rows_missing(there, here)
     assert keys(here) | keys(to_me) == keys(there) | keys(to_them) == keys(here) | keys(there)
     assert not keys(to_them) & keys(there) and not keys(to_me) & keys(here)
+
+
+@given(points, points, st.integers(1, 6))
+def test_with_a_horizon_only_rows_stamped_before_it_are_compared_and_pushed(mine, theirs, before):
+    here, there = stamped_before(table(mine), before), stamped_before(table(theirs), before)
+    assert all(seq < before for _, _, seq in keys(here) | keys(there))
+    assert keys(rows_missing(here, there)) == {row for row in keys(table(mine)) - keys(table(theirs)) if row[2] < before}
+    assert stamped_before(table(mine), None) == table(mine)
 
 
 @given(points)

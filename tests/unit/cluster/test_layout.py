@@ -85,3 +85,18 @@ def test_a_settling_node_keeps_only_the_rows_of_the_series_it_still_owns():
         assert [str(key) for key in kept["series"].to_pylist()] == [key for key in keys if settling.keeps(key, gone)]
         moving = layout("moving")  # before settling it also keeps what it owned in the settled ring
         assert moving.kept_rows(table, gone).num_rows == sum(moving.keeps(key, gone) for key in keys) > kept.num_rows
+    # a coordinator's copy: the request's whole dictionary, rows of this node's series only: kept as it is
+    copy = pa.table({"series": pa.array(keys).dictionary_encode(), "ts": pa.array(range(200), pa.int64())}).filter(
+        pa.array([settling.keeps(key, gone) for key in keys]))
+    assert len(copy["series"].chunk(0).dictionary) == 200 and settling.kept_rows(copy, gone) is copy
+
+
+def test_hints_kept_on_one_node_for_two_owners_are_one_copy():
+    from countdb.cluster.coordinator import copies
+
+    settled = layout("settled", FOUR, FOUR)
+    owners = settled.target.owners("k", 2)
+    holder = next(node for node in range(4) if node not in owners)
+    both_hinted_on_one_node = {(holder, owners[0]): {0}, (holder, owners[1]): {0}}
+    assert copies("k", 0, both_hinted_on_one_node, settled) == 1  # an isolated coordinator must not count two
+    assert copies("k", 0, {owners[0]: {0}, (holder, owners[1]): {0}}, settled) == 2

@@ -54,3 +54,9 @@ def test_shares_add_up_to_one_and_are_balanced():
     shares = Ring.build(nodes(5)).shares(2)
     assert sum(shares) == pytest.approx(1.0)
     assert all(abs(share - 0.2) <= 0.02 for share in shares)
+
+
+@pytest.mark.parametrize("count, factor", [(3, 2), (5, 2), (5, 3)])
+def test_owner_sets_are_exactly_the_owners_keys_get(count, factor):
+    ring = Ring.build(nodes(count))
+    assert {frozenset(ring.owners(key, factor)) for key in KEYS} == ring.owner_sets(factor)

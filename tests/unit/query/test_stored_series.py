@@ -20,7 +20,7 @@ from countdb.catalog.migrate import migrate
 from countdb.catalog.tombstones import add_tombstone
 from countdb.datadir import DataDir
 from countdb.ingest.flush import Flusher
-from countdb.model import YearMonth
+from countdb.model import RemotePoints, YearMonth
 from countdb.query.aggregations import parse_aggregation
 from countdb.query.buckets import Fill
 from countdb.query.engine import QueryEngine, Snapshot
@@ -29,7 +29,7 @@ from countdb.query import stored_series as stored_series_module
 from countdb.query.stored_series import StoredSeriesReader
 from countdb.storage import encoding
 from countdb.storage.compact import Compactor
-from countdb.wal.record import Columns, records_to_table
+from countdb.wal.record import SERIES_TYPE, Columns, records_to_table
 
 from support.flushing import flush
 
@@ -62,11 +62,11 @@ def node():
             flusher.catalog.close()
 
 
-def answers(engine: QueryEngine, series: str, start_ms: int, end_ms: int) -> tuple:
+def answers(engine: QueryEngine, series: str, start_ms: int, end_ms: int, remote: RemotePoints | None = None) -> tuple:
     step = Downsample(4, parse_aggregation("mean"), Fill("none"))
-    return (query_range(engine, series, start_ms, end_ms).read_all().to_pylist(),
-            query_range(engine, series, start_ms, end_ms, step).read_all().to_pylist(),
-            query_aggregate(engine, series, start_ms, end_ms, parse_aggregation("last")).read_all().to_pylist())
+    return (query_range(engine, series, start_ms, end_ms, remote=remote).read_all().to_pylist(),
+            query_range(engine, series, start_ms, end_ms, step, remote).read_all().to_pylist(),
+            query_aggregate(engine, series, start_ms, end_ms, parse_aggregation("last"), remote).read_all().to_pylist())
 
 
 points = st.tuples(st.sampled_from(SERIES), st.integers(FEB - 4, FEB + 4), st.integers(-5, 5).map(float))
@@ -90,6 +90,32 @@ def test_fast_path_answers_what_the_general_path_answers(written, compacted, del
         for series, start_ms, length in [*queries, *((s, FEB - 4, 8) for s in SERIES)]:
             assert answers(fast, series, start_ms, start_ms + length) == \
                 answers(general, series, start_ms, start_ms + length)
+
+
+# NOTE: a copy's stamp is older (0) or newer (5, 6) than every local write (1-4), or it is a copy of a local
+# write itself: one stamp is one write, so two copies of a stamp never differ in value.
+copies = st.lists(st.tuples(st.integers(FEB - 4, FEB + 4), st.integers(-5, 5).map(float), st.sampled_from([0, 5, 6])),
+                  max_size=10)
+
+
+@settings(max_examples=20, deadline=None, database=None)
+@given(batches, copies, st.booleans(), st.sampled_from(SERIES), st.integers(FEB - 6, FEB + 4), st.integers(0, 12))
+def test_other_owners_copies_merge_with_stored_points_as_the_general_path_merges_them(written, copied, echoed, series,
+                                                                                        start_ms, length):
+    """A cluster owner's read (RemotePoints "merge"): the last write of each ts wins, whichever node holds it."""
+    with node() as (_, flusher, fast, general):
+        for seq, batch in enumerate(written, start=1):
+            flush(flusher, seq, batch)
+        if echoed:  # the other owner holds the same writes (each batch's last point of a ts is the one kept)
+            last = {ts: (value, seq) for seq, batch in enumerate(written, start=1) for key, ts, value in batch
+                    if key == series}
+            copied = copied + [(ts, value, seq) for ts, (value, seq) in last.items()]
+        remote = RemotePoints(pa.table({
+            "series": pa.array([series] * len(copied)).dictionary_encode().cast(SERIES_TYPE),
+            "ts": pa.array([ts for ts, _, _ in copied], pa.int64()), "value": [value for _, value, _ in copied],
+            "seq": pa.array([seq for _, _, seq in copied], pa.int64())}), "merge")
+        assert answers(fast, series, start_ms, start_ms + length, remote) == \
+            answers(general, series, start_ms, start_ms + length, remote)
 
 
 def test_a_series_across_row_groups_and_files_is_read_whole_in_time_order():

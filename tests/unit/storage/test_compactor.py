@@ -4,6 +4,7 @@ shadows, tombstones and retention applied; replaced files kept until their grace
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ from countdb.datadir import DataDir, try_exclusive_lock
 from countdb.ingest.flush import Flusher
 from countdb.model import YearMonth
 from countdb.query.engine import QueryEngine
-from countdb.storage.compact import Compactor, clean_at_start
+from countdb.storage.compact import Compactor, clean_at_start, pending_compaction
 from countdb.storage.compact_plan import CompactionPolicy
 
 from support.flushing import flush
@@ -167,6 +168,24 @@ def test_a_big_merge_is_split_into_files_of_the_policy_size(node):
     assert sorted(b.rows for b in blocks_of(datadir)) == [1000, 1500, 1500]
 
 
+def test_a_compactor_whose_merges_spill_to_disk_keeps_working_run_after_run(node):
+    """Each run deletes its staging area, spill files included; the DuckDB connection that had spilled there then
+    failed every later spill ("Cannot open file …duckdb_temp…"), so compaction stopped for good (the soak found it)."""
+    datadir, flusher, engine = node
+    rng = random.Random(1)
+    c = Compactor(datadir, 0, 3600.0, CompactionPolicy(), memory_limit_mb=32)  # a merge of 400 k rows spills
+    rows = 0
+    for run in range(3):
+        for n in range(4):
+            points = {(f"s{rng.randrange(2000)}", JAN + run * 10**9 + rng.randrange(10**9)) for _ in range(100_000)}
+            flush(flusher, run * 10 + n + 1, [(series, ts, 1.0) for series, ts in points])
+            rows += len(points)
+        assert c.run(force=True).jobs
+    c.close()
+    assert sum(b.rows for b in blocks_of(datadir)) == rows
+    assert not datadir.compaction_staging.exists()
+
+
 def test_only_one_compactor_runs_per_node_and_countdb_compact_waits_its_turn(node):
     datadir, flusher, engine = node
     c = compactor(datadir)
@@ -188,3 +207,23 @@ def test_countdb_compact_out_of_memory_is_one_line_and_swaps_nothing(node):
     assert done.returncode == 1, done.stdout
     assert "out of memory" in done.stderr and "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
     assert blocks_of(datadir) == before
+
+
+def test_pending_compaction_lists_the_months_with_work_and_their_reasons_until_it_is_done(node):
+    datadir, flusher, _ = node
+
+    def pending() -> dict[str, list[str]]:
+        catalog = connect(datadir.catalog_path)
+        try:
+            return {job.month: list(job.reasons) for job in pending_compaction(catalog, 0, FEB)}
+        finally:
+            catalog.close()
+
+    for n in range(4):
+        flush(flusher, n + 1, [("p", JAN + 1000 * n + i, 1.0) for i in range(10)])
+    flush(flusher, 5, [("p", FEB, 1.0)])
+    assert pending() == {"2024-01": ["merge small blocks"]}
+    worker = compactor(datadir)
+    worker.run()
+    worker.close()
+    assert pending() == {}

@@ -1,0 +1,46 @@
+"""DiskSpace: free space on the filesystem holding DATA_DIR. Writes are refused while it is below
+MIN_FREE_DISK_MB, so the points already acknowledged keep the room their flush, the catalog and compaction need.
+
+Invariant: check() raises StorageFull (a 503 with Retry-After) and nothing else; it never writes to disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from countdb.errors import StorageFull
+
+OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """Whether an OSError is the disk (or the quota) being full."""
+    return isinstance(error, OSError) and error.errno in OUT_OF_SPACE
+
+
+class DiskSpace:
+    def __init__(self, root: Path, min_free_bytes: int):
+        self.root = root
+        self.min_free_bytes = min_free_bytes
+
+    def usage(self) -> tuple[int, int]:
+        """(free bytes an unprivileged writer may use, total bytes) of the filesystem holding root."""
+        stats = os.statvfs(self.root)
+        return stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize
+
+    def is_low(self) -> bool:
+        return self.usage()[0] < max(self.min_free_bytes, 1)
+
+    def check(self) -> None:
+        """Raise StorageFull when less than min_free_bytes is free (about 2 µs: one statvfs)."""
+        free = self.usage()[0]
+        if free < max(self.min_free_bytes, 1):
+            raise self.full(free)
+
+    def full(self, free: int | None = None) -> StorageFull:
+        free = self.usage()[0] if free is None else free
+        return StorageFull(f"the disk holding the data directory is full ({free // 1024} KiB free, MIN_FREE_DISK_MB "
+                           f"is {self.min_free_bytes // 2**20}): writes are refused until space is freed; "
+                           "stored points can still be queried", path=str(self.root), free_bytes=free)
