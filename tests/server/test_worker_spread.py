@@ -3,30 +3,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from bench.spread import worker_requests
+
 CONNECTIONS = 16
 REQUESTS_PER_CONNECTION = 5
-
-
-def _serve_pids(log_text: str, path: str) -> set[int]:
-    """Pids of the access lines for `path`. The log is read while the workers still write to it, so the last line
-    can be cut short (or two workers' writes interleaved): such a line is skipped, and read whole on a later try."""
-    pids = set()
-    for line in log_text.splitlines():
-        if '"countdb.access"' not in line:
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event["path"] == path:
-            pids.add(event["pid"])
-    return pids
 
 
 def test_connections_opened_at_once_reach_every_worker(count_server):
@@ -43,6 +28,7 @@ def test_connections_opened_at_once_reach_every_worker(count_server):
     with ThreadPoolExecutor(CONNECTIONS) as pool:
         list(pool.map(client, range(CONNECTIONS)))
     deadline = time.monotonic() + 10
-    while len(_serve_pids(server.log_text(), "/insert")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)  # access lines reach the log file a moment after the answers
-    assert len(_serve_pids(server.log_text(), "/insert")) == 2, server.log_text()
+    # NOTE: access lines reach the log file a moment after the answers; one still being written is skipped
+    while len(worker_requests(server.log_path, "/insert")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(worker_requests(server.log_path, "/insert")) == 2, server.log_text()
