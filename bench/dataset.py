@@ -47,6 +47,7 @@ class Scale:
     repeats: int
     query_samples: int
     fresh_starts: int = 5  # single-insert runs, each from a fresh node start
+    catch_up_seconds: float = 120.0  # the second query stage, after a restart on the flushed blocks (issue 17)
 
     @property
     def series(self) -> int:
@@ -60,7 +61,7 @@ class Scale:
 SCALES = {
     # tiny: the smoke test's scale (~2.8 h of data), runs end to end in well under a minute.
     "tiny": Scale("tiny", hosts=10, points_per_series=1_000, wrk_seconds=2, repeats=2, query_samples=15,
-                  fresh_starts=2),
+                  fresh_starts=2, catch_up_seconds=3),
     "small": Scale("small", hosts=10, points_per_series=10_000, wrk_seconds=5, repeats=3, query_samples=40),
     "medium": Scale("medium", hosts=100, points_per_series=10_000, wrk_seconds=10, repeats=3, query_samples=60),
     # NOTE: 100 M points of 1,000 series at 10 s span 11.6 days, not a month (a month would be 259 M points).

@@ -63,7 +63,8 @@ def to_markdown(results: dict, paths: dict) -> str:
          f"{row['comparison']} {_with_unit(row['threshold'], row['unit'])}",
          _STATUS[row["status"]] + (f" ({row['reason']})" if row.get("reason") else "")]
         for row in results["targets"]])
-    lines += _ingest(results) + _single(results) + _queries(results) + _load(results) + _transfer(results)
+    lines += (_ingest(results) + _single(results) + _queries(results) + _load(results) + _catch_up(results)
+              + _transfer(results))
     lines += _storage(results) + _rss(results) + _problems(results)
     lines += ["## Charts", "", f"![Ingest throughput per protocol]({Path(paths['ingest_chart']).name})", "",
               f"![Query latency distributions]({Path(paths['query_chart']).name})", ""]
@@ -142,6 +143,31 @@ def _load(results: dict) -> list[str]:
                         [[load["connections"], number(load["expected_per_s_median"]),
                           number(load["requests_per_s_median"]), number(load["latency_ms_p50"]),
                           number(load["latency_ms_p99"]), load["unexpected_status"], load["socket_errors"]]])
+
+
+def _catch_up(results: dict) -> list[str]:
+    stages, ratios = results.get("query_stages", {}), results.get("query_catch_up", {})
+    head = ["## Queries before the compactor catches up", ""]
+    if "compacted" not in stages:
+        return head + ["Not measured: see errors.", ""]
+    names = [("after_ingest", "right after ingest"), ("after_2_minutes", "2 minutes later"),
+             ("compacted", "after `countdb compact`")]
+    rows = []
+    for kind in stages["compacted"]["queries"]:
+        row = [_QUERY_LABELS.get(kind, kind)]
+        for stage, _ in names:
+            p50 = stages.get(stage, {}).get("queries", {}).get(kind, {}).get("count", {}).get("p50_ms")
+            ratio = ratios.get("by_kind", {}).get(kind, {}).get(stage)
+            row.append(number(p50) + (f" ({number(ratio, 'x')})" if ratio is not None else ""))
+        rows.append(row)
+    rows.append(["One-hour ranges, 8 clients (queries/s)"]
+                + [number(ratios.get("query_load_per_s", {}).get(stage)) for stage, _ in names])
+    rows.append(["Block files"] + [number(stages.get(stage, {}).get("block_files")) for stage, _ in names])
+    return head + [
+        "Count's p50 in ms (÷ the same after `countdb compact`): the node restarted on the ingest's blocks as flushed, "
+        "with the background compactor on (its default interval); again 2 minutes after that restart; then after "
+        "`countdb compact` and a restart (the figures above).", ""] + table(
+        ["Query"] + [label for _, label in names], rows)
 
 
 def _transfer(results: dict) -> list[str]:

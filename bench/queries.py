@@ -214,3 +214,24 @@ def compare(count: dict, duck: dict) -> dict:
     if not count.get("available") or not duck.get("p50_ms"):
         return {"p50": None, "p99": None}
     return {"p50": round(count["p50_ms"] / duck["p50_ms"], 3), "p99": round(count["p99_ms"] / duck["p99_ms"], 3)}
+
+
+CATCH_UP_LIMITS = {"after_ingest": 2.0, "after_2_minutes": 1.3}  # issue 17: p50 of each kind ÷ its compacted p50
+
+
+def catch_up_ratios(stages: dict) -> dict:
+    """Each query kind's Count p50 in the earlier stages ÷ its p50 after `countdb compact`, the worst of each stage
+    (what issue 17's targets judge), and the wrk load's median of each stage."""
+    compacted = stages["compacted"]["queries"]
+    out: dict = {"by_kind": {}, "worst": {}, "query_load_per_s": {}}
+    for stage in CATCH_UP_LIMITS:
+        ratios = {}
+        for kind, measured in stages[stage]["queries"].items():
+            now, then = measured["count"].get("p50_ms"), compacted.get(kind, {}).get("count", {}).get("p50_ms")
+            if now is not None and then:
+                ratios[kind] = round(now / then, 3)
+                out["by_kind"].setdefault(kind, {})[stage] = ratios[kind]
+        out["worst"][stage] = max(ratios.values(), default=None)
+    for stage, measured in stages.items():
+        out["query_load_per_s"][stage] = measured.get("query_load", {}).get("expected_per_s_median")
+    return out

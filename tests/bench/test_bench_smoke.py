@@ -112,6 +112,20 @@ def test_queries_are_timed_against_duckdb(bench_run):
     assert statuses <= {"met", "MISSED", "not measured"}
 
 
+def test_queries_are_timed_before_and_after_the_compactor_catches_up(bench_run):
+    results, _ = bench_run
+    stages, catch_up = results["query_stages"], results["query_catch_up"]
+    assert list(stages) == ["after_ingest", "after_2_minutes", "compacted"]
+    assert stages["after_2_minutes"]["began_s_after_restart"] >= 3  # the tiny scale's catch_up_seconds
+    assert stages["compacted"]["queries"] == results["queries"]
+    assert set(catch_up["by_kind"]["range_1h"]) == {"after_ingest", "after_2_minutes"}
+    for stage in ("after_ingest", "after_2_minutes"):
+        assert catch_up["worst"][stage] == max(ratios[stage] for ratios in catch_up["by_kind"].values())
+        assert stages[stage]["block_files"] >= stages["compacted"]["block_files"] > 0
+    labels = {target["label"] for target in results["targets"]}
+    assert "2 minutes after ingest: slowest query kind's p50 vs compacted" in labels
+
+
 def test_big_results_reach_a_pyarrow_client_over_http_and_flight(bench_run):
     results, _ = bench_run
     for route in ("http", "flight"):
