@@ -51,8 +51,12 @@ def points_table(count: int, series: str = "flight.put", start_ms: int = T0) -> 
 def flight_pid(node) -> int:
     """The Flight process: the master's child that is not a gunicorn worker."""
     for pid in node.worker_pids():
-        if b"countdb.flight" in open(f"/proc/{pid}/cmdline", "rb").read():
-            return pid
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"countdb.flight" in cmdline.read():
+                    return pid
+        except FileNotFoundError:
+            continue  # a child that ended between the listing and the read (the killed Flight process, reaped)
     raise AssertionError("no Flight process under the master")
 
 
