@@ -82,39 +82,33 @@ async def _idle_fresh(host: str, port: int, until: float) -> None:
         await _hold(opened[1], until)
 
 
-async def _slowloris(host: str, port: int, until: float) -> None:
+async def _drip(host: str, port: int, until: float, first: bytes, piece) -> None:
+    """Send `first`, then `piece(n)` every DRIP_SECONDS until `until`: a request that never ends."""
     opened = await _open(host, port)
     if opened is None:
         return
     _, writer = opened
     try:
-        writer.write(f"POST /insert HTTP/1.1\r\nHost: {host}\r\n".encode())
+        writer.write(first)
         n = 0
         while time.monotonic() < until and not writer.is_closing():
             await writer.drain()
             await asyncio.sleep(DRIP_SECONDS)
-            writer.write(f"X-Drip-{n}: {n}\r\n".encode())
+            writer.write(piece(n))
             n += 1
     except OSError:
         pass
     writer.close()
 
 
+async def _slowloris(host: str, port: int, until: float) -> None:
+    await _drip(host, port, until, f"POST /insert HTTP/1.1\r\nHost: {host}\r\n".encode(),
+                lambda n: f"X-Drip-{n}: {n}\r\n".encode())
+
+
 async def _slow_body(host: str, port: int, until: float) -> None:
-    opened = await _open(host, port)
-    if opened is None:
-        return
-    _, writer = opened
-    try:
-        writer.write(f"POST /insert HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: 1000000\r\n\r\n[".encode())
-        while time.monotonic() < until and not writer.is_closing():
-            await writer.drain()
-            await asyncio.sleep(DRIP_SECONDS)
-            writer.write(b" ")
-    except OSError:
-        pass
-    writer.close()
+    await _drip(host, port, until, f"POST /insert HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                                   f"Content-Length: 1000000\r\n\r\n[".encode(), lambda n: b" ")
 
 
 async def _non_reader(host: str, port: int, until: float) -> None:
