@@ -1,5 +1,6 @@
 """GET /health (liveness and status, the original contract; "degraded" while damaged files are quarantined, the
-disk is full, flushes or background compactions fail, with `problems` saying why) and GET /ready (readiness for load balancers)."""
+disk is full, flushes or background compactions fail, with `problems` saying why) and GET /ready (readiness for
+load balancers)."""
 
 from __future__ import annotations
 
