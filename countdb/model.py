@@ -58,6 +58,12 @@ _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_.:/\-]*)="((?:[^"\\]|\\.)*)"(?:,|\Z)'
 _UNESCAPE = re.compile(r"\\(.)")
 
 
+def used_keys_only(keys: pa.DictionaryArray) -> pa.DictionaryArray:
+    """`keys` with a dictionary of only the entries its rows use (a slice keeps its whole parent's dictionary)."""
+    used = pc.unique(keys.indices).drop_null()
+    return pa.DictionaryArray.from_arrays(pc.index_in(keys.indices, value_set=used), keys.dictionary.take(used))
+
+
 def series_key(name: str, tags: dict[str, str] | None = None) -> str:
     """Canonical key: the bare name without tags, else `name{k="v",…}` with keys sorted."""
     if not tags:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from countdb.errors import QueryRejected
+from countdb.model import used_keys_only
 from countdb.query.sandbox import Run
 
 COLUMN = "series"
@@ -63,13 +64,8 @@ def _restored(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[
         if other.null_count < len(other):
             keys = pc.dictionary_encode(pc.if_else(other.is_valid(), other, keys.cast(pa.string())))
         elif len(keys.dictionary) > len(keys):
-            keys = _compacted(keys)
+            keys = used_keys_only(keys)  # the ENUM holds every key, and there may be more keys than rows
         columns = batch.columns[:-1]
         columns[index] = keys.cast(WIRE_TYPE)
         yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
-
-def _compacted(keys: pa.DictionaryArray) -> pa.DictionaryArray:
-    """Only the entries this batch uses: the ENUM holds every key, and there may be more keys than rows."""
-    used = pc.unique(keys.indices).drop_null()
-    return pa.DictionaryArray.from_arrays(pc.index_in(keys.indices, value_set=used), keys.dictionary.take(used))

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from countdb.catalog.blocks import BlockRecord
 from countdb.datadir import fsync_dir
+from countdb.model import used_keys_only
 from countdb.storage.encoding import choose_encodings
 from countdb.storage.paths import TIME_BLOCKS, TMP_PREFIX, BlockPath
 
@@ -30,7 +31,7 @@ def write_block(root: Path, path: BlockPath, table: pa.Table, options: dict | No
     final, tmp = path.under(root), path.tmp_under(root)
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pq.write_table(table, tmp, **(options or choose_encodings(table)))
+        _write_row_groups(table, tmp, options or choose_encodings(table))
         digest = hashlib.sha256()
         with open(tmp, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -49,6 +50,28 @@ def write_block(root: Path, path: BlockPath, table: pa.Table, options: dict | No
         min_seq=pc.min(seq).as_py(), max_seq=pc.max(seq).as_py(),
         rows=table.num_rows, bytes=final.stat().st_size, sha256=digest.hexdigest(),
     )
+
+
+def _write_row_groups(table: pa.Table, where: Path, options: dict) -> None:
+    """pq.write_table(table, where, **options), each row group's `series` dictionary cut to its own keys.
+
+    NOTE: the Parquet writer stores an Arrow dictionary as it is given, in every row group: a flush's or a
+    compaction's dictionary holds every series of the block, and a 32 Ki-row group of the medium cpu data set
+    (3 of its 1,000 series) carried all 1,000 keys, 0.21 of its 1.87 B/point (issue 17)."""
+    settings = dict(options)
+    rows = settings.pop("row_group_size")
+    with pq.ParquetWriter(where, table.schema, **settings) as writer:
+        for start in range(0, table.num_rows, rows):
+            writer.write_table(_own_series_keys(table.slice(start, rows)), row_group_size=rows)
+
+
+def _own_series_keys(table: pa.Table) -> pa.Table:
+    """`table` with a `series` dictionary of only the keys its rows use (as it is, unless dictionary-encoded)."""
+    column = table["series"]
+    if not pa.types.is_dictionary(column.type):
+        return table
+    own = used_keys_only(column.combine_chunks())
+    return table.set_column(table.schema.get_field_index("series"), table.schema.field("series"), own)
 
 
 def remove_unpublished(root: Path, published: set[str]) -> list[str]:

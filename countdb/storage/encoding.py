@@ -21,13 +21,11 @@ ROW_GROUP_ROWS = 128 * 1024
 LONG_RUN_ROW_GROUP_ROWS = 32 * 1024
 LONG_RUN_ROWS = 4 * 1024  # average rows per series from which a file gets LONG_RUN_ROW_GROUP_ROWS
 # NOTE: level 9 over 3 saves 3 % on exporter data, 1 % on noisy floats; choosing and writing at level 9 costs a
-# flush 1.25-1.4x the CPU of the old level-3 writer (issue 5, bench/README.md). Trials at level 1 pick files
-# within 0.5 % of the best combination on both bench data sets, at a fraction of the cost of level-9 trials.
+# flush 1.25-1.4x the CPU of the old level-3 writer (issue 5, bench/README.md).
 ZSTD_LEVEL = 9
 # NOTE: a flush writes at level 3 and compaction rewrites at ZSTD_LEVEL: on a 200 k-point cpu block level 3
 # costs 0.043 µs/point against 0.086 and writes 1.2 % more bytes (issue 3: Arrow ingest ≥ 5 M points/s on 2 cores).
 FLUSH_ZSTD_LEVEL = 3
-TRIAL_ZSTD_LEVEL = 1
 DICTIONARY = "DICTIONARY"
 # Per column, the candidates tried, in order of preference on a tie. `series` is always a dictionary: sorted by
 # series, its indices are long runs, and a dictionary page stores each key once (bench/README.md, Storage encodings).
@@ -37,8 +35,13 @@ CANDIDATES = {
     "value": ("BYTE_STREAM_SPLIT", "PLAIN", DICTIONARY),
 }
 CANDIDATES_PER_COLUMN = 3
-SAMPLE_CHUNKS = 8
-SAMPLE_CHUNK_ROWS = 1024
+# NOTE: trials write whole row groups at the level the block is written at. A dictionary page is paid once per row
+# group, so samples of 8 x 1 Ki rows priced dictionaries too high, and level-1 trials priced PLAIN runs of repeated
+# values too high: on the medium data set's two-decimal gauges they picked PLAIN at 1.76 B/point where a dictionary
+# takes 1.66, on held values a dictionary at 0.55 where PLAIN takes 0.50 (issue 17). Four whole groups pick the
+# smallest of the three in every bench shape (two still picked PLAIN for those gauges: too few series), for 0.1 s
+# per 1 M rows of compaction at level 9.
+SAMPLE_ROW_GROUPS = 4
 REUSE_BLOCKS = 16  # blocks of one series set written with one trial's pick before the trials run again
 SERIES_SETS_LIMIT = 64  # series sets whose pick an EncodingChoices remembers
 
@@ -47,19 +50,21 @@ def choose_encodings(table: pa.Table, zstd_level: int = ZSTD_LEVEL) -> dict:
     """Keyword arguments for pyarrow.parquet.write_table of `table` (sorted by series, ts) at `zstd_level`: for
     each column of CANDIDATES, the encoding whose compressed column chunk is smallest on a sample of the table.
 
-    The sample is SAMPLE_CHUNKS runs of SAMPLE_CHUNK_ROWS consecutive rows spread over the table (the whole
-    table when it is smaller): runs keep what the encodings feed on (repeats, steps, series boundaries).
+    The sample is SAMPLE_ROW_GROUPS of the table's row groups, spread over it (the whole table when it is smaller),
+    written as the block will be: what the encodings feed on (repeats, steps, series boundaries, one dictionary
+    per row group) is all there.
     """
-    sample = _sample(table)
+    group_rows = row_group_rows(table)
+    sample = _sample(table, group_rows)
     columns = [column for column in CANDIDATES if column in table.column_names]
     sizes: dict[tuple[str, str], int] = {}
     for round_ in range(CANDIDATES_PER_COLUMN):  # one trial write tries one candidate of every column
         picks = {column: CANDIDATES[column][round_] for column in columns}
-        for column, size in _column_chunk_bytes(sample, writer_options(picks, TRIAL_ZSTD_LEVEL)).items():
+        for column, size in _column_chunk_bytes(sample, writer_options(picks, zstd_level, group_rows)).items():
             if column in picks:
                 sizes[column, picks[column]] = size
     best = {column: min(CANDIDATES[column], key=lambda encoding, c=column: sizes[c, encoding]) for column in columns}
-    return writer_options(best, zstd_level, row_group_rows(table))
+    return writer_options(best, zstd_level, group_rows)
 
 
 def row_group_rows(table: pa.Table) -> int:
@@ -116,12 +121,12 @@ def writer_options(encodings: dict[str, str], zstd_level: int, row_group_size: i
                 sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)])
 
 
-def _sample(table: pa.Table) -> pa.Table:
-    if table.num_rows <= SAMPLE_CHUNKS * SAMPLE_CHUNK_ROWS:
+def _sample(table: pa.Table, group_rows: int) -> pa.Table:
+    groups = -(-table.num_rows // group_rows)
+    if groups <= SAMPLE_ROW_GROUPS:
         return table
-    last_start = table.num_rows - SAMPLE_CHUNK_ROWS
-    starts = [i * last_start // (SAMPLE_CHUNKS - 1) for i in range(SAMPLE_CHUNKS)]
-    return pa.concat_tables([table.slice(start, SAMPLE_CHUNK_ROWS) for start in starts])
+    starts = [i * groups // SAMPLE_ROW_GROUPS * group_rows for i in range(SAMPLE_ROW_GROUPS)]  # whole groups
+    return pa.concat_tables([table.slice(start, group_rows) for start in starts])
 
 
 def _column_chunk_bytes(table: pa.Table, options: dict) -> dict[str, int]:

@@ -67,14 +67,14 @@ def test_shares_a_timestamp_reads_only_timestamps_and_says_yes_when_a_file_is_un
 
 def test_a_flush_writes_at_the_cheap_zstd_level_and_compaction_at_the_high_one(flusher, monkeypatch):
     levels = []
-    write_table = pq.write_table
 
-    def recording(table, where, **options):
-        if isinstance(where, Path):  # a block file, not a trial in memory
-            levels.append(options["compression_level"])
-        return write_table(table, where, **options)
+    class Recording(pq.ParquetWriter):
+        def __init__(self, where, schema, **options):
+            if isinstance(where, Path):  # a block file, not a trial in memory
+                levels.append(options["compression_level"])
+            super().__init__(where, schema, **options)
 
-    monkeypatch.setattr(pq, "write_table", recording)
+    monkeypatch.setattr(pq, "ParquetWriter", Recording)
     _flush(flusher, 1, ["a"], [1000], 1.0)
     _flush(flusher, 2, ["a"], [2000], 1.0)
     assert levels == [FLUSH_ZSTD_LEVEL, FLUSH_ZSTD_LEVEL]
