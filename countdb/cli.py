@@ -118,6 +118,7 @@ def _compact(args) -> int:
     import duckdb
 
     from countdb.errors import StorageError
+    from countdb.ingest.settled import settled_stamps
     from countdb.storage.compact import Compactor, delete_retired_files
     from countdb.wal.log import any_live_writer
 
@@ -125,7 +126,7 @@ def _compact(args) -> int:
     datadir = DataDir(settings.data_dir).create()
     migrate(datadir.catalog_path)
     compactor = Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds,
-                          memory_limit_mb=args.memory_limit_mb)
+                          memory_limit_mb=args.memory_limit_mb, settled=settled_stamps(settings, datadir))
     try:
         try:
             report = compactor.run(force=True, months={args.month} if args.month else None, wait=True)

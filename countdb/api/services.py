@@ -23,6 +23,7 @@ from countdb.ingest.compaction import CompactionLoop
 from countdb.ingest.flush import Flusher
 from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
+from countdb.ingest.settled import settled_stamps
 from countdb.ingest.writer import Writer
 from countdb.model import MAX_TIMESTAMP_MS
 from countdb.obs.multiprocess import reserve_metric_files
@@ -106,7 +107,8 @@ class Services:
                              timeout_seconds=settings.query_timeout_seconds)
         sandbox = Sandbox(datadir.time_blocks, settings.query_memory_limit_mb, settings.query_timeout_seconds,
                           settings.query_max_rows)
-        compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds),
+        compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds,
+                                              settled=settled_stamps(settings, datadir)),
                                     settings.compaction_interval_seconds)
         compaction.start()
         tokens = TokenCache(lambda: connect(datadir.catalog_path), settings.auth_cache_seconds)

@@ -56,8 +56,11 @@ class Compactor:
 
     def __init__(self, datadir: DataDir, retention_days: int, retired_grace_seconds: float,
                  policy: CompactionPolicy = CompactionPolicy(), clock: Callable[[], float] = time.time,
-                 memory_limit_mb: int = BACKGROUND_MEMORY_LIMIT_MB):
+                 memory_limit_mb: int = BACKGROUND_MEMORY_LIMIT_MB, settled: Callable[[], int] | None = None):
+        """`settled` gives the stamp below which no write or delete can still arrive (ingest/settled.py): merged
+        rows stamped below it are stored with one stamp just under it. None keeps every stamp as written."""
         self.datadir = datadir
+        self.settled = settled
         self.retention_days = retention_days
         self.retired_grace_ms = int(retired_grace_seconds * 1000)
         self.policy = policy
@@ -116,6 +119,7 @@ class Compactor:
         floor_ms = retention_floor_ms(self.retention_days, now_ms)
         report = CompactionReport(
             deleted_files=delete_retired_files(self.datadir, self.catalog, now_ms - self.retired_grace_ms))
+        settled = self.settled() if self.settled else None  # before the snapshot: see ingest/settled.py
         state = snapshot(self.catalog)
         policy = self.policy.forced() if force else self.policy
         with self._staged():
@@ -123,7 +127,7 @@ class Compactor:
                                        policy, months):
                 if self._stop.is_set():
                     break
-                report.jobs.append(self._do(job, state, floor_ms))
+                report.jobs.append(self._do(job, state, floor_ms, settled))
         if floor_ms:
             report.dropped_tombstones = drop_tombstones_before(self.catalog, floor_ms)
         report.seconds = round(time.monotonic() - started, 3)
@@ -160,14 +164,14 @@ class Compactor:
                 dropped += count
             return dropped
 
-    def _do(self, job: CompactionJob, state: CatalogSnapshot, floor_ms: int) -> dict:
+    def _do(self, job: CompactionJob, state: CatalogSnapshot, floor_ms: int, settled: int | None) -> dict:
         began = time.monotonic()
         month = YearMonth.parse(job.month)
         written: list[BlockRecord] = []
         if job.rewrite:
             shadows = [b for b in state.blocks if b.kind == "shadow" and b.month == job.month]
             tombstones = [t for t in state.tombstones if t.overlaps(month.start_ms(), month.end_ms())]
-            written += self._merge_points(month, job.rewrite, shadows, tombstones, floor_ms)
+            written += self._merge_points(month, job.rewrite, shadows, tombstones, floor_ms, settled)
         if job.merge_shadows:
             written += self._merge_shadows(month, job.merge_shadows, floor_ms)
         self._swap(job, written, max((t.id for t in state.tombstones), default=0))
@@ -182,10 +186,19 @@ class Compactor:
         return summary
 
     def _merge_points(self, month: YearMonth, blocks: tuple[BlockRecord, ...], shadows: list[BlockRecord],
-                      tombstones: list, floor_ms: int) -> list[BlockRecord]:
-        """The visible rows of `blocks`: no shadowed, deleted or expired row, sorted by series, ts."""
+                      tombstones: list, floor_ms: int, settled: int | None) -> list[BlockRecord]:
+        """The visible rows of `blocks`: no shadowed, deleted or expired row, sorted by series, ts; those stamped
+        below `settled` get the stamp settled - 1.
+
+        Why that stamp changes no answer: a row left visible is newer than every shadow and delete of its point
+        already known (the others hid it, and it is not written), so raising its stamp keeps it so; every write
+        and delete still to come is stamped at or above `settled`, so it still wins over the row."""
         root = self.datadir.root
         params: dict = {"files": [str(root / b.path) for b in blocks], "floor": floor_ms}
+        seq = "seq"
+        if settled is not None:
+            params["settled"] = settled
+            seq = "CASE WHEN o.seq < $settled THEN $settled - 1 ELSE o.seq END AS seq"
         where = ["o.ts >= $floor"]
         if shadows:
             params["shadows"] = [str(root / b.path) for b in shadows]
@@ -194,7 +207,7 @@ class Compactor:
             self._duck.register("tombstones", tombstone_table(tombstones))
             where.append(not_deleted("o", "tombstones"))
         try:
-            sql = (f"SELECT series, ts, value, seq FROM read_parquet($files) o WHERE {' AND '.join(where)} "
+            sql = (f"SELECT series, ts, value, {seq} FROM read_parquet($files) o WHERE {' AND '.join(where)} "
                    "ORDER BY series, ts")
             return self._write_sorted(month, "points", self._duck.sql(sql, params=params))
         finally:

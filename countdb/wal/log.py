@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from countdb.datadir import fsync_dir
-from countdb.wal.segment import MAGIC, SegmentWriter, encode_frame
+from countdb.wal.segment import MAGIC, SegmentWriter, encode_frame, first_stamp
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,15 @@ def writer_dirs(wal_root: Path) -> list[Path]:
 def all_segment_paths(wal_root: Path) -> list[Path]:
     """Every segment of every writer, live or dead."""
     return [segment for writer in writer_dirs(wal_root) for segment in segment_paths(writer)]
+
+
+def oldest_unflushed_stamp(wal_root: Path) -> int | None:
+    """The oldest write stamp in any segment still on disk, live or dead (None: no frame anywhere).
+
+    A flush or a recovery deletes a segment only after publishing its points, so each unflushed write is, at any
+    moment, in a segment this finds or already in the catalog."""
+    stamps = [stamp for path in all_segment_paths(wal_root) if (stamp := first_stamp(path)) is not None]
+    return min(stamps, default=None)
 
 
 class WriterLock:

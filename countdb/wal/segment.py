@@ -113,6 +113,19 @@ def parse_frames(data: bytes | memoryview, base_offset: int) -> tuple[list[Frame
     return frames, base_offset + pos, None
 
 
+def first_stamp(path: Path) -> int | None:
+    """The write stamp in the header of a segment's first frame: its oldest outside a cluster, where each writer
+    stamps and appends under one lock. None when it has no whole header (yet), is not a segment, or is gone."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(MAGIC) + HEADER.size)
+    except FileNotFoundError:
+        return None
+    if len(head) < len(MAGIC) + HEADER.size or head[: len(MAGIC)] != MAGIC:
+        return None
+    return HEADER.unpack_from(head, len(MAGIC))[3]
+
+
 def read_segment(path: Path) -> tuple[list[Frame], int, ReadProblem | None]:
     """Every whole frame of a segment file, the offset after the last, and the problem that stopped it."""
     data = path.read_bytes()

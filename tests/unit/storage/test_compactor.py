@@ -186,6 +186,47 @@ def test_a_compactor_whose_merges_spill_to_disk_keeps_working_run_after_run(node
     assert not datadir.compaction_staging.exists()
 
 
+def stamps_of(datadir: DataDir) -> dict[str, set[int]]:
+    """Each stored series' set of row stamps, over every points block."""
+    files = [str(datadir.root / b.path) for b in blocks_of(datadir)]
+    rows = duckdb.sql("SELECT series, list(DISTINCT seq ORDER BY seq) FROM read_parquet($files) GROUP BY series",
+                      params={"files": files}).fetchall()
+    return {series: set(stamps) for series, stamps in rows}
+
+
+def test_rows_stamped_below_the_settled_stamp_share_one_and_compare_as_before(node):
+    """Issue 17: a merge stores settled - 1 for every row stamped below `settled`. The row that won stays the
+    winner over the shadows of older writes (left in place here: they still hide rows of the unmerged big block),
+    and a write stamped at or above `settled` still replaces it."""
+    datadir, flusher, engine = node
+    flush(flusher, 10, [("k", JAN, 1.0)] + [("big", JAN + i, 0.0) for i in range(600)])
+    flush(flusher, 20, [("k", JAN, 2.0), ("other", JAN, 2.0)])  # a shadow at 20 hides the 1.0…
+    flush(flusher, 30, [("k", JAN, 3.0)])  # …and one at 30 the 2.0
+    flush(flusher, 200, [("fresh", JAN, 5.0)])
+    c = compactor(datadir, policy=CompactionPolicy(tier_min_blocks=2, full_block_rows=1000))
+    c.settled = lambda: 100
+    c.run()
+    c.close()
+    (shadow,) = blocks_of(datadir, "shadow")  # the two merged into one at 30: it still hides the big block's 1.0
+    assert shadow.max_seq == 30 and len(blocks_of(datadir)) == 2  # the big block is not merged
+    assert stamps_of(datadir) == {"big": {10}, "k": {10, 99}, "other": {99}, "fresh": {200}}
+    assert series_points(engine, "k", JAN, FEB) == [(JAN, 3.0)]
+    assert series_points(engine, "other", JAN, FEB) == [(JAN, 2.0)]
+    flush(flusher, 100, [("k", JAN, 4.0)])
+    assert series_points(engine, "k", JAN, FEB) == [(JAN, 4.0)]
+
+
+def test_without_a_settled_stamp_a_merge_keeps_every_stamp_as_written(node):
+    """A cluster node's compactor has none: copies may still come with older stamps (ingest/settled.py)."""
+    datadir, flusher, engine = node
+    for n in range(3):
+        flush(flusher, 10 + n, [(f"s{n}", JAN + i, 1.0) for i in range(5)])
+    c = compactor(datadir)
+    c.run(force=True)
+    c.close()
+    assert stamps_of(datadir) == {"s0": {10}, "s1": {11}, "s2": {12}}
+
+
 def test_only_one_compactor_runs_per_node_and_countdb_compact_waits_its_turn(node):
     datadir, flusher, engine = node
     c = compactor(datadir)

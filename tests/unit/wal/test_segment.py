@@ -8,9 +8,9 @@ import os
 import pyarrow as pa
 import pytest
 
-from countdb.wal.log import WriteAheadLog
+from countdb.wal.log import WriteAheadLog, oldest_unflushed_stamp
 from countdb.wal.record import Columns, decode_points, encode_points
-from countdb.wal.segment import HEADER, MAGIC, read_segment
+from countdb.wal.segment import HEADER, MAGIC, first_stamp, read_segment
 
 
 def write_records(tmp_path, count: int):
@@ -112,3 +112,22 @@ def test_an_arrow_batch_record_round_trips_without_copying_through_bytes(tmp_pat
     wal.close()
     (frame,), _, problem = read_segment(path)
     assert problem is None and decode_points(frame.record_type, frame.payload).equals(batch)
+
+
+def test_the_oldest_unflushed_stamp_is_the_first_frame_of_the_oldest_segment_on_disk(tmp_path):
+    root = tmp_path / "wal"
+    assert oldest_unflushed_stamp(root) is None
+    first, second = WriteAheadLog(root), WriteAheadLog(root)
+    assert oldest_unflushed_stamp(root) is None  # segments with no frame yet
+    record_type, payload = encode_points(Columns(["s"], [1], [1.0]))
+    first.append_unsynced(record_type, 500, payload)
+    second.append_unsynced(record_type, 300, payload)
+    second.append_unsynced(record_type, 400, payload)
+    sealed = second.rotate()
+    second.append_unsynced(record_type, 700, payload)
+    assert first_stamp(sealed) == 300 and oldest_unflushed_stamp(root) == 300
+    sealed.unlink()  # flushed: published, then deleted
+    assert oldest_unflushed_stamp(root) == 500
+    assert first_stamp(sealed) is None
+    first.close()
+    second.close()
