@@ -20,6 +20,10 @@ FIELDS = ("usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowai
 INTERVAL_MS = 10_000
 MONTH_BOUNDARY_MS = 1_738_368_000_000  # 2025-02-01T00:00:00Z: every scale straddles it, so two month folders exist
 EXPORTER_DATA = Path(__file__).parent / "data" / "node_exporter.parquet"
+# What agents send (issue 17): full-precision floats are the worst case, nothing compresses them; gauges are
+# mostly rounded (two decimals is common), counters are integers, and many series repeat their last value.
+VALUE_SHAPES = ("full_precision", "two_decimals", "integer_counters", "repeated")
+REPEAT_RUN_MEAN = 10  # samples a `repeated` value holds on average
 
 _REGIONS = ("us-east-1", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1",
             "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1")
@@ -129,12 +133,33 @@ class CpuDataset:
             out[host * len(FIELDS):(host + 1) * len(FIELDS)] = _host_values(rng, self.timestamps)
         return out
 
-    def points(self, t0: int = 0, t1: int | None = None) -> Points:
-        """Points of time steps [t0, t1) for every series, time-major (as agents send them)."""
+    def points(self, t0: int = 0, t1: int | None = None, shape: str = "full_precision") -> Points:
+        """Points of time steps [t0, t1) for every series, time-major (as agents send them), with values of one
+        of VALUE_SHAPES."""
         t1 = self.scale.points_per_series if t1 is None else t1
         steps, count = t1 - t0, self.scale.series
+        values = self.values if shape == "full_precision" else shaped_values(self.values, shape, self.seed)
         return Points(self.series, np.tile(np.arange(count, dtype=np.int32), steps),
-                      np.repeat(self.timestamps[t0:t1], count), self.values[:, t0:t1].T.reshape(-1))
+                      np.repeat(self.timestamps[t0:t1], count), values[:, t0:t1].T.reshape(-1))
+
+
+def shaped_values(values: np.ndarray, shape: str, seed: int) -> np.ndarray:
+    """The (series, time) gauges `values` as another kind of metric of VALUE_SHAPES, deterministically:
+    `two_decimals` rounds them; `integer_counters` sums them, scaled per series to 1-1,000 per sample, into
+    monotonic integer totals (bytes, requests); `repeated` rounds them and holds each value for a random run of
+    REPEAT_RUN_MEAN samples on average (states, sizes, slowly changing gauges)."""
+    rng = np.random.default_rng([seed, 2])
+    if shape == "two_decimals":
+        return np.round(values, 2)
+    if shape == "integer_counters":
+        rates = rng.uniform(0.01, 10.0, (values.shape[0], 1))
+        return np.cumsum(np.rint(values * rates), axis=1)
+    if shape == "repeated":
+        changes = rng.random(values.shape) < 1 / REPEAT_RUN_MEAN
+        changes[:, 0] = True
+        held = np.maximum.accumulate(np.where(changes, np.arange(values.shape[1]), 0), axis=1)
+        return np.take_along_axis(np.round(values, 2), held, axis=1)
+    raise ValueError(f"unknown value shape {shape!r}; one of {VALUE_SHAPES}")
 
 
 def _host_tags(rng: np.random.Generator, host: int) -> dict[str, str]:

@@ -199,6 +199,15 @@ _FALLBACKS = (
 )
 
 
+def write_arrow(base_url: str, points: Points, clients: int, per_request: int) -> dict:
+    """Write `points` in Arrow IPC requests of `per_request` points; raises IngestError unless all were taken."""
+    sent = send_all(base_url + "/insert", {"Content-Type": "application/vnd.apache.arrow.stream"},
+                    list(wire.arrow_bodies(points, per_request)), clients)
+    if sent.points != len(points):
+        raise IngestError(f"{sent.points:,} of {len(points):,} points taken: {sent.first_error}")
+    return {"protocol": "arrow", "points": sent.points, "per_request": per_request, "seconds": round(sent.seconds, 3)}
+
+
 def write_untimed(base_url: str, points: Points, clients: int) -> dict:
     """Write `points` through the first format the server takes (backfill and the exporter data set)."""
     tried = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from bench.dataset import VALUE_SHAPES
+
 _MB = "MB"
 
 
@@ -81,6 +83,11 @@ TARGETS = (
            ("storage", "exporter_compacted", "reduction_vs_zstd"), True, 0.25, "%", ("storage", "exporter_compacted")),
     Target("Exporter data after compaction: bytes/point", ("storage", "exporter_compacted", "bytes_per_point"), False,
            0.85, "B/point", ("storage", "exporter_compacted")),
+    Target("cpu-only, two-decimal values: bytes/point as flushed", ("storage", "two_decimals", "bytes_per_point"),
+           False, 2.3, "B/point", ("storage", "two_decimals")),
+    Target("cpu-only, two-decimal values, after compaction: bytes/point",
+           ("storage", "two_decimals_compacted", "bytes_per_point"), False, 1.9, "B/point",
+           ("storage", "two_decimals_compacted")),
 )
 
 
@@ -126,12 +133,20 @@ def _wrong_answers(results: dict, path: tuple) -> str | None:
 
 def _failed_phase(results: dict, path: tuple) -> str:
     phase = {"ingest": "ingest", "rss": "ingest", "queries": "queries", "query_load": "queries",
-             "single_insert": "single_insert",
-             "storage": "exporter" if path[1].startswith("exporter") else "ingest"}[path[0]]
+             "query_catch_up": "queries", "single_insert": "single_insert", "transfer": "transfer",
+             "storage": _storage_phase(path[1])}[path[0]]
+    if phase not in results.get("phase_seconds", {}):
+        return f"the {phase} phase was not run"
     for error in results.get("errors", []):
         if error["phase"] == phase:
             return f"{phase} phase failed: {error['error']}"
     return "no value recorded"
+
+
+def _storage_phase(name: str) -> str:
+    if name.startswith("exporter"):
+        return "exporter"
+    return "ingest" if name.startswith("cpu") else "value_shapes"
 
 
 def find_problems(results: dict) -> list[str]:
@@ -149,7 +164,7 @@ def find_problems(results: dict) -> list[str]:
             problems.append(f"ingest {name}: {result['note'][:300]}")
     for entry in ingest.get("backfill", []):
         problems.append(f"backfill: {entry['for']}'s time slice was written via {entry.get('protocol')}")
-    for name in ("cpu", "exporter"):
+    for name in ("cpu", "exporter", *VALUE_SHAPES):
         stored = _dig(results, ("storage", name))
         if stored and stored["points"] != stored["points_in_data_set"]:
             problems.append(f"storage {name}: only {stored['points']:,} of {stored['points_in_data_set']:,} points "
@@ -157,7 +172,7 @@ def find_problems(results: dict) -> list[str]:
         if stored and stored["stored_rows"] != stored["points"]:
             problems.append(f"storage {name}: {stored['stored_rows']:,} rows in Parquet for {stored['points']:,} "
                             "points acknowledged (expected equal after a SIGTERM flush)")
-    for where in (("ingest", "shutdown"), ("storage", "exporter", "shutdown")):
+    for where in (("ingest", "shutdown"), *(("storage", name, "shutdown") for name in ("exporter", *VALUE_SHAPES))):
         shutdown = _dig(results, where)
         if shutdown and (shutdown.get("hung") or shutdown.get("exit_code") not in (0, None)):
             problems.append(f"{'/'.join(where)}: server exit {shutdown}")

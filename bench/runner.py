@@ -19,17 +19,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import charts, ingest, markdown, queries, report, spread, storage, transfer
-from bench.dataset import EXPORTER_DATA, SCALES, CpuDataset, Scale, load_exporter_points
+from bench.dataset import EXPORTER_DATA, SCALES, VALUE_SHAPES, CpuDataset, Scale, load_exporter_points
 from bench.machine import describe_machine
 from bench.server import CountServer, RssSampler, free_port
 from bench.wire import prometheus_encoder_name
 from bench.wrk import run_wrk, wrk_available
 from countdb.config import Settings
+from countdb.ingest.settled import SETTLE_MARGIN_NS
 
 REPO = Path(__file__).resolve().parent.parent
 QUERY_LOAD_CONNECTIONS = 8
 BACKGROUND_COMPACTION_SECONDS = str(Settings.from_env({}).compaction_interval_seconds)  # the node's default
 MEMORY_GUARD_SHARE = 0.7  # of MemTotal the workers may hold together before the server is killed
+# NOTE: the size of a Telegraf batch (1,000 metrics of a few fields) or a Prometheus remote-write request; each
+# request is one write stamp, so the size sets what the stored stamps (`seq`) cost.
+SHAPE_REQUEST_POINTS = 5_000
+PHASES = ("ingest", "queries", "single_insert", "exporter", "value_shapes", "transfer")
 
 
 class Run:
@@ -105,7 +110,7 @@ class Run:
                                                                  self.clients)})
         return done
 
-    def query_phase(self) -> None:
+    def queries_phase(self) -> None:
         """The queries three times over the ingest's blocks (issue 17): right after a restart on them as flushed,
         again the scale's catch_up_seconds (2 minutes) after that restart with the background compactor running,
         and after `countdb compact` (the stage the other targets judge; its storage figures are taken on the way).
@@ -167,6 +172,33 @@ class Run:
         with self.server("cpu", FLIGHT_PORT=str(flight_port)) as server:
             out.update(transfer.measure_transfer(server, flight_port, self.scale.repeats))
 
+    def value_shapes_phase(self) -> None:
+        """The cpu data set's series and times with each of VALUE_SHAPES' values (issue 17), each into a node of
+        its own in Arrow requests of SHAPE_REQUEST_POINTS: bytes/point as flushed (SIGTERM); then, once the
+        writes are SETTLE_MARGIN_NS old (at most the scale's catch_up_seconds), after `countdb compact`, which
+        then stores one stamp for them all as the background compactor does with rows that old."""
+        stored = self.results.setdefault("storage", {})
+        nodes = {}
+        for shape in VALUE_SHAPES:
+            points = self.dataset.points(shape=shape)
+            server = self.server(f"shape-{shape}").start()
+            try:
+                written = ingest.write_arrow(server.url, points, self.clients, SHAPE_REQUEST_POINTS)
+            finally:
+                shutdown = server.stop()
+            stored[shape] = {**storage.storage_result(server.data_dir, points, written["points"]),
+                             "written": written, "shutdown": shutdown}
+            nodes[shape] = (server.data_dir, written["points"])
+        written_at = time.monotonic()
+        time.sleep(min(SETTLE_MARGIN_NS / 1e9 + 1, self.scale.catch_up_seconds))
+        for shape, (data_dir, written) in nodes.items():
+            compacted = storage.compacted_result(data_dir, self.dataset.points(shape=shape), written)
+            stored[f"{shape}_compacted"] = {**compacted,
+                                            "seconds_after_writes": round(time.monotonic() - written_at, 1)}
+            print(f"[bench]   {shape}: {stored[shape]['bytes_per_point']} B/point as flushed, "
+                  f"{compacted['bytes_per_point']} compacted", flush=True)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
     def exporter_phase(self) -> None:
         """The shipped node-exporter recording: write, SIGTERM (flush), bytes/point, then the same after compaction."""
         points = load_exporter_points(EXPORTER_DATA)
@@ -220,8 +252,10 @@ def _brief(result: dict) -> str:
 
 
 def run_benchmark(scale: Scale, results_dir: Path, work_dir: Path | None = None, clients: int = 4,
-                  use_wrk: bool = True, seed: int = 42, keep_data: bool = False) -> tuple[dict, dict]:
-    """Run every phase and write the reports; returns (results, paths of the files written)."""
+                  use_wrk: bool = True, seed: int = 42, keep_data: bool = False,
+                  phases: tuple[str, ...] = PHASES) -> tuple[dict, dict]:
+    """Run `phases` (every phase by default; the queries need the ingest's data) and write the reports; returns
+    (results, paths of the files written)."""
     started = datetime.now(timezone.utc)
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"count-bench-{scale.name}-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -233,11 +267,8 @@ def run_benchmark(scale: Scale, results_dir: Path, work_dir: Path | None = None,
         for key in ("query_load", "single_insert"):
             run.results[key] = {"available": False, "reason": reason}
     try:
-        run.phase("ingest", run.ingest_phase)
-        run.phase("queries", run.query_phase)
-        run.phase("single_insert", run.single_insert_phase)
-        run.phase("exporter", run.exporter_phase)
-        run.phase("transfer", run.transfer_phase)
+        for name in phases:
+            run.phase(name, getattr(run, f"{name}_phase"))
     finally:
         if not keep_data:
             shutil.rmtree(work, ignore_errors=True)
@@ -276,9 +307,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk measurements")
     parser.add_argument("--keep-data", action="store_true", help="keep the work dir (DATA_DIRs, server logs)")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"comma-separated, in this order (default: all): {','.join(PHASES)}")
     args = parser.parse_args(argv)
+    phases = tuple(name for name in PHASES if name in args.phases.split(","))
+    unknown = set(args.phases.split(",")) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     results, paths = run_benchmark(SCALES[args.scale], args.results_dir, args.work_dir, args.clients,
-                                   not args.no_wrk, args.seed, args.keep_data)
+                                   not args.no_wrk, args.seed, args.keep_data, phases)
     print(paths["markdown"].read_text())
     for error in results["errors"]:
         print(f"[bench] phase {error['phase']} failed:\n{error['traceback']}", file=sys.stderr)

@@ -93,7 +93,10 @@ def test_every_point_is_written_once_and_measured(bench_run):
 
 def test_storage_holds_exactly_the_points_written(bench_run):
     results, _ = bench_run
-    for name in ("cpu", "cpu_compacted", "exporter", "exporter_compacted"):
+    from bench.dataset import VALUE_SHAPES
+
+    shapes = [f"{shape}{stage}" for shape in VALUE_SHAPES for stage in ("", "_compacted")]
+    for name in ("cpu", "cpu_compacted", "exporter", "exporter_compacted", *shapes):
         storage = results["storage"][name]
         assert storage["stored_rows"] == storage["points"] > 0, name
         assert storage["parquet_bytes"] > 0 and storage["bytes_per_point"] > 0
