@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from support.cluster import (FAST_CLUSTER_ENV, Cluster, Writers, assert_each_series_lives_on_its_owners_only,
-                             assert_every_node_holds_exactly, ring_state, settled_on)
+                             assert_every_node_holds_exactly, refuses_writes_as_a_minority, ring_state, settled_on)
 from support.netns import HostNetwork, remove_leftovers, require_namespaces
 
 PORT = 8080
@@ -67,12 +67,8 @@ def test_a_cut_off_node_refuses_writes_the_majority_keeps_writing_and_all_conver
             return health["status"] == "degraded" and health["cluster"]["majority"] is False
 
         cluster.wait_until(degraded_alone, 10, "/health says the cut-off node is in a minority")
-        # NOTE: after /health says so and FAILURE_TIMEOUT (+ the view's reload) has passed since the cut, not
-        # before: the first minority refusal may come from the worker that noticed first (a failed request),
-        # while the other still fails the write on its quorum until the shared view ages the peers out.
-        time.sleep(max(0.0, cut + 3 + 0.5 - time.monotonic()))
-        refused = _insert(cluster, 1, "island")
-        assert refused.status_code == 503 and refused.headers["Retry-After"] and "minority" in refused.json()["error"]
+        cluster.wait_until(lambda: refuses_writes_as_a_minority(cluster.url(1), "island"), 10,
+                           "every worker of the cut-off node refuses writes as a minority")
         read = requests.get(cluster.url(1) + "/series", timeout=30)
         assert read.status_code == 200 and read.headers["X-Count-Partial"].startswith("minority")
         before = len(writers.acknowledged)

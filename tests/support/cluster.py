@@ -172,6 +172,20 @@ class Readers:
             self.answers += 1
 
 
+def refuses_writes_as_a_minority(url: str, series: str, attempts: int = 4) -> bool:
+    """Whether `attempts` writes in a row to the node at `url`, each on a new connection (so on any of its
+    workers), are refused 503 with Retry-After as a minority. NOTE: each worker counts its peers down on its own
+    (from a request that failed, or from the agent's view once FAILURE_TIMEOUT has passed); until then a write
+    there waits for the peers and is refused on its quorum instead."""
+    for _ in range(attempts):
+        answer = requests.post(url + "/insert", json={"series": series, "timestamp": 1_700_000_000_000, "value": 1.0},
+                               timeout=15)
+        if answer.status_code != 503 or not answer.headers.get("Retry-After") or \
+                "minority" not in answer.json().get("error", ""):
+            return False
+    return True
+
+
 def visible(cluster, index: int, prefix: str = "w") -> tuple[set[tuple[str, int]], int]:
     """The (series, ts) points of the series named `prefix`… as node `index` answers SQL, and how many rows it
     answered."""
