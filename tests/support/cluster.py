@@ -36,6 +36,13 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def stop_all(servers: list) -> None:
+    """Stop every CountServer of `servers` still running, all at once: one after the other cost ~3 s a server."""
+    running = [server for server in servers if server.proc is not None and server.proc.poll() is None]
+    with ThreadPoolExecutor(max(1, len(running))) as pool:
+        list(pool.map(lambda server: server.stop(), running))
+
+
 @dataclass
 class Cluster:
     nodes: list  # CountServer, in CLUSTER_NODES order
@@ -43,9 +50,7 @@ class Cluster:
     flight_ports: list[int]
 
     def stop(self) -> None:
-        for node in self.nodes:
-            if node.proc is not None and node.proc.poll() is None:
-                node.stop()
+        stop_all(self.nodes)
 
     def url(self, index: int) -> str:
         return f"http://{self.addresses[index]}"
