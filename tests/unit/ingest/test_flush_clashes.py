@@ -83,3 +83,10 @@ def test_a_flush_writes_at_the_cheap_zstd_level_and_compaction_at_the_high_one(f
     compactor.close()
     assert levels[2:] == [ZSTD_LEVEL] and ZSTD_LEVEL > FLUSH_ZSTD_LEVEL
     assert _stored(flusher) == [("a", 1000, 1.0, 1), ("a", 2000, 1.0, 2)]
+
+
+def test_a_flush_whose_points_partly_lose_to_stored_ones_publishes_only_the_winners(flusher):
+    _flush(flusher, 5, ["a", "b"], [1000, 1000], 5.0)
+    result = _flush(flusher, 3, ["a", "b", "c"], [1000, 2000, 1000], 3.0)  # a@1000 is older than the stored one
+    assert [b.rows for b in result.blocks] == [2]
+    assert _stored(flusher) == [("a", 1000, 5.0, 5), ("b", 1000, 5.0, 5), ("b", 2000, 3.0, 3), ("c", 1000, 3.0, 3)]
