@@ -18,7 +18,7 @@ import requests
 from countdb.cluster.auth import sign
 from countdb.cluster.ring import Ring
 from countdb.cluster.wire import decode_stream
-from support.cluster import SECRET, Writers, assert_every_node_holds_exactly, refuses_writes_as_a_minority
+from support.cluster import SECRET, Writers, assert_every_node_holds_exactly, refuses_writes_as_a_minority, stored_here
 
 START_MS = 1_700_000_000_000
 
@@ -203,6 +203,9 @@ def test_countdb_cluster_repair_refills_a_wiped_node_at_once_and_prints_what_it_
     series = next(f"repair{i}" for i in range(1000) if 2 in ring.owners(f"repair{i}", 2))
     points = [{"series": series, "timestamp": START_MS + i, "value": float(i)} for i in range(50)]
     assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
+    # NOTE: node 3 holds its copy first: a copy that missed it is a hint, which refills it on its own once it is back
+    # (seen in CI: the repair then had nothing left to pull)
+    cluster.wait_until(lambda: len(stored_here(cluster, 2, series)) == 50, 15, "node 3 holds its copy")
     node = wipe(cluster, 2)
     command = subprocess.run([sys.executable, "-m", "countdb", "cluster", "repair"], capture_output=True, text=True,
                              env={**os.environ, **node.env, "DATA_DIR": str(node.data_dir)}, timeout=120)
