@@ -41,7 +41,7 @@ class CountServer:
         deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
         while not ready_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"count-server did not start (exit {self.proc.poll()}):\n{self.log_text()}")
+                raise RuntimeError(f"count-server did not start (exit {self.proc.poll()}):\n{self.log_tail()}")
             time.sleep(0.05)
         self.url = "http://" + ready_file.read_text().strip()
         while True:
@@ -51,7 +51,7 @@ class CountServer:
             except (requests.ConnectionError, requests.Timeout):  # a worker still booting on a busy machine
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"count-server never became healthy:\n{self.log_text()}")
+                raise RuntimeError(f"count-server never became healthy:\n{self.log_tail()}")
             time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -66,7 +66,7 @@ class CountServer:
             return self.proc.wait(STOP_DEADLINE_SECONDS)
         except subprocess.TimeoutExpired:
             self.kill_all()
-            raise AssertionError(f"count-server did not stop within {STOP_DEADLINE_SECONDS}s:\n{self.log_text()}")
+            raise AssertionError(f"count-server did not stop within {STOP_DEADLINE_SECONDS}s:\n{self.log_tail()}")
 
     def kill_all(self) -> None:
         """kill -9 the master and every worker at once: a node crash."""
@@ -90,7 +90,12 @@ class CountServer:
         return pids
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")[-20000:]
+        """The whole log: what a test asserts on (a line a test looks for may be far from the end)."""
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self) -> str:
+        """The log's last 20,000 characters: what a failure report shows."""
+        return self.log_text()[-20000:]
 
     def post(self, path: str, **kwargs) -> requests.Response:
         return self.session.post(self.url + path, timeout=30, **kwargs)
@@ -148,4 +153,4 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         for server in _LIVE:
-            report.sections.append((f"count-server log {server.log_path.name}", server.log_text()))
+            report.sections.append((f"count-server log {server.log_path.name}", server.log_tail()))

@@ -158,9 +158,9 @@ def test_a_flight_process_killed_by_9_is_restarted_on_its_port_and_loses_nothing
     assert put(client, points_table(200, "flight.restart")) == [{"points": 200}]
     killed = flight_pid(node)
     os.kill(killed, signal.SIGKILL)
-    assert wait_for(lambda: _restarted_flight_pid(node, killed), 30), node.log_text()
+    assert wait_for(lambda: _restarted_flight_pid(node, killed), 30), node.log_tail()
     again = flight.connect(f"grpc://127.0.0.1:{node.env['FLIGHT_PORT']}")
-    assert wait_for(lambda: _answers(again), 30), node.log_text()
+    assert wait_for(lambda: _answers(again), 30), node.log_tail()
     assert put(again, points_table(100, "flight.restart", T0 + 200)) == [{"points": 100}]
     got = node.get("/query/aggregated/flight.restart", params={"start": T0, "end": T0 + 999, "aggregation": "count"})
     assert got.json() == 300

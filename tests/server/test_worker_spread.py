@@ -31,4 +31,4 @@ def test_connections_opened_at_once_reach_every_worker(count_server):
     # NOTE: access lines reach the log file a moment after the answers; one still being written is skipped
     while len(worker_requests(server.log_path, "/insert")) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(worker_requests(server.log_path, "/insert")) == 2, server.log_text()
+    assert len(worker_requests(server.log_path, "/insert")) == 2, server.log_tail()
