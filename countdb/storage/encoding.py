@@ -39,8 +39,9 @@ CANDIDATES_PER_COLUMN = 3
 # group, so samples of 8 x 1 Ki rows priced dictionaries too high, and level-1 trials priced PLAIN runs of repeated
 # values too high: on the medium data set's two-decimal gauges they picked PLAIN at 1.76 B/point where a dictionary
 # takes 1.66, on held values a dictionary at 0.55 where PLAIN takes 0.50 (issue 17). Four whole groups pick the
-# smallest of the three in every bench shape (two still picked PLAIN for those gauges: too few series), for 0.1 s
-# per 1 M rows of compaction at level 9.
+# smallest of the three in every bench shape (two still picked PLAIN for those gauges: too few series). Trials at
+# level 9 cost 0.1 s per 1 M-row compacted file of long series (groups of 32 Ki rows) and up to 0.5 s where series
+# are short (128 Ki): the medium shapes still compact in 11-12 s per 10 M rows, the exporter data in 0.30 s, not 0.15.
 SAMPLE_ROW_GROUPS = 4
 REUSE_BLOCKS = 16  # blocks of one series set written with one trial's pick before the trials run again
 SERIES_SETS_LIMIT = 64  # series sets whose pick an EncodingChoices remembers
