@@ -124,7 +124,8 @@ class Run:
             time.sleep(max(0.0, restarted + self.scale.catch_up_seconds - time.monotonic()))
             stages["after_2_minutes"] = self._query_stage(server, sampled, restarted, against_duckdb=False)
         self.results["storage"]["cpu_compacted"] = storage.compacted_result(
-            server.data_dir, self.dataset.points(), self.results["ingest"]["points_written"])
+            server.data_dir, self.dataset.points(), self.results["ingest"]["points_written"],
+            self.results["storage"]["cpu"])
         with self.server("cpu") as server:
             stages["compacted"] = self._query_stage(server, sampled, time.monotonic(), against_duckdb=True)
         self.results["queries"] = stages["compacted"]["queries"]
@@ -192,7 +193,7 @@ class Run:
         written_at = time.monotonic()
         time.sleep(min(SETTLE_MARGIN_NS / 1e9 + 1, self.scale.catch_up_seconds))
         for shape, (data_dir, written) in nodes.items():
-            compacted = storage.compacted_result(data_dir, self.dataset.points(shape=shape), written)
+            compacted = storage.compacted_result(data_dir, self.dataset.points(shape=shape), written, stored[shape])
             stored[f"{shape}_compacted"] = {**compacted,
                                             "seconds_after_writes": round(time.monotonic() - written_at, 1)}
             print(f"[bench]   {shape}: {stored[shape]['bytes_per_point']} B/point as flushed, "
@@ -211,7 +212,7 @@ class Run:
         stored = self.results.setdefault("storage", {})
         stored["exporter"] = {**result, "written": written, "shutdown": shutdown,
                               "source": str(EXPORTER_DATA.relative_to(REPO))}
-        stored["exporter_compacted"] = storage.compacted_result(server.data_dir, points, written["points"])
+        stored["exporter_compacted"] = storage.compacted_result(server.data_dir, points, written["points"], result)
 
 
 def _check_guard(sampler: RssSampler) -> None:

@@ -53,10 +53,11 @@ def _data_encoding(encodings: tuple[str, ...]) -> str:
     return data[0] if data else "RLE"
 
 
-def storage_result(data_dir: Path, points: Points, written: int | None = None) -> dict:
-    """Count's bytes/point (file bytes / points acknowledged) against both zstd Parquet baselines of `points`."""
+def storage_result(data_dir: Path, points: Points, written: int | None = None, baseline: dict | None = None) -> dict:
+    """Count's bytes/point (file bytes / points acknowledged) against both zstd Parquet baselines of `points`
+    (`baseline`: zstd_baseline(points) when already made)."""
     footprint = parquet_footprint(data_dir)
-    baseline = zstd_baseline(points)
+    baseline = baseline or zstd_baseline(points)
     written = len(points) if written is None else written
     count_bpp = footprint["bytes"] / written if written else 0.0
     best = min(baseline, key=lambda order: baseline[order]["bytes"])
@@ -75,13 +76,15 @@ def storage_result(data_dir: Path, points: Points, written: int | None = None) -
     }
 
 
-def compacted_result(data_dir: Path, points: Points, written: int) -> dict:
+def compacted_result(data_dir: Path, points: Points, written: int, flushed: dict) -> dict:
     """`countdb compact` on the stopped node's DATA_DIR (it deletes the replaced files at once), then the same
-    figures as storage_result over what is left, plus how long compaction took."""
+    figures as storage_result over what is left, against the baseline of `flushed` (the storage_result taken before
+    compaction), plus how long compaction took."""
     done = subprocess.run([sys.executable, "-m", "countdb", "compact"], capture_output=True, text=True, check=True,
                           env={**os.environ, "DATA_DIR": str(data_dir)})
     report = json.loads(done.stdout)
-    return {**storage_result(data_dir, points, written), "compaction_seconds": report["seconds"]}
+    return {**storage_result(data_dir, points, written, flushed["zstd_parquet"]),
+            "compaction_seconds": report["seconds"]}
 
 
 def zstd_baseline(points: Points) -> dict:
