@@ -60,7 +60,7 @@ class Compactor:
         """`settled` gives the stamp below which no write or delete can still arrive (ingest/settled.py): merged
         rows stamped below it are stored with one stamp just under it. None keeps every stamp as written."""
         self.datadir = datadir
-        self.settled = settled
+        self._settled = settled
         self.retention_days = retention_days
         self.retired_grace_ms = int(retired_grace_seconds * 1000)
         self.policy = policy
@@ -119,7 +119,7 @@ class Compactor:
         floor_ms = retention_floor_ms(self.retention_days, now_ms)
         report = CompactionReport(
             deleted_files=delete_retired_files(self.datadir, self.catalog, now_ms - self.retired_grace_ms))
-        settled = self.settled() if self.settled else None  # before the snapshot: see ingest/settled.py
+        settled = self._settled() if self._settled else None  # before the snapshot: see ingest/settled.py
         state = snapshot(self.catalog)
         policy = self.policy.forced() if force else self.policy
         with self._staged():

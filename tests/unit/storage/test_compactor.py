@@ -50,8 +50,9 @@ def blocks_of(datadir: DataDir, kind: str = "points") -> list:
 
 
 def compactor(datadir: DataDir, retention_days: int = 0, grace_seconds: float = 3600.0, now=None,
-              policy: CompactionPolicy = CompactionPolicy()) -> Compactor:
-    return Compactor(datadir, retention_days, grace_seconds, policy, **({"clock": now} if now else {}))
+              policy: CompactionPolicy = CompactionPolicy(), settled=None) -> Compactor:
+    return Compactor(datadir, retention_days, grace_seconds, policy, **({"clock": now} if now else {}),
+                     settled=settled)
 
 
 def test_small_blocks_merge_into_one_sorted_block_with_the_same_points(node):
@@ -203,8 +204,7 @@ def test_rows_stamped_below_the_settled_stamp_share_one_and_compare_as_before(no
     flush(flusher, 20, [("k", JAN, 2.0), ("other", JAN, 2.0)])  # a shadow at 20 hides the 1.0…
     flush(flusher, 30, [("k", JAN, 3.0)])  # …and one at 30 the 2.0
     flush(flusher, 200, [("fresh", JAN, 5.0)])
-    c = compactor(datadir, policy=CompactionPolicy(tier_min_blocks=2, full_block_rows=1000))
-    c.settled = lambda: 100
+    c = compactor(datadir, policy=CompactionPolicy(tier_min_blocks=2, full_block_rows=1000), settled=lambda: 100)
     c.run()
     c.close()
     (shadow,) = blocks_of(datadir, "shadow")  # the two merged into one at 30: it still hides the big block's 1.0
