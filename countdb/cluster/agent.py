@@ -50,6 +50,8 @@ class Agent:
         self.me = settings.node_index
         self.members = {node: Member(node, address, 0.0, None) for node, address in enumerate(settings.cluster_nodes)}
         self.repairs: dict = {}
+        self.compared_with_all = False  # an anti-entropy round reached every peer since this agent started
+        self.hints_for_me: dict[int, int] = {}  # per peer that answered its last heartbeat: hints it holds for us
         self.move: dict = {}
         self.ring_state: RingState | None = read_state(datadir.cluster_state)
         # NOTE: every worker must have seen "switched" before a node drops anything; a few heartbeats cover
@@ -73,13 +75,15 @@ class Agent:
                  for node in self.members if node != self.me}
         wait(calls.values())
         now = time.time()
-        self.members[self.me] = Member(self.me, self.settings.cluster_nodes[self.me], now, PROTOCOL_VERSION)
         views: dict[int, PeerView | None] = {}
         for node, call in calls.items():
             previous = self.members[node]
+            self.hints_for_me.pop(node, None)
             try:
                 answer = call.result().json()
                 views[node] = PeerView.from_heartbeat(answer)
+                # NOTE: a peer too old to say counts as holding some
+                self.hints_for_me[node] = int(answer.get("hints_for_you", 1))
             except (PeerError, ValueError, KeyError, TypeError) as error:
                 self.members[node] = Member(node, previous.address, previous.last_contact, previous.protocol,
                                             str(error))
@@ -94,7 +98,10 @@ class Agent:
                 continue
             if not self.is_up(node):
                 log.info("node %d (%s) is up", node + 1, previous.address)
-            self.members[node] = Member(node, previous.address, now, PROTOCOL_VERSION)
+            self.members[node] = Member(node, previous.address, now, PROTOCOL_VERSION,
+                                        caught_up=answer.get("caught_up") is True)
+        self.members[self.me] = Member(self.me, self.settings.cluster_nodes[self.me], now, PROTOCOL_VERSION,
+                                       caught_up=self.caught_up())
         write_members(self.datadir.cluster_state, list(self.members.values()))
         metrics.CLUSTER_MEMBERS_UP.set(sum(self.is_up(node) for node in self.members))
         self.follow_ring({node: view for node, view in views.items() if self.members[node].last_contact == now})
@@ -137,6 +144,21 @@ class Agent:
                      ",".join(state.settled), ",".join(state.target))
         write_state(self.datadir.cluster_state, state)
         self.ring_state = state
+
+    def caught_up(self) -> bool:
+        """Whether this node holds every point acknowledged for its series, as far as it can tell: since it
+        started, an anti-entropy round compared it with every peer (a node back from downtime, or with an empty
+        data directory, lacks what was written meanwhile), and every peer answered its last heartbeat holding no
+        hint for it. Until then one-series reads ask the other owners too (cluster/reads.py). A write hinted
+        after that heartbeat is seen by the next one."""
+        return self.compared_with_all and all(self.hints_for_me.get(node) == 0 for node in self._ring_peers())
+
+    def _ring_peers(self) -> list[int]:
+        """The other nodes of the ring this node serves (a node that left is no longer one), or of CLUSTER_NODES
+        before a ring is decided."""
+        nodes, state = self.settings.cluster_nodes, self.ring_state
+        serving = set(nodes) if state is None else set(state.settled) | set(state.target)
+        return [node for node, address in enumerate(nodes) if node != self.me and address in serving]
 
     def _leave_requested(self) -> bool:
         return (self.datadir.cluster_state / LEAVE_FILE).exists()
@@ -249,6 +271,8 @@ class Agent:
                 report[str(peer + 1)] = {"error": str(error)}
                 log.warning("anti-entropy with node %d stopped: %s", peer + 1, error)
         self.repairs = {"started": started, "finished": time.time(), "peers": report}
+        if all("error" not in report.get(str(node + 1), {"error": "down"}) for node in self._ring_peers()):
+            self.compared_with_all = True
         self.write_state()
 
     def repair_with(self, peer: int, settled_before: int | None = None) -> dict:

@@ -33,10 +33,11 @@ class Member:
     last_contact: float  # Unix seconds of the last successful heartbeat; 0: never
     protocol: int | None
     error: str = ""
+    caught_up: bool = False  # it holds every point acknowledged for its series, as far as it can tell (agent.py)
 
     def to_json(self) -> dict:
         return {"node": self.node, "address": self.address, "last_contact": self.last_contact,
-                "protocol": self.protocol, "error": self.error}
+                "protocol": self.protocol, "error": self.error, "caught_up": self.caught_up}
 
 
 def write_members(folder: Path, members: list[Member]) -> None:
@@ -94,6 +95,12 @@ class Membership:
             return False
         member = self.members().get(node)
         return member is not None and now - member.last_contact <= self.failure_timeout_seconds
+
+    def caught_up(self, node: int) -> bool:
+        """Whether `node` (this one included) last said it holds every point acknowledged for its series: a
+        one-series read may then take its copy alone (cluster/reads.py)."""
+        member = self.members().get(node)
+        return member is not None and member.caught_up
 
     def up_nodes(self) -> list[int]:
         now = time.time()

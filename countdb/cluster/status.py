@@ -11,7 +11,11 @@ def render_status(status: dict, now: float) -> str:
     rows = [("node", "address", "state", "last contact", "ring share", "hints pending")]
     for member in status["members"]:
         contact = member["last_contact"]
-        state = member["state"] if member.get("in_ring", True) else f"{member['state']}, not in the ring"
+        state = member["state"]
+        if state == "up" and member.get("caught_up") is False:
+            state += ", catching up"  # one-series reads ask its co-owners too (docs/cluster.md)
+        if not member.get("in_ring", True):
+            state += ", not in the ring"
         rows.append((f"{member['node']}{' (this)' if member['self'] else ''}", member["address"], state,
                      "never" if not contact else f"{max(0.0, now - contact):.1f} s ago",
                      f"{100 * member['ring_share']:.1f} %", str(member["hints_pending"])))

@@ -66,10 +66,12 @@ class HeartbeatResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         settings = self.cluster.settings
         state = read_state(self.cluster.datadir.cluster_state)
+        pending = self.cluster.hints.counts()
         send_json(resp, {"node": settings.node_index, "node_id": settings.node_id_value, "protocol": PROTOCOL_VERSION,
                          "version": __version__, "time": time.time(),
                          "ring": None if state is None else state.to_json(),
-                         "hints_pending": sum(self.cluster.hints.counts().values())})
+                         "hints_pending": sum(pending.values()), "hints_for_you": pending.get(req.context.peer, 0),
+                         "caught_up": self.cluster.membership.caught_up(settings.node_index)})
 
 
 class ClusterStatusResource:
@@ -91,7 +93,7 @@ def cluster_status(cluster: ClusterServices) -> dict:
     for node, address in enumerate(settings.cluster_nodes):
         member = members.get(node)
         listed.append({"node": node + 1, "address": address, "self": node == settings.node_index,
-                       "state": "up" if membership.is_up(node) else "down",
+                       "state": "up" if membership.is_up(node) else "down", "caught_up": membership.caught_up(node),
                        "in_ring": node in layout.target.active,
                        "last_contact": member.last_contact if member else None,
                        "error": member.error if member else "", "ring_share": round(shares[node], 4),

@@ -32,3 +32,11 @@ def test_settling_shows_what_was_dropped_and_what_waits_for_a_flush():
     ring = {"phase": "settling", "settled": ["n1:1"], "target": ["n1:1", "n2:1"],
             "move": {"phase": "settling", "dropped_points": 5000, "waiting_for_flush": 12}}
     assert "5000 points dropped, 12 waiting for their flush" in render_status(status(ring), NOW)
+
+
+def test_a_node_still_catching_up_is_marked_and_a_caught_up_one_is_not():
+    document = status({"phase": "settled", "settled": ["n1:1"], "target": ["n1:1"], "move": {}})
+    document["members"][1]["caught_up"] = False
+    document["members"][2]["caught_up"] = True
+    lines = render_status(document, NOW).splitlines()
+    assert "up, catching up" in lines[2] and "catching up" not in lines[3]
