@@ -15,13 +15,13 @@ import pyarrow as pa
 from countdb.catalog.db import connect
 from countdb.cluster.agent import Agent
 from countdb.cluster.auth import Verifier
-from countdb.cluster.coordinator import Replicas, ReplicatedWriter
+from countdb.cluster.coordinator import Replicas, ReplicatedWriter, required_copies
 from countdb.cluster.deletes import ReplicatedDeleter
 from countdb.cluster.hints import HintStore
 from countdb.cluster.layout import LayoutFile
 from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError, local_address
-from countdb.cluster.reads import ClusterReads
+from countdb.cluster.reads import ClusterReads, read_copies
 from countdb.config import Settings
 from countdb.datadir import DataDir
 from countdb.errors import InvalidInput
@@ -83,7 +83,10 @@ class ClusterServices:
         deleter = ReplicatedDeleter(local_delete, writer.next_seq, replicas)
         verifier = Verifier(settings.cluster_secret, datadir.nonce_register)
         return cls(settings, layout, membership, peers, hints, verifier,
-                   ClusterReads(layout, settings.replication_factor, membership, peers,
+                   ClusterReads(layout, settings.replication_factor,
+                                read_copies(settings.replication_factor,
+                                            required_copies(settings.write_consistency, settings.replication_factor)),
+                                membership, peers,
                                 settings.query_timeout_seconds + settings.forward_timeout_seconds),
                    sink, deleter, datadir)
 

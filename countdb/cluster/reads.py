@@ -1,6 +1,8 @@
 """ClusterReads: the points other nodes hold that a query on this node must see.
 
-A one-series query reads every live owner of the series and merges the copies by write stamp. A query over many
+A one-series query reads as many live owners as meet every write's quorum (R + W > N, read_copies), taking only
+caught-up owners' copies as enough (a node back from downtime is not one until hints and anti-entropy have filled
+it in: cluster/agent.py), and merges the copies by write stamp. A query over many
 series (match=, group-by, discovery, SQL) reads each series once: here when this node owns it, otherwise on the
 first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
 While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
@@ -39,6 +41,12 @@ class OwnersUnreachable(Unavailable):
     """No owner of some series answered: the query can't be answered whole."""
 
 
+def read_copies(replication_factor: int, write_copies: int) -> int:
+    """Owners a one-series read asks so that it meets every write's `write_copies` owners in at least one (as
+    Dynamo's and Cassandra's R + W > N): one when writes wait for every owner, all when they wait for one."""
+    return replication_factor - write_copies + 1
+
+
 def reader_of(ring: Ring, replication_factor: int, key: str, coordinator: int, live: set[int]) -> int | None:
     """Which node answers for `key` in a many-series query coordinated by `coordinator`: itself when it owns
     the key, else the first owner in `live`; None when no owner is live."""
@@ -66,27 +74,43 @@ def statement_readers(ring: Ring, replication_factor: int, coordinator: int, liv
 
 
 class ClusterReads:
-    def __init__(self, layout: Callable[[], Layout], replication_factor: int, membership: Membership,
-                 peers: PeerClient, statement_timeout_seconds: float):
-        """`statement_timeout_seconds`: how long a peer may take over its part of a split SQL statement."""
+    def __init__(self, layout: Callable[[], Layout], replication_factor: int, read_copies: int,
+                 membership: Membership, peers: PeerClient, statement_timeout_seconds: float):
+        """`read_copies`: how many owners a one-series read asks (read_copies()); `statement_timeout_seconds`: how
+        long a peer may take over its part of a split SQL statement."""
         self.layout = layout
         self.replication_factor = replication_factor
+        self.read_copies = read_copies
         self.membership = membership
         self.peers = peers
         self.self_node = membership.self_node
         self.statement_timeout_seconds = statement_timeout_seconds
 
     def series_points(self, series: str, start_ms: int, end_ms: int) -> RemotePoints | None:
-        """Stamped points of `series` in [start_ms, end_ms] from its live owners other than this node: to merge
+        """Stamped points of `series` in [start_ms, end_ms] from enough of its live owners to make a read quorum
+        with the writes' (read_copies) among the owners that are caught up (cluster/agent.py), this node counting
+        when it is one: the others asked first, more asked when some fail or are still catching up (so a node
+        back from downtime merges its co-owners' copies until hints and anti-entropy have filled it in). To merge
         with this node's copy when it is an owner, else (the copies merged here) the whole answer."""
         owners = self.layout().read_ring.owners(series, self.replication_factor)
-        asked = [node for node in owners if node != self.self_node and self.membership.is_up(node)]
+        membership = self.membership
+        local = self.self_node in owners
+        others = sorted((node for node in owners if node != self.self_node and membership.is_up(node)),
+                        key=lambda node: not membership.caught_up(node))
+        wanted = self.read_copies - (local and membership.caught_up(self.self_node))
         request = {"series": series, "start": start_ms, "end": end_ms}
-        answers, failures = self._ask(asked, request)
-        if not answers and self.self_node not in owners and self.membership.has_majority():
+        answers: list[pa.Table] = []
+        failures: dict[int, str] = {}
+        while wanted > 0 and others:
+            asked, others = others[:wanted], others[wanted:]
+            answered, failed = self._ask(asked, request)
+            answers += answered
+            failures.update(failed)
+            wanted -= sum(node not in failed and membership.caught_up(node) for node in asked)
+        if not answers and not local and membership.has_majority():
             raise OwnersUnreachable(f"no owner of series {series!r} (nodes {', '.join(str(n + 1) for n in owners)}) "
                                     f"answered: {'; '.join(failures.values()) or 'all are down'}")
-        if self.self_node in owners:
+        if local:
             table = _concat(answers)
             return None if table is None else RemotePoints(table, "merge")
         return RemotePoints(latest_copies(_concat(answers) or STAMPED_SCHEMA.empty_table()), "only")

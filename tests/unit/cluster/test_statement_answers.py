@@ -59,7 +59,7 @@ class Members:
 
 def reads(peers: Peers, members: Members | None = None, changing: bool = False) -> ClusterReads:
     layout = SimpleNamespace(merges_selections=changing, read_ring=Ring.build(("a:1", "b:1", "c:1")))
-    return ClusterReads(lambda: layout, 2, members or Members(), peers, 40.0)
+    return ClusterReads(lambda: layout, 2, 1, members or Members(), peers, 40.0)
 
 
 def answer(series: str) -> pa.Table:
