@@ -52,6 +52,10 @@ class PeerClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            # NOTE: peers are reached directly: no HTTP(S)_PROXY or ~/.netrc from the environment (a proxy set for
+            # a container's outbound traffic would carry, or break, internal calls; and looking both up cost
+            # every call 0.13 ms of a 0.6-ms loopback call, measured)
+            session.trust_env = False
         return session
 
     def address(self, node: int) -> str:
