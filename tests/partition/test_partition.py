@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from support.cluster import (FAST_CLUSTER_ENV, Cluster, Writers, assert_each_series_lives_on_its_owners_only,
-                             assert_every_node_holds_exactly, refuses_writes_as_a_minority, ring_state, settled_on)
+                             assert_every_node_holds_exactly, members_seen_by, refuses_writes_as_a_minority,
+                             ring_state, settled_on)
 from support.netns import HostNetwork, remove_leftovers, require_namespaces
 
 from countdb.cluster.ring import Ring
@@ -113,13 +114,6 @@ def test_a_partition_in_the_middle_of_a_move_holds_it_until_it_heals_and_it_then
         assert_every_node_holds_exactly(cluster, writers, [0, 1, 2])
 
 
-def _members(cluster: Cluster, index: int) -> dict[int, dict]:
-    """Node `index`'s view of the members (0-based), from its GET /cluster/status."""
-    status = cluster.signed(index, "GET", "/cluster/status")
-    assert status.status_code == 200, status.text
-    return {member["node"] - 1: member for member in status.json()["members"]}
-
-
 def _range(cluster: Cluster, index: int, series: str) -> list[int]:
     answer = requests.get(cluster.url(index) + f"/query/range/{series}",
                           params={"start": 1_700_000_000_000, "end": 1_700_000_100_000}, timeout=15)
@@ -135,18 +129,18 @@ def test_a_node_that_missed_writes_merges_its_co_owners_copy_until_its_hints_arr
         series = next(f"missed{i}" for i in range(1000) if 2 in ring.owners(f"missed{i}", 2))
         co_owner = next(node for node in ring.owners(series, 2) if node != 2)
         holder = 3 - co_owner - 2  # the third node: it keeps node 3's copy as a hint
-        cluster.wait_until(lambda: all(_members(cluster, i)[i]["caught_up"] for i in range(3)), 30,
+        cluster.wait_until(lambda: all(members_seen_by(cluster, i)[i]["caught_up"] for i in range(3)), 30,
                            "every node caught up (an anti-entropy round with every peer)")
         network.isolate(2)
         points = [{"series": series, "timestamp": 1_700_000_000_000 + i * 1000, "value": float(i)} for i in range(50)]
         cluster.wait_until(lambda: requests.post(cluster.url(holder) + "/insert", json=points,
                                                  timeout=15).status_code == 201, 20, "the write taken without node 3")
-        assert _members(cluster, holder)[2]["hints_pending"] > 0
+        assert members_seen_by(cluster, holder)[2]["hints_pending"] > 0
         network.heal(2, co_owner)  # node 3 reaches its co-owner again, not the node holding its hints
-        cluster.wait_until(lambda: _members(cluster, 2)[co_owner]["state"] == "up", 15, "node 3 sees its co-owner")
-        assert _members(cluster, 2)[2]["caught_up"] is False
+        cluster.wait_until(lambda: members_seen_by(cluster, 2)[co_owner]["state"] == "up", 15, "node 3 sees its co-owner")
+        assert members_seen_by(cluster, 2)[2]["caught_up"] is False
         assert _range(cluster, 2, series) == [point["timestamp"] for point in points]
         network.heal_all()
-        cluster.wait_until(lambda: _members(cluster, 2)[2]["caught_up"], 20, "node 3 caught up: its hints delivered")
-        assert _members(cluster, holder)[2]["hints_pending"] == 0
+        cluster.wait_until(lambda: members_seen_by(cluster, 2)[2]["caught_up"], 20, "node 3 caught up: its hints delivered")
+        assert members_seen_by(cluster, holder)[2]["hints_pending"] == 0
         assert _range(cluster, 2, series) == [point["timestamp"] for point in points]

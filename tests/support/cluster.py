@@ -225,6 +225,13 @@ def ring_state(cluster: Cluster, index: int) -> dict:
     return cluster.signed(index, "GET", "/cluster/status").json()["ring"]
 
 
+def members_seen_by(cluster: Cluster, index: int) -> dict[int, dict]:
+    """Node `index`'s view of the members, by 0-based node number, from its GET /cluster/status."""
+    status = cluster.signed(index, "GET", "/cluster/status")
+    assert status.status_code == 200, status.text
+    return {member["node"] - 1: member for member in status.json()["members"]}
+
+
 def settled_on(cluster: Cluster, nodes: list[int], addresses: list[str]) -> bool:
     return all(ring_state(cluster, i)["phase"] == "settled" and ring_state(cluster, i)["target"] == addresses
                for i in nodes)
