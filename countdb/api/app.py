@@ -26,7 +26,7 @@ from countdb.api.resources.prometheus_query import (PromBuildInfoResource, PromL
                                                     PromLabelValuesResource, PromMetadataResource,
                                                     PromQueryRangeResource, PromQueryResource, PromSeriesResource)
 from countdb.api.resources.query import (AggregateQueryResource, GroupedAggregateQueryResource,
-                                         MatchingRangeQueryResource, RangeQueryResource)
+                                         MatchingRangeQueryResource, OwnerAnswerResource, RangeQueryResource)
 from countdb.api.resources.series import SeriesDeleteResource
 from countdb.api.resources.sql import SqlQueryResource
 from countdb.api.resources.storage import StorageResource
@@ -92,6 +92,7 @@ def create_app(services: Services) -> falcon.App:
             ("/cluster/hint", HintResource(cluster)),
             ("/cluster/delete", PeerDeleteResource(cluster)),
             ("/cluster/points", PeerPointsResource(services.engine, cluster)),
+            ("/cluster/answer/{kind}", OwnerAnswerResource(services.engine)),
             ("/cluster/sql", PeerSqlResource(services.engine, services.sql, cluster)),
             ("/cluster/digest", DigestResource(services.engine, shared)),
             ("/cluster/cell", CellResource(services.engine, shared)),

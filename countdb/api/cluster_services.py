@@ -40,6 +40,9 @@ class LocalReads:
     def selection_points(self, selector: str | None, start_ms: int, end_ms: int) -> None:
         return None
 
+    def owner_answer(self, kind: str, series: str, params: dict) -> None:
+        return None
+
 
 class LocalDeleter:
     def __init__(self, datadir: DataDir, writer: Writer):

@@ -18,6 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import requests
 
 from countdb.errors import InvalidInput, NotAcceptable
 
@@ -30,6 +31,7 @@ FORMATS = {
 }
 _BY_MEDIA_TYPE = {media_type: name for name, media_type in FORMATS.items()}
 STREAM_ROWS = 64 * 1024
+STREAM_CHUNK_BYTES = 256 * 1024
 
 JsonShape = Callable[[Iterable[pa.RecordBatch]], Iterator[bytes]]
 Rows = pa.RecordBatchReader | pa.Table
@@ -74,6 +76,25 @@ def send_result(resp: falcon.Response, result_format: str, rows: Rows, json_shap
         resp.stream = chunks
     else:
         resp.data = b"".join(chunks)
+
+
+def relay_answer(resp: falcon.Response, answer: requests.Response) -> None:
+    """Answer with another node's answer to the same query (cluster/reads.py owner_answer), as it came: its status,
+    type and body; a body the owner streamed is streamed on as it arrives."""
+    resp.status = answer.status_code
+    resp.content_type = answer.headers.get("Content-Type")
+    resp.vary = ("Accept",)
+    if "Content-Length" in answer.headers:
+        resp.data = answer.content
+    else:
+        resp.stream = _relayed(answer)
+
+
+def _relayed(answer: requests.Response) -> Iterator[bytes]:
+    try:
+        yield from answer.iter_content(STREAM_CHUNK_BYTES)
+    finally:
+        answer.close()
 
 
 def json_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:

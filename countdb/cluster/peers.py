@@ -61,21 +61,28 @@ class PeerClient:
     def address(self, node: int) -> str:
         return self.self_address if node == self.self_node else self.nodes[node]
 
-    def call(self, node: int, method: str, path: str, body: bytes = b"", params: dict | None = None,
-             timeout_seconds: float | None = None, headers: dict | None = None) -> requests.Response:
-        """`method path?params` on `node`, signed; the 2xx response, else PeerError."""
-        target = f"{path}?{urlencode(params)}" if params else path
+    def send(self, node: int, method: str, path: str, body: bytes = b"", params: dict | None = None,
+             timeout_seconds: float | None = None, headers: dict | None = None,
+             stream: bool = False) -> requests.Response:
+        """`method path?params` on `node`, signed; its response whatever its HTTP status (read as it comes when
+        `stream`), else PeerError: unreachable, or no answer in time."""
+        target = f"{path}?{urlencode(params, doseq=True)}" if params else path
         signed = {**(headers or {}), **sign(self.secret, method, target, body, self.self_node)}
         address = self.address(node)
         try:
-            response = self._session().request(method, f"http://{address}{target}", data=body, headers=signed,
-                                               timeout=timeout_seconds or self.timeout_seconds)
+            return self._session().request(method, f"http://{address}{target}", data=body, headers=signed,
+                                           timeout=timeout_seconds or self.timeout_seconds, stream=stream)
         except requests.Timeout:
             raise PeerError(node, address, f"no answer within {timeout_seconds or self.timeout_seconds:g} s") from None
         except requests.RequestException as error:
             raise PeerError(node, address, f"unreachable ({type(error).__name__})") from None
+
+    def call(self, node: int, method: str, path: str, body: bytes = b"", params: dict | None = None,
+             timeout_seconds: float | None = None, headers: dict | None = None) -> requests.Response:
+        """`method path?params` on `node`, signed; the 2xx response, else PeerError."""
+        response = self.send(node, method, path, body, params, timeout_seconds, headers)
         if not 200 <= response.status_code < 300:
-            raise PeerError(node, address, f"HTTP {response.status_code}: {_error_text(response)}",
+            raise PeerError(node, self.address(node), f"HTTP {response.status_code}: {_error_text(response)}",
                             response.status_code)
         return response
 

@@ -2,7 +2,9 @@
 
 A one-series query reads as many live owners as meet every write's quorum (R + W > N, read_copies), taking only
 caught-up owners' copies as enough (a node back from downtime is not one until hints and anti-entropy have filled
-it in: cluster/agent.py), and merges the copies by write stamp. A query over many
+it in: cluster/agent.py), and merges the copies by write stamp; on a node that is not an owner, when one caught-up
+owner is a read quorum, that owner answers the query whole and its answer is relayed as it is (owner_answer). A
+query over many
 series (match=, group-by, discovery, SQL) reads each series once: here when this node owns it, otherwise on the
 first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
 While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
@@ -20,6 +22,7 @@ from typing import Callable
 
 import orjson
 import pyarrow as pa
+import requests
 
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
@@ -30,6 +33,8 @@ from countdb.errors import InvalidInput, QueryRejected, QueryTimeout, Unavailabl
 from countdb.model import RemotePoints, last_writes
 
 POINTS_PATH = "/cluster/points"
+ANSWER_PATH = "/cluster/answer/"
+"""+ range|aggregated: a one-series query answered from the node's own copy (owner_answer)."""
 SQL_PATH = "/cluster/sql"
 SELECTION_ATTEMPTS = 2
 ANSWERED_BY_SETS = "Count-Answered-By-Sets"
@@ -77,7 +82,8 @@ class ClusterReads:
     def __init__(self, layout: Callable[[], Layout], replication_factor: int, read_copies: int,
                  membership: Membership, peers: PeerClient, statement_timeout_seconds: float):
         """`read_copies`: how many owners a one-series read asks (read_copies()); `statement_timeout_seconds`: how
-        long a peer may take over its part of a split SQL statement."""
+        long a peer may take over a query it runs for this node (a relayed one-series query, its part of a split
+        SQL statement)."""
         self.layout = layout
         self.replication_factor = replication_factor
         self.read_copies = read_copies
@@ -116,6 +122,34 @@ class ClusterReads:
         copies = _concat(answers) or STAMPED_SCHEMA.empty_table()
         # NOTE: one owner's answer holds one point per timestamp already (merging 360 rows cost 0.13 ms)
         return RemotePoints(copies if len(answers) == 1 else latest_copies(copies), "only")
+
+    def owner_answer(self, kind: str, series: str, params: dict) -> requests.Response | None:
+        """The answer to a one-series query (`kind` range or aggregated, with the public query's `params`) from an
+        owner of `series`, as it sent it (streamed), when this node is not an owner and one caught-up owner's copy
+        is a read quorum (read_copies 1): one hop, and nothing decoded or encoded here, where series_points moves
+        the owner's points here to answer. Its status is the owner's: a refused or timed-out query is refused or
+        timed out here the same way. None when series_points must answer: this node owns the series, a read takes
+        more copies, no owner that is up is caught up, or the one asked failed (unreachable, a 5xx other than a
+        time-out, or a 404 from a version without the route)."""
+        if self.read_copies != 1:
+            return None
+        owners = self.layout().read_ring.owners(series, self.replication_factor)
+        if self.self_node in owners:
+            return None
+        membership = self.membership
+        owner = next((node for node in owners if membership.is_up(node) and membership.caught_up(node)), None)
+        if owner is None:
+            return None
+        try:
+            response = self.peers.send(owner, "GET", ANSWER_PATH + kind, params={**params, "series": series},
+                                       timeout_seconds=self.statement_timeout_seconds, stream=True)
+        except PeerError:
+            membership.suspect(owner)
+            return None
+        if response.status_code == 404 or (response.status_code >= 500 and response.status_code != 504):
+            response.close()
+            return None
+        return response
 
     def selection_points(self, selector: str | None, start_ms: int, end_ms: int) -> RemotePoints | None:
         """Stamped points of every series `selector` matches (all series when None) that this node does not own,

@@ -12,8 +12,11 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
+from countdb.cluster.ring import Ring
 from countdb.ingest import prompb_pb2
+from support.cluster import members_seen_by
 from support.remote_write import compress, request
 
 HOUR_MS = 3_600_000
@@ -48,6 +51,44 @@ def test_points_written_through_each_node_are_answered_by_every_node(shared_clus
         assert matched.json() == {"groups": [{"tags": {}, "value": 150}]}, matched.text
         listed = requests.get(f"{url}/series", params={"match": '{__name__=~"via.*"}'}, timeout=30).json()
         assert len(listed["series"]) == 30, listed
+
+
+def _answers_relayed_by(url: str) -> float:
+    """One-series queries this node answered for a node that does not own the series (/cluster/answer/{kind})."""
+    return sum(sample.value for family in text_string_to_metric_families(requests.get(url + "/metrics", timeout=30).text)
+               for sample in family.samples if sample.name == "count_http_requests_total"
+               and sample.labels["route"] == "/cluster/answer/{kind}" and sample.labels["status"] == "200")
+
+
+def test_a_node_that_does_not_own_a_series_relays_an_owners_answer_in_every_format(shared_cluster):
+    """Issue 12: through a node that is not an owner, a one-series query is answered whole by one caught-up owner
+    (one copy is a read quorum with the default quorum writes) and its answer relayed as it is."""
+    cluster = shared_cluster
+    ring = Ring.build(tuple(cluster.addresses))
+    series = next(f"relay{i}" for i in range(1000) if 0 not in ring.owners(f"relay{i}", 2))
+    owner = ring.owners(series, 2)[0]
+    points = [{"series": series, "timestamp": START_MS + i * 1000, "value": float(i % 7)} for i in range(120)]
+    assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
+    cluster.wait_until(lambda: members_seen_by(cluster, 0)[owner]["caught_up"], 30, "node 1 sees the owner caught up")
+    before = _answers_relayed_by(cluster.url(owner))
+    queries = [("range", {}), ("aggregated", {"aggregation": "max"}),
+               ("aggregated", {"aggregation": "avg", "step": "30s"})]
+    for kind, extra in queries:
+        for result_format in ("json", "ndjson", "csv", "arrow", "parquet"):
+            params = {"start": START_MS, "end": START_MS + HOUR_MS, "format": result_format, **extra}
+            relayed = requests.get(f"{cluster.url(0)}/query/{kind}/{series}", params=params, timeout=30)
+            direct = requests.get(f"{cluster.url(owner)}/query/{kind}/{series}", params=params, timeout=30)
+            assert relayed.status_code == direct.status_code == 200, relayed.text
+            assert relayed.headers["Content-Type"] == direct.headers["Content-Type"]
+            assert relayed.content == direct.content, (kind, extra, result_format)
+    accepted = requests.get(f"{cluster.url(0)}/query/range/{series}", timeout=30, headers={"Accept": "text/csv"},
+                            params={"start": START_MS, "end": START_MS + 1000})
+    assert accepted.headers["Content-Type"] == "text/csv" and accepted.text.splitlines()[1:] == [
+        f"{START_MS},0", f"{START_MS + 1000},1"], accepted.text  # negotiated on the node asked, then relayed
+    assert _answers_relayed_by(cluster.url(owner)) - before == len(queries) * 5 + 1
+    unsigned = requests.get(f"{cluster.url(owner)}/cluster/answer/range", timeout=10,
+                            params={"series": series, "start": START_MS, "end": START_MS + HOUR_MS})
+    assert unsigned.status_code == 401  # an owner's copy alone is an internal answer
 
 
 def _sql_plans(url: str) -> dict[str, float]:

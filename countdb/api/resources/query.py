@@ -1,5 +1,6 @@
 """GET /query/range and /query/aggregated: one series by path (the original Count API), or every series a
-match= selector picks; answered in the negotiated format (api/results.py)."""
+match= selector picks; answered in the negotiated format (api/results.py). In a cluster, /cluster/answer/{kind}
+is the one-series query a node that does not own the series relays to an owner (cluster/reads.py owner_answer)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import falcon
 
 from countdb.api import query_params as params
 from countdb.api.json_shapes import json_groups, json_series
-from countdb.api.results import choose_format, json_scalar, send_result
+from countdb.api.cluster_services import LocalReads
+from countdb.api.results import choose_format, json_scalar, relay_answer, send_result
 from countdb.api.services import Reads
 from countdb.obs import metrics
 from countdb.query.engine import QueryEngine
@@ -23,6 +25,9 @@ class RangeQueryResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
         result_format, downsample, bounds = choose_format(req), params.downsample(req), params.bounds(req)
         with metrics.QUERY_SECONDS.labels("range").time():
+            answer = self.reads.owner_answer("range", series, {**req.params, "format": result_format})
+            if answer is not None:
+                return relay_answer(resp, answer)
             rows = query_range(self.engine, series, *bounds, downsample, self.reads.series_points(series, *bounds))
         send_result(resp, result_format, rows)
 
@@ -50,6 +55,9 @@ class AggregateQueryResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
         result_format, aggregation, bounds = choose_format(req), params.aggregation(req), params.bounds(req)
         with metrics.QUERY_SECONDS.labels("aggregate").time():
+            answer = self.reads.owner_answer("aggregated", series, {**req.params, "format": result_format})
+            if answer is not None:
+                return relay_answer(resp, answer)
             rows = query_aggregate(self.engine, series, *bounds, aggregation, self.reads.series_points(series, *bounds))
         send_result(resp, result_format, rows, json_scalar)
 
@@ -67,3 +75,18 @@ class GroupedAggregateQueryResource:
             rows = query_aggregate_grouped(self.engine, selector, *bounds, aggregation, group_by, self.max_series,
                                            self.reads.selection_points(selector.text, *bounds))
         send_result(resp, result_format, rows, json_groups)
+
+
+class OwnerAnswerResource:
+    """GET /cluster/answer/{range|aggregated}?series=…&(the public query's parameters): the one-series query
+    answered from this node's copy alone, for a node that relays it (it chose this node as a caught-up owner)."""
+
+    def __init__(self, engine: QueryEngine):
+        local = LocalReads()
+        self.resources = {"range": RangeQueryResource(engine, local), "aggregated": AggregateQueryResource(engine, local)}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, kind: str) -> None:
+        resource = self.resources.get(kind)
+        if resource is None:
+            raise falcon.HTTPNotFound(description=f"no one-series query {kind!r}: range or aggregated")
+        resource.on_get(req, resp, req.get_param("series", required=True))
