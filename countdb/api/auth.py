@@ -59,6 +59,10 @@ def route_scopes(metrics_auth: bool) -> dict[str, str | None]:
     return {**ROUTE_SCOPES, "/metrics": "read" if metrics_auth else OPEN}
 
 
+CREDENTIAL_PARAMS = ("u", "p")
+"""InfluxDB v1's credentials in the query string: never passed on to another node (api/resources/query.py)."""
+
+
 def presented_token(req: falcon.Request) -> str | None:
     """The token a request carries, the ways existing clients send one: `Authorization: Token …` (InfluxDB
     v2/v3 clients), `Bearer …` (Prometheus, Grafana), `Basic` with the token as password, or InfluxDB v1's

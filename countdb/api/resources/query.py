@@ -7,6 +7,7 @@ from __future__ import annotations
 import falcon
 
 from countdb.api import query_params as params
+from countdb.api.auth import CREDENTIAL_PARAMS
 from countdb.api.json_shapes import json_groups, json_series
 from countdb.api.cluster_services import LocalReads
 from countdb.api.results import choose_format, json_scalar, relay_answer, send_result
@@ -25,7 +26,7 @@ class RangeQueryResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
         result_format, downsample, bounds = choose_format(req), params.downsample(req), params.bounds(req)
         with metrics.QUERY_SECONDS.labels("range").time():
-            answer = self.reads.owner_answer("range", series, {**req.params, "format": result_format})
+            answer = self.reads.owner_answer("range", series, _passed_on(req, result_format))
             if answer is not None:
                 return relay_answer(resp, answer)
             rows = query_range(self.engine, series, *bounds, downsample, self.reads.series_points(series, *bounds))
@@ -55,7 +56,7 @@ class AggregateQueryResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, series: str) -> None:
         result_format, aggregation, bounds = choose_format(req), params.aggregation(req), params.bounds(req)
         with metrics.QUERY_SECONDS.labels("aggregate").time():
-            answer = self.reads.owner_answer("aggregated", series, {**req.params, "format": result_format})
+            answer = self.reads.owner_answer("aggregated", series, _passed_on(req, result_format))
             if answer is not None:
                 return relay_answer(resp, answer)
             rows = query_aggregate(self.engine, series, *bounds, aggregation, self.reads.series_points(series, *bounds))
@@ -75,6 +76,13 @@ class GroupedAggregateQueryResource:
             rows = query_aggregate_grouped(self.engine, selector, *bounds, aggregation, group_by, self.max_series,
                                            self.reads.selection_points(selector.text, *bounds))
         send_result(resp, result_format, rows, json_groups)
+
+
+def _passed_on(req: falcon.Request, result_format: str) -> dict:
+    """The parameters of a one-series query for the owner that answers it instead (cluster/reads.py owner_answer):
+    the client's, with the format negotiated here, and without credentials (the owner's route is internal)."""
+    return {**{name: value for name, value in req.params.items() if name not in CREDENTIAL_PARAMS},
+            "format": result_format}
 
 
 class OwnerAnswerResource:
