@@ -3,15 +3,15 @@
 A one-series query reads as many live owners as meet every write's quorum (R + W > N, read_copies), taking only
 caught-up owners' copies as enough (a node back from downtime is not one until hints and anti-entropy have filled
 it in: cluster/agent.py), and merges the copies by write stamp; on a node that is not an owner, when one caught-up
-owner is a read quorum, that owner answers the query whole and its answer is relayed as it is (owner_answer). A
-query over many
-series (match=, group-by, discovery, SQL) reads each series once: here when this node owns it, otherwise on the
-first live owner, which each peer works out itself from the ring and the live nodes this node sends (reader_of).
+owner is a read quorum, that owner answers the query whole and its answer is relayed as it is (owner_answer).
+A query over many series (match=, group-by, discovery, SQL) reads each series once: here when this node owns it,
+otherwise on the first live owner, which each peer works out itself from the ring and the live nodes this node
+sends (reader_of).
 While the membership changes, reads use the ring cluster/layout.py names, and many-series answers are merged with
 this node's points by stamp, since a node may then hold copies of series another node answers for.
 A SQL statement that splits by series runs on as few nodes as cover every series instead (statement_readers),
 and only the answers travel (statement_answers).
-Invariant: answers carry stamps (STAMPED_SCHEMA) so the query merges copies as it merges its own WAL and blocks;
+Invariant: points fetched from peers carry stamps (STAMPED_SCHEMA), so the query merges copies as its own WAL and blocks;
 a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
 in a minority, which answers from what it reaches and says so (api/middleware.py MinorityNotice).
 """
