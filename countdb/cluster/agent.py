@@ -39,6 +39,10 @@ HANDOFF_PATH = "/cluster/handoff"
 SEGMENT_ROWS = 250_000
 HINTS_PER_REQUEST = 200
 CELLS_PER_REQUEST = 32
+PAUSE_PER_ROUND_SECOND = 9.0
+"""A round's pause is at least this many times as long as the last whole round took, so anti-entropy takes at most
+about a tenth of the time (its digests hash every point two nodes share, which grows with the data)."""
+MAX_PAUSE_INTERVALS = 4
 
 
 class Agent:
@@ -50,6 +54,7 @@ class Agent:
         self.me = settings.node_index
         self.members = {node: Member(node, address, 0.0, None) for node, address in enumerate(settings.cluster_nodes)}
         self.repairs: dict = {}
+        self.last_round_seconds = 0.0  # the last anti-entropy round that reached every peer it tried
         self.compared_with_all = False  # an anti-entropy round reached every peer since this agent started
         self.hints_for_me: dict[int, int] = {}  # per peer that answered its last heartbeat: hints it holds for us
         self.move: dict = {}
@@ -186,10 +191,13 @@ class Agent:
             metrics.CLUSTER_HINTS_PENDING.labels(str(target + 1)).set(len(self.hints.pending(target)))
 
     def next_round_seconds(self) -> float:
-        """Anti-entropy's pause: ANTI_ENTROPY_INTERVAL_SECONDS, or a heartbeat while the membership changes."""
+        """Anti-entropy's pause: a heartbeat while the membership changes; else ANTI_ENTROPY_INTERVAL_SECONDS, or
+        PAUSE_PER_ROUND_SECOND times the last whole round when that is longer (up to MAX_PAUSE_INTERVALS
+        intervals)."""
+        interval = self.settings.anti_entropy_interval_seconds
         if self.ring_state is not None and self.ring_state.phase != "settled":
-            return min(self.settings.heartbeat_interval_seconds, self.settings.anti_entropy_interval_seconds)
-        return self.settings.anti_entropy_interval_seconds
+            return min(self.settings.heartbeat_interval_seconds, interval)
+        return min(max(interval, PAUSE_PER_ROUND_SECOND * self.last_round_seconds), MAX_PAUSE_INTERVALS * interval)
 
     def step(self) -> None:
         """One round of the anti-entropy thread: streaming while series move, dropping while settling, else
@@ -270,7 +278,10 @@ class Agent:
             except PeerError as error:
                 report[str(peer + 1)] = {"error": str(error)}
                 log.warning("anti-entropy with node %d stopped: %s", peer + 1, error)
-        self.repairs = {"started": started, "finished": time.time(), "peers": report}
+        finished = time.time()
+        self.repairs = {"started": started, "finished": finished, "peers": report}
+        # NOTE: a round cut short by a peer that did not answer says nothing of what a round costs
+        self.last_round_seconds = 0.0 if any("error" in part for part in report.values()) else finished - started
         if all("error" not in report.get(str(node + 1), {"error": "down"}) for node in self._ring_peers()):
             self.compared_with_all = True
         self.write_state()
