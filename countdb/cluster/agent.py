@@ -40,8 +40,9 @@ SEGMENT_ROWS = 250_000
 HINTS_PER_REQUEST = 200
 CELLS_PER_REQUEST = 32
 PAUSE_PER_ROUND_SECOND = 9.0
-"""A round's pause is at least this many times as long as the last whole round took, so anti-entropy takes at most
-about a tenth of the time (its digests hash every point two nodes share, which grows with the data)."""
+"""A round's pause is at least this many times as long as the last whole round took, so anti-entropy takes about a
+tenth of the time at most (its digests hash every point two nodes share, which grows with the data), until the
+pause reaches MAX_PAUSE_INTERVALS intervals: a store that large needs a longer ANTI_ENTROPY_INTERVAL_SECONDS."""
 MAX_PAUSE_INTERVALS = 4
 
 
