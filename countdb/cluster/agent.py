@@ -55,7 +55,6 @@ class Agent:
         self.me = settings.node_index
         self.members = {node: Member(node, address, 0.0, None) for node, address in enumerate(settings.cluster_nodes)}
         self.repairs: dict = {}
-        self.last_round_seconds = 0.0  # the last anti-entropy round that reached every peer it tried
         self.compared_with_all = False  # an anti-entropy round reached every peer since this agent started
         self.hints_for_me: dict[int, int] = {}  # per peer that answered its last heartbeat: hints it holds for us
         self.move: dict = {}
@@ -198,7 +197,15 @@ class Agent:
         interval = self.settings.anti_entropy_interval_seconds
         if self.ring_state is not None and self.ring_state.phase != "settled":
             return min(self.settings.heartbeat_interval_seconds, interval)
-        return min(max(interval, PAUSE_PER_ROUND_SECOND * self.last_round_seconds), MAX_PAUSE_INTERVALS * interval)
+        return min(max(interval, PAUSE_PER_ROUND_SECOND * self._last_round_seconds()), MAX_PAUSE_INTERVALS * interval)
+
+    def _last_round_seconds(self) -> float:
+        """How long the last anti-entropy round took; 0 for none yet, or one cut short by a peer that did not
+        answer (it says nothing of what a round costs)."""
+        last = self.repairs
+        if not last or any("error" in part for part in last["peers"].values()):
+            return 0.0
+        return last["finished"] - last["started"]
 
     def step(self) -> None:
         """One round of the anti-entropy thread: streaming while series move, dropping while settling, else
@@ -279,10 +286,7 @@ class Agent:
             except PeerError as error:
                 report[str(peer + 1)] = {"error": str(error)}
                 log.warning("anti-entropy with node %d stopped: %s", peer + 1, error)
-        finished = time.time()
-        self.repairs = {"started": started, "finished": finished, "peers": report}
-        # NOTE: a round cut short by a peer that did not answer says nothing of what a round costs
-        self.last_round_seconds = 0.0 if any("error" in part for part in report.values()) else finished - started
+        self.repairs = {"started": started, "finished": time.time(), "peers": report}
         if all("error" not in report.get(str(node + 1), {"error": "down"}) for node in self._ring_peers()):
             self.compared_with_all = True
         self.write_state()
