@@ -11,8 +11,8 @@ While the membership changes, reads use the ring cluster/layout.py names, and ma
 this node's points by stamp, since a node may then hold copies of series another node answers for.
 A SQL statement that splits by series runs on as few nodes as cover every series instead (statement_readers),
 and only the answers travel (statement_answers).
-Invariant: points fetched from peers carry stamps (STAMPED_SCHEMA), so the query merges copies as its own WAL and blocks;
-a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
+Invariant: points fetched from peers carry stamps (STAMPED_SCHEMA), so the query merges copies as its own WAL and
+blocks; a series none of whose owners answers makes the query fail (503), never answer without it, except on a node
 in a minority, which answers from what it reaches and says so (api/middleware.py MinorityNotice).
 """
 

@@ -55,9 +55,10 @@ def test_points_written_through_each_node_are_answered_by_every_node(shared_clus
 
 def _answers_relayed_by(url: str) -> float:
     """One-series queries this node answered for a node that does not own the series (/cluster/answer/{kind})."""
-    return sum(sample.value for family in text_string_to_metric_families(requests.get(url + "/metrics", timeout=30).text)
-               for sample in family.samples if sample.name == "count_http_requests_total"
-               and sample.labels["route"] == "/cluster/answer/{kind}" and sample.labels["status"] == "200")
+    text = requests.get(url + "/metrics", timeout=30).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "count_http_requests_total" and sample.labels["route"] == "/cluster/answer/{kind}"
+               and sample.labels["status"] == "200")
 
 
 def test_a_node_that_does_not_own_a_series_relays_an_owners_answer_in_every_format(shared_cluster):

@@ -91,7 +91,8 @@ class OwnerAnswerResource:
 
     def __init__(self, engine: QueryEngine):
         local = LocalReads()
-        self.resources = {"range": RangeQueryResource(engine, local), "aggregated": AggregateQueryResource(engine, local)}
+        self.resources = {"range": RangeQueryResource(engine, local),
+                          "aggregated": AggregateQueryResource(engine, local)}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, kind: str) -> None:
         resource = self.resources.get(kind)
