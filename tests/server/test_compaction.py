@@ -148,3 +148,21 @@ def test_health_says_while_background_compaction_fails_and_stops_once_it_works(c
     staging.unlink()
     assert wait_for(lambda: health()["status"] == "healthy", 15), health()
     assert len(node.get("/query/range/c.fail", params={"start": JAN_2023, "end": JAN_2023 + 100}).json()) == 50
+
+
+def test_a_node_started_on_small_blocks_merges_them_without_waiting_its_interval(count_server):
+    node = count_server(**{**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 0})
+    points_blocks = "SELECT count(*) FROM blocks WHERE kind = 'points'"
+    acked = {}
+    for flush in range(5):  # each batch fills the 20-point buffer: five flushes, five small blocks of one tier
+        batch = {JAN_2023 + 100 * flush + i: float(flush * 100 + i) for i in range(30)}
+        insert_acknowledged(node, [{"series": "compaction.backlog", "timestamp": ts, "value": value}
+                                   for ts, value in batch.items()])
+        acked.update(batch)
+        assert wait_for(lambda n=flush + 1: catalog_rows(node.data_dir, points_blocks)[0][0] == n, 15)
+    assert node.stop() == 0
+    node = count_server(data_dir=node.data_dir, **{**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 600})
+    assert wait_for(lambda: catalog_rows(node.data_dir, points_blocks)[0][0] == 1, 30)  # the interval is 10 minutes
+    rows = node.get("/query/range/compaction.backlog", params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
+    assert {row["timestamp"]: row["value"] for row in rows} == acked
+    node.stop()
