@@ -32,18 +32,24 @@ class CountServer:
     session: requests.Session = field(default_factory=requests.Session)
 
     def start(self) -> "CountServer":
-        ready_file = self.data_dir.parent / f"{self.data_dir.name}.ready"
-        ready_file.unlink(missing_ok=True)
-        env = {**os.environ, **self.env, "DATA_DIR": str(self.data_dir), "COUNT_READY_FILE": str(ready_file)}
+        return self.spawn().wait_ready()
+
+    def spawn(self) -> "CountServer":
+        """Start the process without waiting for it (wait_ready): nodes of a cluster start side by side."""
+        self.ready_file.unlink(missing_ok=True)
+        env = {**os.environ, **self.env, "DATA_DIR": str(self.data_dir), "COUNT_READY_FILE": str(self.ready_file)}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([*self.argv_prefix, sys.executable, "-m", "countdb", "serve"], env=env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self) -> "CountServer":
         deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-        while not ready_file.exists():
+        while not self.ready_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"count-server did not start (exit {self.proc.poll()}):\n{self.log_tail()}")
             time.sleep(0.05)
-        self.url = "http://" + ready_file.read_text().strip()
+        self.url = "http://" + self.ready_file.read_text().strip()
         while True:
             try:
                 if requests.get(self.url + "/health", timeout=2).status_code == 200:
@@ -53,6 +59,10 @@ class CountServer:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"count-server never became healthy:\n{self.log_tail()}")
             time.sleep(0.05)
+
+    @property
+    def ready_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.ready"
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the master and wait; SIGKILL the whole group and fail if it hung."""
@@ -122,17 +132,17 @@ TEST_ENV = {"BIND_ADDRESS": "127.0.0.1:0", "WORKERS": "2", "THREADS": "4", "LOG_
 
 @pytest.fixture(scope="session")
 def count_server(tmp_path_factory):
-    """Factory: count_server(data_dir=None, argv_prefix=None, **env) -> a started CountServer; all are stopped at
-    the end."""
+    """Factory: count_server(data_dir=None, argv_prefix=None, wait=True, **env) -> a started CountServer (with
+    wait=False, spawned: call its wait_ready()); all are stopped at the end."""
     started: list[CountServer] = []
 
-    def start(data_dir: Path | None = None, argv_prefix: list | None = None, **env) -> CountServer:
+    def start(data_dir: Path | None = None, argv_prefix: list | None = None, wait: bool = True, **env) -> CountServer:
         data_dir = data_dir or tmp_path_factory.mktemp("count") / "data"
         server = CountServer(data_dir, {**TEST_ENV, **{k: str(v) for k, v in env.items()}},
                              data_dir.parent / f"{data_dir.name}-{len(started)}.log", argv_prefix or [])
         started.append(server)
         _LIVE.append(server)
-        return server.start()
+        return server.start() if wait else server.spawn()
 
     yield start
     stop_all(started)

@@ -13,10 +13,12 @@ from support.cluster import FAST_CLUSTER_ENV, Cluster, free_ports
 def _start(count_server, folder: Path, size: int, replication_factor: int, env: dict) -> Cluster:
     ports = free_ports(2 * size)
     addresses = [f"127.0.0.1:{port}" for port in ports[:size]]
-    nodes = [count_server(folder / f"node{index + 1}", BIND_ADDRESS=address, CLUSTER_ENABLED="true",
+    nodes = [count_server(folder / f"node{index + 1}", wait=False, BIND_ADDRESS=address, CLUSTER_ENABLED="true",
                           CLUSTER_NODES=",".join(addresses), NODE_ID=str(index + 1), FLIGHT_PORT=str(ports[size + index]),
                           REPLICATION_FACTOR=str(replication_factor), **{**FAST_CLUSTER_ENV, **env})
              for index, address in enumerate(addresses)]
+    for node in nodes:  # spawned side by side, then waited for
+        node.wait_ready()
     cluster = Cluster(nodes, addresses, ports[size:])
     cluster.wait_formed()
     return cluster
@@ -32,11 +34,11 @@ def start_cluster(count_server, tmp_path):
 
     yield start
     for cluster in started:  # a cluster left running would slow every later test's heartbeats
-        cluster.stop()
+        cluster.kill()
 
 
 @pytest.fixture(scope="module")
 def shared_cluster(count_server, tmp_path_factory):
     cluster = _start(count_server, tmp_path_factory.mktemp("cluster"), 3, 2, {})
     yield cluster
-    cluster.stop()
+    cluster.kill()

@@ -30,17 +30,20 @@ def network_cluster(count_server, tmp_path, size: int, **env):
     addresses = [f"{host.address}:{PORT}" for host in network.hosts]
     cluster = None
     try:
-        nodes = [count_server(tmp_path / f"node{i + 1}", argv_prefix=host.argv([]), BIND_ADDRESS=addresses[i],
-                              CLUSTER_ENABLED="true", CLUSTER_NODES=",".join(addresses), NODE_ID=str(i + 1),
-                              REPLICATION_FACTOR="2", FLIGHT_PORT="0", **{**FAST_CLUSTER_ENV, **env})
+        nodes = [count_server(tmp_path / f"node{i + 1}", argv_prefix=host.argv([]), wait=False,
+                              BIND_ADDRESS=addresses[i], CLUSTER_ENABLED="true", CLUSTER_NODES=",".join(addresses),
+                              NODE_ID=str(i + 1), REPLICATION_FACTOR="2", FLIGHT_PORT="0",
+                              **{**FAST_CLUSTER_ENV, **env})
                  for i, host in enumerate(network.hosts)]
+        for node in nodes:  # spawned side by side, then waited for
+            node.wait_ready()
         cluster = Cluster(nodes, addresses, [])
         cluster.wait_formed()
         yield cluster, network
     finally:
         network.heal_all()
         if cluster is not None:
-            cluster.stop()
+            cluster.kill()
         network.destroy()
 
 
