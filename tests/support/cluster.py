@@ -17,6 +17,7 @@ import requests
 
 from countdb.cluster.auth import sign
 from countdb.cluster.layout import ring_of
+from countdb.cluster.members import RELOAD_SECONDS
 from countdb.cluster.wire import decode_stream
 
 SECRET = "test-cluster-secret-0123456789abcdef"
@@ -86,6 +87,9 @@ class Cluster:
         up = list(range(len(self.nodes))) if up is None else up
         self.wait_until(lambda: all(self.members_up(i) == len(up) for i in up), seconds,
                         f"nodes {[i + 1 for i in up]} see each other")
+        # NOTE: /health answered from one worker of each node; the other may still hold the view it loaded before
+        # (a write through it right away was refused as a minority): every worker reloads it within RELOAD_SECONDS.
+        time.sleep(2 * RELOAD_SECONDS)
 
 
 WRITTEN_START_MS = 1_700_000_000_000
