@@ -66,10 +66,11 @@ class Membership:
         self._members: dict[int, Member] = {}
         self._suspects: dict[int, float] = {}
 
-    def members(self) -> dict[int, Member]:
+    def members(self, fresh: bool = False) -> dict[int, Member]:
+        """As the agent's file said at most RELOAD_SECONDS ago (`fresh`: as it says now)."""
         with self._lock:
             now = time.monotonic()
-            if now - self._loaded_at >= RELOAD_SECONDS:
+            if fresh or now - self._loaded_at >= RELOAD_SECONDS:
                 self._loaded_at = now
                 self._reload()
             return self._members
@@ -119,8 +120,12 @@ class Membership:
         return up > voters // 2
 
     def require_majority(self) -> None:
-        """Raise MinorityError unless a majority of the cluster's nodes (this node included) is up."""
+        """Raise MinorityError unless a majority of the cluster's nodes (this node included) is up. A refusal reads
+        the agent's file first: a view up to RELOAD_SECONDS old refused writes right after the cluster formed."""
         up, voters = self._reached()
+        if up <= voters // 2:
+            self.members(fresh=True)
+            up, voters = self._reached()
         if up <= voters // 2:
             raise MinorityError(f"this node is in a minority: it reaches {up} of {voters} cluster "
                                 f"nodes (itself included), so it refuses writes until it reaches a majority "

@@ -88,7 +88,7 @@ class Cluster:
         self.wait_until(lambda: all(self.members_up(i) == len(up) for i in up), seconds,
                         f"nodes {[i + 1 for i in up]} see each other")
         # NOTE: /health answered from one worker of each node; the other may still hold the view it loaded before
-        # (a write through it right away was refused as a minority): every worker reloads it within RELOAD_SECONDS.
+        # its peers were up, and route a read or a forward by it: every worker reloads it within RELOAD_SECONDS.
         time.sleep(2 * RELOAD_SECONDS)
 
 
