@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from countdb.obs.metrics import process_role
+
 
 class ServerError(RuntimeError):
     """The server did not become ready, or exited on its own."""
@@ -88,14 +90,18 @@ class CountServer:
             hung = True
         return {"exit_code": self.process.returncode, "hung": hung, "seconds": round(time.monotonic() - started, 3)}
 
-    def worker_pids(self) -> list[int]:
+    def child_pids(self) -> list[int]:
+        """The master's children: its gunicorn workers and its helper processes (the compactor, Flight…)."""
         return _children(self.process.pid) if self.process and self.process.poll() is None else []
 
+    def worker_pids(self) -> list[int]:
+        return [pid for pid in self.child_pids() if process_role(pid) == "worker"]
+
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds used so far by the master and its children (workers, Flight process)."""
+        """User + system CPU seconds used so far by the master and its children (workers, helper processes)."""
         if self.process is None or self.process.poll() is not None:
             return 0.0
-        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *self.worker_pids()])
+        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *self.child_pids()])
 
     def log_tail(self, lines: int = 40) -> str:
         try:

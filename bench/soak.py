@@ -244,7 +244,8 @@ class _Sampler:
     def _sample(self) -> dict:
         workers = self.server.worker_pids()
         self.workers_seen.update(workers)
-        rss = {pid: (status_kb(pid, "VmRSS") or 0) / 1024 for pid in [self.server.process.pid, *workers]}
+        rss = {pid: (status_kb(pid, "VmRSS") or 0) / 1024 for pid in [self.server.process.pid,
+                                                                        *self.server.child_pids()]}
         fds = {pid: _open_files(pid) for pid in rss}
         master = self.server.process.pid
         return {"t_s": round(time.time() - self.began, 2), "workers": len(workers),
@@ -384,10 +385,10 @@ def _chart(report: dict, path: Path) -> None:
     samples = report["samples"]
     minutes = [sample["t_s"] / 60 for sample in samples]
     fig, (rss, files, p99) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
-    rss.plot(minutes, [s["rss_mb"]["sum"] for s in samples], label="master + workers")
+    rss.plot(minutes, [s["rss_mb"]["sum"] for s in samples], label="all the node's processes")
     rss.plot(minutes, [s["rss_mb"]["max_worker"] for s in samples], label="largest worker")
     rss.set_ylabel("RSS, MB")
-    files.plot(minutes, [s["open_files"]["sum"] for s in samples], label="open files, master + workers")
+    files.plot(minutes, [s["open_files"]["sum"] for s in samples], label="open files, all the node's processes")
     files.plot(minutes, [s["block_files"] for s in samples], label="block files on disk")
     files.set_ylabel("files")
     for kind, color in (("write", "#ef6c00"), ("query", "#6a1b9a")):

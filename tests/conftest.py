@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from countdb.obs.metrics import process_role
 from support.cluster import stop_all
 
 STARTUP_DEADLINE_SECONDS = 60
@@ -80,7 +81,7 @@ class CountServer:
 
     def kill_all(self) -> None:
         """kill -9 the master and every worker at once: a node crash."""
-        pids = [self.proc.pid, *self.worker_pids()]
+        pids = [self.proc.pid, *self.child_pids()]
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -90,7 +91,22 @@ class CountServer:
         _wait_gone(pids)
 
     def worker_pids(self) -> list[int]:
-        """The master's children: workers, and the Flight process (which a master thread may have restarted)."""
+        """The gunicorn workers (the master's children but its helper processes)."""
+        return [pid for pid in self.child_pids() if process_role(pid) == "worker"]
+
+    def helper_pid(self, module: str) -> int | None:
+        """The helper process running `python -m module`, None if there is none (now)."""
+        for pid in self.child_pids():
+            try:
+                if f"\0-m\0{module}\0" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                    return pid
+            except FileNotFoundError:
+                continue  # a child that ended between the listing and the read (killed, reaped)
+        return None
+
+    def child_pids(self) -> list[int]:
+        """The master's children: workers and helper processes (Flight, the compactor, the cluster agent), which a
+        master thread may have restarted."""
         pids = []
         for children in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
             try:

@@ -1,5 +1,6 @@
 """ChildProcess: the gunicorn master's handle on a helper process of the node: the Arrow Flight process
-(`python -m countdb.flight`) and the cluster agent (`python -m countdb.cluster`).
+(`python -m countdb.flight`), the compactor (`python -m countdb.ingest.compaction_process`) and the cluster agent
+(`python -m countdb.cluster`).
 
 Invariant: count-server starts only once the child announced itself (a line with its port, 0 if it has none),
 restarts it whenever it dies while the master runs (as gunicorn does for a worker), and stops it on exit; if

@@ -62,6 +62,10 @@ def on_starting(server) -> None:
         flight = ChildProcess.start("countdb.flight", "Arrow Flight", server.log)
         children.append(flight)
         server.log.info("Arrow Flight process %d listening on port %d", flight.process.pid, flight.port)
+    if settings.compaction_interval_seconds > 0:
+        compactor = ChildProcess.start("countdb.ingest.compaction_process", "compactor", server.log)
+        children.append(compactor)
+        server.log.info("compactor process %d started", compactor.process.pid)
     if settings.cluster_enabled:
         agent = ChildProcess.start("countdb.cluster", "cluster agent", server.log)
         children.append(agent)
@@ -70,7 +74,7 @@ def on_starting(server) -> None:
 
 
 def on_exit(server) -> None:
-    """Stop the Flight process (it flushes like a worker) and the cluster agent."""
+    """Stop the Flight process (it flushes like a worker), the compactor and the cluster agent."""
     for child in children:
         child.stop(settings.shutdown_grace_seconds)
 

@@ -19,18 +19,16 @@ from countdb.catalog.migrate import migrate
 from countdb.catalog.tokens import TokenCache
 from countdb.config import Settings
 from countdb.datadir import DataDir
-from countdb.ingest.compaction import CompactionLoop
 from countdb.ingest.flush import Flusher
 from countdb.ingest.maintenance import Maintainer
 from countdb.ingest.recovery import recover_dead_writers
-from countdb.ingest.settled import settled_stamps
 from countdb.ingest.writer import Writer
 from countdb.model import MAX_TIMESTAMP_MS
 from countdb.obs.multiprocess import reserve_metric_files
 from countdb.query.engine import QueryEngine
 from countdb.query.sandbox import Sandbox
 from countdb.query.sql import SqlService
-from countdb.storage.compact import Compactor, clean_at_start
+from countdb.storage.compact import clean_at_start
 from countdb.storage.space import DiskSpace
 from countdb.wal.log import WriteAheadLog
 
@@ -80,7 +78,6 @@ class Services:
     engine: QueryEngine
     started_monotonic: float
     sql: SqlService
-    compaction: CompactionLoop
     sink: Writer | ReplicatedWriter
     """Where write requests go: this node's Writer, or in a cluster the coordinator that replicates them."""
     reads: Reads
@@ -107,16 +104,12 @@ class Services:
                              timeout_seconds=settings.query_timeout_seconds)
         sandbox = Sandbox(datadir.time_blocks, settings.query_memory_limit_mb, settings.query_timeout_seconds,
                           settings.query_max_rows)
-        compaction = CompactionLoop(Compactor(datadir, settings.retention_days, settings.retired_block_grace_seconds,
-                                              settled=settled_stamps(settings, datadir)),
-                                    settings.compaction_interval_seconds)
-        compaction.start()
         tokens = TokenCache(lambda: connect(datadir.catalog_path), settings.auth_cache_seconds)
         cluster = ClusterServices.open(settings, datadir, writer) if settings.cluster_enabled else None
         reads = cluster.reads if cluster else LocalReads()
         sql = SqlService(engine, sandbox, lambda: reads.selection_points(None, 0, MAX_TIMESTAMP_MS),
                          cluster.reads.statement_answers if cluster else None)
-        return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), sql, compaction,
+        return cls(settings, datadir, writer, maintainer, engine, time.monotonic(), sql,
                    cluster.sink if cluster else writer, reads,
                    cluster.deleter if cluster else LocalDeleter(datadir, writer), cluster, SegmentPublisher(datadir),
                    tokens, space)
@@ -126,7 +119,6 @@ class Services:
         if self.cluster is not None:
             self.cluster.close()
         self.publisher.close()
-        self.compaction.stop()
         self.maintainer.stop()
         self.writer.close()
         self.writer.flusher.close()

@@ -1,9 +1,9 @@
-"""CompactionLoop: the background compaction thread of each worker. Every worker runs one, and the
-node-wide compaction lock lets exactly one of them compact at a time, whatever the number of workers.
+"""CompactionLoop: the background compaction thread of the node's compactor process (compaction_process.py). The
+node-wide compaction lock makes it wait its turn while `countdb compact` or a cluster handoff compacts.
 Errors are logged and the next round retries; the thread never dies of them. Each round that did something (or
 failed) is recorded node-wide in node_state/last_compaction.json, which GET /status and the console show.
 
-When rounds come: the first a few seconds after the worker starts, then one every interval while there is
+When rounds come: the first a few seconds after the process starts, then one every interval while there is
 nothing to do, and while a backlog lasts (a round did work, so more may be left: one round merges at most
 CompactionPolicy.max_merge_rows) the next one after a pause as long as the round took. A node restarted after a
 big ingest, or one whose flushes outpace one round an interval, so works its backlog off at about half of one
@@ -25,7 +25,7 @@ from countdb.storage.compact import CompactionReport, Compactor
 log = logging.getLogger(__name__)
 
 STOP_WAIT_SECONDS = 10.0
-FIRST_ROUND_SECONDS = 5.0  # after the worker starts (its interval, if shorter): start-up goes first
+FIRST_ROUND_SECONDS = 5.0  # after the process starts (its interval, if shorter): start-up goes first
 MIN_BACKLOG_PAUSE_SECONDS = 1.0
 
 
@@ -63,7 +63,7 @@ class CompactionLoop:
                 log.exception("compaction failed; retrying in %.0fs", self.interval_seconds)
                 record_compaction(record, None, f"{type(error).__name__}: {error}")
             else:
-                # None: another worker held the lock; a run with nothing to do is worth a record only when it
+                # None: another compaction held the lock; a run with nothing to do is worth a record only when it
                 # ends a run of failures (/health stops reporting them)
                 if report is not None and (report.jobs or report.deleted_files or _failing(record)):
                     record_compaction(record, report)

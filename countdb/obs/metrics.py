@@ -106,16 +106,22 @@ class _Together:
             yield from collector.collect()
 
 
+HELPER_ROLES = {"countdb.flight": "flight", "countdb.ingest.compaction_process": "compactor",
+                "countdb.cluster": "cluster_agent"}
+"""The `role` of each helper process the master starts (`python -m <module>`) beside its workers."""
+
+
 class NodeProcessCollector:
-    """The standard process_* metrics of the gunicorn master and of each worker, labelled `role` and `pid`.
-    In multiprocess mode the client's ProcessCollector would describe only the worker answering the scrape."""
+    """The standard process_* metrics of the gunicorn master and of each of its children, labelled `pid` and
+    `role` (master, worker, or a helper's role: HELPER_ROLES). In multiprocess mode the client's ProcessCollector
+    would describe only the worker answering the scrape."""
 
     def __init__(self, master_pid: int):
         self.master_pid = master_pid
 
     def collect(self) -> Iterable[Metric]:
         families: dict[str, Metric] = {}
-        processes = [(self.master_pid, "master")] + [(pid, "worker") for pid in _children(self.master_pid)]
+        processes = [(self.master_pid, "master")] + [(pid, process_role(pid)) for pid in _children(self.master_pid)]
         for pid, role in processes:
             for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
                 merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
@@ -124,8 +130,18 @@ class NodeProcessCollector:
         return families.values()
 
 
+def process_role(pid: int) -> str:
+    """A child of the master: the role of the helper module it runs, else (a gunicorn worker) "worker"."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "worker"
+    module = arguments[arguments.index("-m") + 1] if "-m" in arguments[:-1] else ""
+    return HELPER_ROLES.get(module, "worker")
+
+
 def _children(pid: int) -> list[int]:
-    """The worker processes of the master (Linux's children list); this process alone if it can't be read."""
+    """The master's children (workers, helper processes; Linux's children list); this process alone if unreadable."""
     try:
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except (OSError, ValueError):

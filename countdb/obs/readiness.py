@@ -1,5 +1,5 @@
-"""The life of a child process of count-server (Arrow Flight, the cluster agent): it tells the gunicorn master it
-is ready, and it stops on SIGTERM/SIGINT or when the master is gone.
+"""The life of a child process of count-server (Arrow Flight, the compactor, the cluster agent): it tells the
+gunicorn master it is ready, and it stops on SIGTERM/SIGINT or when the master is gone.
 
 Invariant: the master starts serving only after each child wrote one line ("<port>\\n", 0 without a port) to the
 pipe named by READY_FD_VARIABLE (api/child_process.py reads it); a child never outlives its master.

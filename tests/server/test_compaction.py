@@ -4,6 +4,8 @@ that keeps failing shows in /health until it works again."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import duckdb
@@ -165,4 +167,25 @@ def test_a_node_started_on_small_blocks_merges_them_without_waiting_its_interval
     assert wait_for(lambda: catalog_rows(node.data_dir, points_blocks)[0][0] == 1, 30)  # the interval is 10 minutes
     rows = node.get("/query/range/compaction.backlog", params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
     assert {row["timestamp"]: row["value"] for row in rows} == acked
+    node.stop()
+
+
+def test_the_compactor_runs_in_a_process_of_its_own_and_is_restarted_when_it_dies(count_server):
+    node = count_server(**{**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 0})
+    assert node.child_pids() == node.worker_pids(), "COMPACTION_INTERVAL_SECONDS=0 starts no compactor"
+    points_blocks = "SELECT count(*) FROM blocks WHERE kind = 'points'"
+    for flush in range(4):  # four small blocks of one tier: what a merge needs
+        insert_acknowledged(node, [{"series": "compaction.process", "timestamp": JAN_2023 + 100 * flush + i,
+                                    "value": float(i)} for i in range(30)])
+        assert wait_for(lambda n=flush + 1: catalog_rows(node.data_dir, points_blocks)[0][0] == n, 15)
+    assert node.stop() == 0
+    node = count_server(data_dir=node.data_dir, **{**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 600})
+    first = node.helper_pid("countdb.ingest.compaction_process")
+    assert first is not None
+    os.kill(first, signal.SIGKILL)  # before its first round, 5 s after it started
+    assert wait_for(lambda: node.helper_pid("countdb.ingest.compaction_process") not in (None, first), 15), \
+        node.log_tail()
+    assert wait_for(lambda: catalog_rows(node.data_dir, points_blocks)[0][0] == 1, 30), node.log_tail()
+    rows = node.get("/query/range/compaction.process", params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
+    assert len(rows) == 120
     node.stop()

@@ -49,15 +49,9 @@ def points_table(count: int, series: str = "flight.put", start_ms: int = T0) -> 
 
 
 def flight_pid(node) -> int:
-    """The Flight process: the master's child that is not a gunicorn worker."""
-    for pid in node.worker_pids():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if b"countdb.flight" in cmdline.read():
-                    return pid
-        except FileNotFoundError:
-            continue  # a child that ended between the listing and the read (the killed Flight process, reaped)
-    raise AssertionError("no Flight process under the master")
+    pid = node.helper_pid("countdb.flight")
+    assert pid is not None, "no Flight process under the master"
+    return pid
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +163,7 @@ def test_a_flight_process_killed_by_9_is_restarted_on_its_port_and_loses_nothing
 
 
 def _restarted_flight_pid(node, killed: int) -> bool:
-    try:
-        return flight_pid(node) != killed
-    except AssertionError:
-        return False
+    return node.helper_pid("countdb.flight") not in (None, killed)
 
 
 def _answers(client) -> bool:
