@@ -80,7 +80,7 @@ class CountServer:
             raise AssertionError(f"count-server did not stop within {STOP_DEADLINE_SECONDS}s:\n{self.log_tail()}")
 
     def kill_all(self) -> None:
-        """kill -9 the master and every worker at once: a node crash."""
+        """kill -9 the master, its workers and its helper processes at once: a node crash."""
         pids = [self.proc.pid, *self.child_pids()]
         for pid in pids:
             try:
