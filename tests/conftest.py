@@ -94,15 +94,9 @@ class CountServer:
         """The gunicorn workers (the master's children but its helper processes)."""
         return [pid for pid in self.child_pids() if process_role(pid) == "worker"]
 
-    def helper_pid(self, module: str) -> int | None:
-        """The helper process running `python -m module`, None if there is none (now)."""
-        for pid in self.child_pids():
-            try:
-                if f"\0-m\0{module}\0" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
-                    return pid
-            except FileNotFoundError:
-                continue  # a child that ended between the listing and the read (killed, reaped)
-        return None
+    def helper_pid(self, role: str) -> int | None:
+        """The helper process with `role` (countdb.obs.metrics.HELPER_ROLES), None if there is none (now)."""
+        return next((pid for pid in self.child_pids() if process_role(pid) == role), None)
 
     def child_pids(self) -> list[int]:
         """The master's children: workers and helper processes (Flight, the compactor, the cluster agent), which a

@@ -172,7 +172,7 @@ def test_a_node_started_on_small_blocks_merges_them_without_waiting_its_interval
 
 def test_the_compactor_runs_in_a_process_of_its_own_and_is_restarted_when_it_dies(count_server):
     node = count_server(**{**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 0})
-    assert node.helper_pid("countdb.ingest.compaction_process") is None, "COMPACTION_INTERVAL_SECONDS=0: none"
+    assert node.helper_pid("compactor") is None, "COMPACTION_INTERVAL_SECONDS=0: none"
     points_blocks = "SELECT count(*) FROM blocks WHERE kind = 'points'"
     for flush in range(4):  # four small blocks of one tier: what a merge needs
         insert_acknowledged(node, [{"series": "compaction.process", "timestamp": JAN_2023 + 100 * flush + i,
@@ -180,11 +180,10 @@ def test_the_compactor_runs_in_a_process_of_its_own_and_is_restarted_when_it_die
         assert wait_for(lambda n=flush + 1: catalog_rows(node.data_dir, points_blocks)[0][0] == n, 15)
     assert node.stop() == 0
     node = count_server(data_dir=node.data_dir, **{**LOAD_ENV, "COMPACTION_INTERVAL_SECONDS": 600})
-    first = node.helper_pid("countdb.ingest.compaction_process")
+    first = node.helper_pid("compactor")
     assert first is not None
     os.kill(first, signal.SIGKILL)  # before its first round, 5 s after it started
-    assert wait_for(lambda: node.helper_pid("countdb.ingest.compaction_process") not in (None, first), 15), \
-        node.log_tail()
+    assert wait_for(lambda: node.helper_pid("compactor") not in (None, first), 15), node.log_tail()
     assert wait_for(lambda: catalog_rows(node.data_dir, points_blocks)[0][0] == 1, 30), node.log_tail()
     rows = node.get("/query/range/compaction.process", params={"start": JAN_2023, "end": JAN_2023 + 10**7}).json()
     assert len(rows) == 120

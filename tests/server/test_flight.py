@@ -49,7 +49,7 @@ def points_table(count: int, series: str = "flight.put", start_ms: int = T0) -> 
 
 
 def flight_pid(node) -> int:
-    pid = node.helper_pid("countdb.flight")
+    pid = node.helper_pid("flight")
     assert pid is not None, "no Flight process under the master"
     return pid
 
@@ -163,7 +163,7 @@ def test_a_flight_process_killed_by_9_is_restarted_on_its_port_and_loses_nothing
 
 
 def _restarted_flight_pid(node, killed: int) -> bool:
-    return node.helper_pid("countdb.flight") not in (None, killed)
+    return node.helper_pid("flight") not in (None, killed)
 
 
 def _answers(client) -> bool:

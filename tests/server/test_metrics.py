@@ -134,7 +134,7 @@ def test_storage_wal_and_process_metrics_describe_the_whole_node(count_server):
     rss = samples(text, "process_resident_memory_bytes")
     assert {(s.labels["role"], int(s.labels["pid"])) for s in rss} == \
         {("master", node.proc.pid), *(("worker", pid) for pid in node.worker_pids()),
-         ("compactor", node.helper_pid("countdb.ingest.compaction_process"))}
+         ("compactor", node.helper_pid("compactor"))}
     assert all(s.value > 0 for s in rss)
 
 
