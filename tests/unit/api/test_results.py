@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from decimal import Decimal
 
 import falcon
@@ -68,6 +70,35 @@ def test_results_over_the_threshold_are_streamed_batch_by_batch(monkeypatch):
     reader = pa.RecordBatchReader.from_batches(big.schema, big.to_batches(max_chunksize=2))
     resp = rendered("json", reader)
     assert resp.data is None and orjson.loads(b"".join(resp.stream)) == [{"x": i} for i in range(10)]
+
+
+@pytest.mark.parametrize("result_format", ["json", "ndjson"])
+def test_rendering_a_large_batch_lets_other_threads_run_all_along(result_format):
+    """A write or /health in its own lane needs the GIL while a query's answer is written; pyarrow's to_pylist
+    held it for a whole batch (about 100 ms for this one), so no other thread ran meanwhile."""
+    big = pa.table({"n": pa.array(range(256 * 1024), pa.int64()), "s": pa.array(["x"] * 256 * 1024)})
+    assert big.to_batches()[0].num_rows == big.num_rows
+    gaps, rendering = [], threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while rendering.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    rendering.set()
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        resp = rendered(result_format, big)
+        answer = b"".join(resp.stream) if resp.data is None else resp.data
+    finally:
+        rendering.clear()
+        ticker.join()
+    assert answer.count(b'"n":') == big.num_rows
+    assert len(gaps) > 10 and max(gaps) < 0.05, f"another thread waited {max(gaps) * 1000:.0f} ms for the GIL"
 
 
 def request(query_string: str = "", accept: str | None = None) -> falcon.Request:
