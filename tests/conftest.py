@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from countdb.obs.metrics import process_role
-from support.cluster import stop_all
 
 STARTUP_DEADLINE_SECONDS = 60
 STOP_DEADLINE_SECONDS = 30
@@ -155,16 +154,35 @@ def count_server(tmp_path_factory):
         return server.start() if wait else server.spawn()
 
     yield start
-    stop_all(started)
+    _kill_running(started)
 
 
 @pytest.fixture(scope="session")
 def server(count_server):
     """One shared server with default-ish settings for API tests that don't restart it."""
-    return count_server(MEMORY_BUFFER_SIZE=1000, FLUSH_INTERVAL_SECONDS=300)
+    shared = count_server(MEMORY_BUFFER_SIZE=1000, FLUSH_INTERVAL_SECONDS=300)
+    _SHARED.add(id(shared))
+    return shared
+
+
+@pytest.fixture(scope="module", autouse=True)
+def servers_end_with_their_module():
+    """kill -9 the servers a test module started and left running, but the shared `server`, when it ends.
+    NOTE: an idle node still costs ~0.7 % of a core (its workers' loops, the compactor's rounds), and the suite
+    used to keep some twenty of them until the end; a test of shutdown stops its own nodes and checks how."""
+    first = len(_LIVE)
+    yield
+    _kill_running([server for server in _LIVE[first:] if id(server) not in _SHARED])
+
+
+def _kill_running(servers: list[CountServer]) -> None:
+    for server in servers:
+        if server.proc is not None and server.proc.poll() is None:
+            server.kill_all()
 
 
 _LIVE: list[CountServer] = []
+_SHARED: set[int] = set()  # id() of the session's shared servers
 
 
 @pytest.hookimpl(hookwrapper=True)
