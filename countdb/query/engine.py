@@ -213,6 +213,8 @@ class QueryEngine:
                     by_month[block.month].append(block)
                 self._blocks, self._retired, self._catalog_version = dict(by_month), current.retired_segments, version
                 self._tombstones = current.tombstones
+                root = str(self.datadir.root)
+                self.stored_series.forget_all_but({f"{root}/{block.path}" for block in current.blocks})
             return self._blocks, self._retired, self._tombstones
 
     def close(self) -> None:

@@ -90,6 +90,18 @@ class StoredSeriesReader:
         self._runs: OrderedDict[tuple[str, int], SeriesRuns | None] = OrderedDict()
         self._cached_runs = 0
 
+    def forget_all_but(self, files: set[str]) -> None:
+        """Drop what is cached about files not in `files` (the published ones).
+        NOTE: the caches are bounded by count, and a file that compaction replaced is never asked for again:
+        without this, a node that flushes and compacts all day filled them with dead files (up to ~25 MB of
+        series runs and ~6 MB of layouts per worker) before the LRU order let any go."""
+        with self._lock:
+            for path in [path for path in self._layouts if path not in files]:
+                del self._layouts[path]
+            for key in [key for key in self._runs if key[0] not in files]:
+                runs = self._runs.pop(key)
+                self._cached_runs -= len(runs.names) if runs else 0
+
     def may_hold(self, files: list[str], series: str, start_ms: int, end_ms: int) -> bool:
         """Whether any row group of `files` may have a row of `series` in [start_ms, end_ms] (from statistics)."""
         return any(self._layout(path).candidates(series, start_ms, end_ms) for path in files)

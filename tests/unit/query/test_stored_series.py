@@ -163,6 +163,23 @@ def test_a_block_file_gone_after_its_layout_was_cached_falls_back_to_the_general
         assert stored_points(fast, fast.snapshot(), "a", FEB, FEB + 4) is None
 
 
+def test_what_is_cached_about_files_compaction_replaced_is_dropped_at_the_next_query():
+    with node() as (datadir, flusher, fast, _general):
+        flush(flusher, 1, [(s, FEB + i, 1.0) for s in SERIES for i in range(4)])
+        flush(flusher, 2, [(s, FEB + 10 + i, 2.0) for s in SERIES for i in range(4)])
+        flushed = {str(path) for path in (datadir.root / "time_blocks").rglob("*.parquet")}
+        assert stored_points(fast, fast.snapshot(), "a", FEB, FEB + 20) is not None
+        assert {path for path, _ in fast.stored_series._runs} == flushed
+        compactor = Compactor(datadir, 0, 3600.0)
+        compactor.run(force=True)
+        compactor.close()
+        points = stored_points(fast, fast.snapshot(), "a", FEB, FEB + 20)
+        assert points["value"].to_pylist() == [1.0] * 4 + [2.0] * 4
+        cached = set(fast.stored_series._layouts) | {path for path, _ in fast.stored_series._runs}
+        assert cached and not cached & flushed
+        assert fast.stored_series._cached_runs == sum(len(runs.names) for runs in fast.stored_series._runs.values())
+
+
 def test_a_file_not_sorted_by_series_is_refused(tmp_path):
     path = tmp_path / "unsorted.parquet"
     pq.write_table(pa.table({"series": ["a", "b", "a"], "ts": [1, 2, 3], "value": [1.0, 2.0, 3.0],
