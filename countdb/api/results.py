@@ -35,7 +35,7 @@ STREAM_CHUNK_BYTES = 256 * 1024
 # NOTE: JSON and NDJSON are written from Python objects, and pyarrow's to_pylist holds the GIL for the whole batch
 # it converts: 66 ms for a 64 Ki-row batch of three columns, during which no other thread of the worker runs, not
 # even a write or /health in their own lane (issue 14: 50 clients asking for a large NDJSON answer took a steady
-# writer's insert p99 to 8-16x). Slices of this many rows hold it ~2 ms at a time, and convert as fast in all.
+# writer's insert p99 to 4-31x). Slices of this many rows hold it ~2 ms at a time, and convert as fast in all.
 PYTHON_ROWS = 2048
 
 JsonShape = Callable[[Iterable[pa.RecordBatch]], Iterator[bytes]]

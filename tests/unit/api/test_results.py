@@ -75,8 +75,8 @@ def test_results_over_the_threshold_are_streamed_batch_by_batch(monkeypatch):
 @pytest.mark.parametrize("result_format", ["json", "ndjson"])
 def test_rendering_a_large_batch_lets_other_threads_run_all_along(result_format):
     """A write or /health in its own lane needs the GIL while a query's answer is written; pyarrow's to_pylist
-    held it for a whole batch (about 100 ms for this one), so no other thread ran meanwhile."""
-    big = pa.table({"n": pa.array(range(256 * 1024), pa.int64()), "s": pa.array(["x"] * 256 * 1024)})
+    held it for a whole batch (90-100 ms for 256 Ki rows), so no other thread ran meanwhile."""
+    big = pa.table({"n": pa.array(range(512 * 1024), pa.int64()), "s": pa.array(["x"] * 512 * 1024)})
     assert big.to_batches()[0].num_rows == big.num_rows
     gaps, rendering = [], threading.Event()
 
