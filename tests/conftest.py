@@ -143,18 +143,15 @@ TEST_ENV = {"BIND_ADDRESS": "127.0.0.1:0", "WORKERS": "2", "THREADS": "4", "LOG_
 def count_server(tmp_path_factory):
     """Factory: count_server(data_dir=None, argv_prefix=None, wait=True, **env) -> a started CountServer (with
     wait=False, spawned: call its wait_ready()); all are stopped at the end."""
-    started: list[CountServer] = []
-
     def start(data_dir: Path | None = None, argv_prefix: list | None = None, wait: bool = True, **env) -> CountServer:
         data_dir = data_dir or tmp_path_factory.mktemp("count") / "data"
         server = CountServer(data_dir, {**TEST_ENV, **{k: str(v) for k, v in env.items()}},
-                             data_dir.parent / f"{data_dir.name}-{len(started)}.log", argv_prefix or [])
-        started.append(server)
+                             data_dir.parent / f"{data_dir.name}-{len(_LIVE)}.log", argv_prefix or [])
         _LIVE.append(server)
         return server.start() if wait else server.spawn()
 
     yield start
-    _kill_running(started)
+    _kill_running(_LIVE)
 
 
 @pytest.fixture(scope="session")
