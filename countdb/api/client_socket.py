@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import socket
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 log = logging.getLogger(__name__)
+MERGED_BYTES_MAX = 64 * 1024  # a body up to this size is copied behind its held head, to leave in one send
 
 compute_slot = threading.local()  # .semaphore: the query lane's compute slots, held by the thread running a request
 
@@ -37,58 +39,99 @@ def _waiting_on_client() -> Iterator[None]:
 class TimedSocket(socket.socket):
     """A client socket whose blocking mode is a timeout: a read or write that makes no progress for
     `timeout_seconds` fails as a reset/broken connection (which gunicorn closes quietly), freeing its thread.
-    While blocked on its client, a thread holds no compute slot (see CountWorker)."""
+    While blocked on its client, a thread holds no compute slot (see CountWorker).
+
+    The descriptor is non-blocking for the socket's whole life; blocking, non-blocking and timeouts are this
+    object's own state, and a blocking call waits with poll() only when the kernel says it would block.
+    Why: gunicorn switches a connection between blocking and non-blocking several times per request, and
+    CPython polls before every call on a socket with a timeout. Each of those is a system call that releases
+    the GIL, and a worker's threads then queue for it again: 13 ioctl calls per single-point insert, measured
+    (issue 17, item 1)."""
 
     timeout_seconds = 10.0
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        super().setblocking(False)
+        self._wait_seconds: float = self.timeout_seconds  # 0.0: the caller asked for a non-blocking socket
+        self._holding = False  # the next sendall is a response's head, to be sent with what follows it
+        self._held = b""
+
     def setblocking(self, flag: bool) -> None:
-        if flag:
-            self.settimeout(self.timeout_seconds)
-        else:
-            super().setblocking(False)
+        self._wait_seconds = self.timeout_seconds if flag else 0.0
+
+    def settimeout(self, value: float | None) -> None:
+        self._wait_seconds = self.timeout_seconds if value is None else max(0.0, float(value))
+
+    def gettimeout(self) -> float:
+        return self._wait_seconds
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        try:
-            return self._at_once(super().recv, size, flags)
-        except BlockingIOError:
-            pass
-        try:
-            with _waiting_on_client():
+        while True:
+            try:
                 return super().recv(size, flags)
-        except TimeoutError:
-            raise ConnectionResetError(errno.ECONNRESET, f"the client sent nothing for {self.timeout_seconds:.0f} s")
+            except BlockingIOError:
+                if not self._wait_seconds:
+                    raise
+            if not self._wait_for(select.POLLIN):
+                raise ConnectionResetError(errno.ECONNRESET,
+                                           f"the client sent nothing for {self._wait_seconds:.0f} s")
+
+    def send(self, data, flags: int = 0) -> int:
+        while True:
+            try:
+                return super().send(data, flags)
+            except BlockingIOError:
+                if not self._wait_seconds:
+                    raise
+            if not self._wait_for(select.POLLOUT):
+                raise self._stalled()
 
     def sendall(self, data, flags: int = 0) -> None:
         """socket.sendall, but the timeout is for each step of progress, not for the whole answer."""
-        view = memoryview(data).cast("B")
-        try:
-            view = view[self._at_once(super().send, view, flags):]
-        except BlockingIOError:
-            pass
-        if not view:
+        if self._holding:
+            self._holding, self._held = False, bytes(data)
             return
-        try:
-            with _waiting_on_client():
-                while view:
-                    view = view[super().send(view, flags):]
-        except TimeoutError:
-            log.warning("closed a connection from %s: the client read nothing for %.0f s", _peer(self),
-                        self.timeout_seconds)
-            raise BrokenPipeError(errno.EPIPE, f"the client read nothing for {self.timeout_seconds:.0f} s")
+        if self._held:
+            held, self._held = self._held, b""
+            if len(data) <= MERGED_BYTES_MAX:
+                data = held + data
+            else:
+                self.sendall(held, flags)
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.send(view, flags):]
 
-    def _at_once(self, operation, *args):
-        """`operation` without waiting (BlockingIOError if it would wait); the timeout is restored after."""
-        timeout = self.gettimeout()
-        super().settimeout(0.0)
-        try:
-            return operation(*args)
-        finally:
-            super().settimeout(timeout)
+    def hold_response_head(self) -> None:
+        """Keep the next sendall's bytes to send them with the next one. gunicorn sends a response's head (its
+        status line and headers) in a call of its own, then the body: held, a small answer leaves in one
+        system call and one TCP segment instead of two (issue 17, item 1). The caller sends what is still held
+        with send_held() once the request is answered (an answer with no body)."""
+        self._holding, self._held = True, b""
+
+    def send_held(self) -> None:
+        self._holding = False
+        if self._held:
+            held, self._held = self._held, b""
+            self.sendall(held)
+
+    def _wait_for(self, event: int) -> bool:
+        """Wait until the socket is ready for `event`, at most the timeout; False if it was not. The thread
+        lends its compute slot meanwhile."""
+        poller = select.poll()
+        poller.register(self, event)
+        with _waiting_on_client():
+            return bool(poller.poll(self._wait_seconds * 1000))
+
+    def _stalled(self) -> BrokenPipeError:
+        log.warning("closed a connection from %s: the client read nothing for %.0f s", _peer(self),
+                    self._wait_seconds)
+        return BrokenPipeError(errno.EPIPE, f"the client read nothing for {self._wait_seconds:.0f} s")
 
 
 def _peer(sock: socket.socket) -> str:
     try:
-        host, port = sock.getpeername()[:2]
-        return f"{host}:{port}"
+        address = sock.getpeername()
     except OSError:
         return "a client"
+    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "a local client"

@@ -111,16 +111,30 @@ class CountWorker(ThreadWorker):
         if lane is Lane.QUERY:
             future = self.tpool.submit(self._handle_in_slot, conn)
         else:
-            future = self.pools[lane].submit(self.handle, conn)
+            future = self.pools[lane].submit(self._handle_with_head_held, conn)
         future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
     def _handle_in_slot(self, conn: TConn):
         with self.compute_slots:
             compute_slot.semaphore = self.compute_slots
             try:
-                return self.handle(conn)
+                return self._handle_with_head_held(conn)
             finally:
                 compute_slot.semaphore = None
+
+    def _handle_with_head_held(self, conn: TConn):
+        """handle(), with the answer's head sent together with its body (TimedSocket.hold_response_head)."""
+        sock = conn.sock
+        if not isinstance(sock, TimedSocket):  # TLS: gunicorn's own socket
+            return self.handle(conn)
+        sock.hold_response_head()
+        try:
+            return self.handle(conn)
+        finally:
+            try:
+                sock.send_held()
+            except OSError:
+                pass  # the client is gone: handle() saw it too, or the next read will
 
     # ---- connections come in -----------------------------------------------------------------------------
 
