@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import socket
 
+from gunicorn.glogging import Logger
+
 from countdb.api.child_process import ChildProcess
 from countdb.api.listen import address_of, hold_port
 from countdb.config import Settings
@@ -41,6 +43,17 @@ timeout = max(60, int(settings.query_timeout_seconds * 2))
 preload_app = False
 limit_request_line = 8190
 logconfig_dict = logging_config(settings.log_level)
+
+
+class CountLogger(Logger):
+    """gunicorn's logger without its access log, which Count writes itself (countdb.access). With `logconfig_dict`
+    set, gunicorn builds each request's access-log fields even though its access logger drops them."""
+
+    def access(self, resp, req, environ, request_time) -> None:
+        pass
+
+
+logger_class = CountLogger
 proc_name = f"count-{settings.node_id}"
 control_socket_disable = True  # gunicorn's runtime control socket: unused, and it would write outside DATA_DIR
 children: list[ChildProcess] = []

@@ -8,9 +8,9 @@ and reset after the response, in the worker thread that handles it), and the id 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 import falcon
 from falcon.constants import COMBINED_METHODS
@@ -29,10 +29,11 @@ UNMATCHED_ROUTE = "unmatched"  # 404s: one label value, not one per path a scann
 
 
 def request_id_of(header: str | None) -> str:
-    """The client's X-Request-ID when it is a sane token, else a new random one (32 hex digits)."""
+    """The client's X-Request-ID when it is a sane token, else a new random one (32 hex digits: 128 random bits,
+    like a UUID's hex without the version bits, at a third of uuid4's cost)."""
     if header is not None and _CLIENT_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class RequestObserver:

