@@ -67,25 +67,22 @@ class TimedSocket(socket.socket):
         return self._wait_seconds
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        while True:
-            try:
-                return super().recv(size, flags)
-            except BlockingIOError:
-                if not self._wait_seconds:
-                    raise
-            if not self._wait_for(select.POLLIN):
-                raise ConnectionResetError(errno.ECONNRESET,
-                                           f"the client sent nothing for {self._wait_seconds:.0f} s")
+        return self._blocking(super().recv, select.POLLIN, self._silent, size, flags)
 
     def send(self, data, flags: int = 0) -> int:
+        return self._blocking(super().send, select.POLLOUT, self._stalled, data, flags)
+
+    def _blocking(self, operation, event: int, failure, *args):
+        """`operation(*args)` on the non-blocking descriptor; in blocking mode, wait for `event` and try again
+        while the kernel says it would block, until a wait without progress raises `failure()`."""
         while True:
             try:
-                return super().send(data, flags)
+                return operation(*args)
             except BlockingIOError:
                 if not self._wait_seconds:
                     raise
-            if not self._wait_for(select.POLLOUT):
-                raise self._stalled()
+            if not self._wait_for(event):
+                raise failure()
 
     def sendall(self, data, flags: int = 0) -> None:
         """socket.sendall, but the timeout is for each step of progress, not for the whole answer."""
@@ -122,6 +119,9 @@ class TimedSocket(socket.socket):
         poller.register(self, event)
         with _waiting_on_client():
             return bool(poller.poll(self._wait_seconds * 1000))
+
+    def _silent(self) -> ConnectionResetError:
+        return ConnectionResetError(errno.ECONNRESET, f"the client sent nothing for {self._wait_seconds:.0f} s")
 
     def _stalled(self) -> BrokenPipeError:
         log.warning("closed a connection from %s: the client read nothing for %.0f s", _peer(self),

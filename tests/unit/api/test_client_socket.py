@@ -26,6 +26,13 @@ def pair(monkeypatch):
     peer.close()
 
 
+def read_into(peer: socket.socket, received: bytearray, total: int, pause: float = 0.0) -> None:
+    """Read from `peer` into `received` until it holds `total` bytes, pausing after each read."""
+    while len(received) < total:
+        received.extend(peer.recv(256 * 1024))
+        time.sleep(pause)
+
+
 def test_switching_modes_leaves_the_descriptor_non_blocking(pair):
     timed, _ = pair
     for mode in (True, False, True):
@@ -75,13 +82,7 @@ def test_a_large_write_to_a_slow_reader_arrives_whole(pair):
     timed.setblocking(True)
     data = os.urandom(4 * 2**20)
     received = bytearray()
-
-    def read_slowly():
-        while len(received) < len(data):
-            received.extend(peer.recv(256 * 1024))
-            time.sleep(0.001)
-
-    reader = threading.Thread(target=read_slowly)
+    reader = threading.Thread(target=read_into, args=(peer, received, len(data), 0.001))
     reader.start()
     timed.sendall(data)
     reader.join(10)
@@ -97,8 +98,7 @@ def test_sendfile_works_in_blocking_mode(pair, tmp_path):
     with path.open("rb") as handle:
         assert timed.sendfile(handle) == 10_000
     received = bytearray()
-    while len(received) < 10_000:
-        received.extend(peer.recv(65536))
+    read_into(peer, received, 10_000)
     assert bytes(received) == path.read_bytes()
 
 
@@ -131,12 +131,7 @@ def test_a_held_head_goes_first_before_a_large_body(pair):
     timed.setblocking(True)
     body = os.urandom(3 * 2**20)
     received = bytearray()
-
-    def read_all():
-        while len(received) < 6 + len(body):
-            received.extend(peer.recv(2**20))
-
-    reader = threading.Thread(target=read_all)
+    reader = threading.Thread(target=read_into, args=(peer, received, 6 + len(body)))
     reader.start()
     timed.hold_response_head()
     timed.sendall(b"head\r\n")
