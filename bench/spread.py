@@ -92,7 +92,8 @@ def _trivial_run(work_dir: Path, seconds: float) -> dict:
     log = (work_dir / "trivial.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(defaults.workers), "--threads",
-         str(defaults.threads), "--keep-alive", "75", "--reuse-port", "-b", f"127.0.0.1:{port}", "bench.trivial_app:app"],
+         str(defaults.threads), "--keep-alive", "75", "--reuse-port", "-b", f"127.0.0.1:{port}",
+         "bench.trivial_app:app"],
         cwd=work_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     log.close()
