@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import requests
+import urllib3
 
 from countdb.errors import InvalidInput, NotAcceptable
 
@@ -83,21 +83,22 @@ def send_result(resp: falcon.Response, result_format: str, rows: Rows, json_shap
         resp.data = b"".join(chunks)
 
 
-def relay_answer(resp: falcon.Response, answer: requests.Response) -> None:
+def relay_answer(resp: falcon.Response, answer: urllib3.BaseHTTPResponse) -> None:
     """Answer with another node's answer to the same query (cluster/reads.py owner_answer), as it came: its status,
     type and body; a body the owner streamed is streamed on as it arrives."""
-    resp.status = answer.status_code
+    resp.status = answer.status
     resp.content_type = answer.headers.get("Content-Type")
     resp.vary = ("Accept",)
     if "Content-Length" in answer.headers:
-        resp.data = answer.content
+        resp.data = answer.read()
+        answer.release_conn()
     else:
         resp.stream = _relayed(answer)
 
 
-def _relayed(answer: requests.Response) -> Iterator[bytes]:
+def _relayed(answer: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     try:
-        yield from answer.iter_content(STREAM_CHUNK_BYTES)
+        yield from answer.stream(STREAM_CHUNK_BYTES)
     finally:
         answer.close()
 

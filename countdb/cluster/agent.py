@@ -320,7 +320,7 @@ class Agent:
                                                                                    theirs["tombstones"]))}
 
     def _cell(self, node: int, request: dict, settled_before: int | None) -> pa.Table:
-        return stamped_before(decode_stream(self._post(node, "/cluster/cell", request).content), settled_before)
+        return stamped_before(decode_stream(self._post(node, "/cluster/cell", request).data), settled_before)
 
     def _push(self, node: int, rows) -> int:
         for start in range(0, rows.num_rows, SEGMENT_ROWS):

@@ -22,7 +22,7 @@ from typing import Callable
 
 import orjson
 import pyarrow as pa
-import requests
+import urllib3
 
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
@@ -123,7 +123,7 @@ class ClusterReads:
         # NOTE: one owner's answer holds one point per timestamp already (merging 360 rows cost 0.13 ms)
         return RemotePoints(copies if len(answers) == 1 else latest_copies(copies), "only")
 
-    def owner_answer(self, kind: str, series: str, params: dict) -> requests.Response | None:
+    def owner_answer(self, kind: str, series: str, params: dict) -> urllib3.BaseHTTPResponse | None:
         """The answer to a one-series query (`kind` range or aggregated, with the public query's `params`) from an
         owner of `series`, as it sent it (streamed), when this node is not an owner and one caught-up owner's copy
         is a read quorum (read_copies 1): one hop, and nothing decoded or encoded here, where series_points moves
@@ -146,7 +146,7 @@ class ClusterReads:
         except PeerError:
             membership.suspect(owner)
             return None
-        if response.status_code == 404 or (response.status_code >= 500 and response.status_code != 504):
+        if response.status == 404 or (response.status >= 500 and response.status != 504):
             response.close()
             return None
         return response
@@ -229,7 +229,7 @@ class ClusterReads:
     def _ask(self, nodes: list[int], request: dict) -> tuple[list[pa.Table], dict[int, str]]:
         body = orjson.dumps(request)
         calls = {node: self.peers.pool.submit(self.peers.call, node, "POST", POINTS_PATH, body) for node in nodes}
-        answers, failures = self._gather(calls, lambda response: decode_stream(response.content))
+        answers, failures = self._gather(calls, lambda response: decode_stream(response.data))
         return answers, {node: reason for node, (reason, _) in failures.items()}
 
     def _gather(self, calls: dict, decode: Callable) -> tuple[list, dict]:
@@ -262,7 +262,7 @@ def _decode_answer(response) -> pa.Table | None:
     if response.headers.get(ANSWERED_BY_SETS) is None:
         return None
     try:
-        return pa.ipc.open_stream(pa.py_buffer(response.content)).read_all()
+        return pa.ipc.open_stream(pa.py_buffer(response.data)).read_all()
     except (pa.ArrowInvalid, OSError) as error:
         raise InvalidInput(f"answer: not an Arrow IPC stream ({error})", field="answer") from None
 

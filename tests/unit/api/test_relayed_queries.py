@@ -9,16 +9,22 @@ from countdb.api.resources.query import AggregateQueryResource, RangeQueryResour
 
 
 class OwnerResponse:
-    """What PeerClient.send gives back, streamed: a body, with or without a Content-Length."""
+    """What PeerClient.send gives back, streamed (a urllib3 response): a body, with or without a Content-Length."""
 
-    def __init__(self, status_code: int, content_type: str, body: bytes, length: bool = True):
-        self.status_code = status_code
+    def __init__(self, status: int, content_type: str, body: bytes, length: bool = True):
+        self.status = status
         self.headers = {"Content-Type": content_type, **({"Content-Length": str(len(body))} if length else {})}
-        self.content = body
-        self.closed = False
+        self.body = body
+        self.closed = self.released = False
 
-    def iter_content(self, chunk_size: int):
-        yield from (self.content[i:i + 3] for i in range(0, len(self.content), 3))
+    def read(self):
+        return self.body
+
+    def stream(self, chunk_size: int):
+        yield from (self.body[i:i + 3] for i in range(0, len(self.body), 3))
+
+    def release_conn(self):
+        self.released = True
 
     def close(self):
         self.closed = True
@@ -46,7 +52,7 @@ def test_the_owner_gets_the_clients_parameters_with_the_format_negotiated_here_a
     reads = Reads(OwnerResponse(200, "text/csv", b"timestamp,value\n"))
     answer = client(reads).simulate_get("/query/range/cpu,host=a", headers={"Accept": "text/csv"},
                                         query_string="start=0&end=10&u=me&p=secret-token&step=1m")
-    assert answer.status_code == 200 and answer.text == "timestamp,value\n"
+    assert answer.status_code == 200 and answer.text == "timestamp,value\n" and reads.answer.released
     assert reads.asked == [("range", "cpu,host=a", {"start": "0", "end": "10", "step": "1m", "format": "csv"})]
 
 

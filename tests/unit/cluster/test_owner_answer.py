@@ -15,8 +15,8 @@ OUTSIDER = next(node for node in range(4) if node not in (FIRST, SECOND))
 
 
 class Response:
-    def __init__(self, status_code: int):
-        self.status_code = status_code
+    def __init__(self, status: int):
+        self.status = status
         self.closed = False
 
     def close(self):

@@ -29,7 +29,7 @@ class Peers:
         if node in self.down:
             raise PeerError(node, f"127.0.0.1:{node}", "refused")
         table = pa.table({"series": ["s"], "ts": [node], "value": [float(node)], "seq": [1]})
-        return SimpleNamespace(content=encode_stream(table))
+        return SimpleNamespace(data=encode_stream(table))
 
 
 class Members:

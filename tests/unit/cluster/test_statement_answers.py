@@ -35,7 +35,7 @@ class Peers:
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, outcome.schema) as stream:
                 stream.write_table(outcome)
-            return SimpleNamespace(content=sink.getvalue().to_pybytes(), headers=headers)
+            return SimpleNamespace(data=sink.getvalue().to_pybytes(), headers=headers)
         raise PeerError(node, f"127.0.0.1:{node}", "failed", outcome)
 
 
