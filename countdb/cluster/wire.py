@@ -27,6 +27,8 @@ def stamped(table: pa.Table | pa.RecordBatch) -> pa.Table:
     """`table` (series as string or dictionary, ts, value, seq) in STAMPED_SCHEMA."""
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
+    if table.schema.equals(STAMPED_SCHEMA):
+        return table
     table = table.select(["series", "ts", "value", "seq"])
     if not pa.types.is_dictionary(table.schema.field("series").type):
         table = table.set_column(0, "series", pc.dictionary_encode(table["series"]))
@@ -80,6 +82,9 @@ def seq_groups(table: pa.Table) -> list[tuple[int, pa.RecordBatch]]:
     """The rows of `table` split by write stamp, as (seq, batch of series/ts/value) in stamp order."""
     if table.num_rows == 0:
         return []
+    lowest, highest = pc.min_max(table["seq"]).values()
+    if lowest == highest:  # NOTE: a coordinator's copy, the common case: one stamp, nothing to split
+        return [(lowest.as_py(), table.select(["series", "ts", "value"]).combine_chunks().to_batches()[0])]
     groups = []
     for seq in sorted(pc.unique(table["seq"]).to_pylist()):
         part = table.filter(pc.equal(table["seq"], seq)).select(["series", "ts", "value"]).combine_chunks()
