@@ -1,8 +1,9 @@
 """Signatures on internal requests: HMAC-SHA256 with CLUSTER_SECRET over method, path and query, time, nonce
 and the body's digest.
 
-Invariant: a request is accepted once, within CLOCK_WINDOW_SECONDS of its time, and only with the exact method,
-target and body it was signed for; the nonce register that refuses replays is shared by every process of a node.
+Invariant: a request is accepted only within CLOCK_WINDOW_SECONDS of its time and only with the exact method,
+target and body it was signed for; and once, unless its caller says a replay changes nothing (verify's `once`):
+the nonce register that refuses replays is shared by every process of a node.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ class Verifier:
         self._lock = threading.Lock()
         self._pruned = 0.0
 
-    def verify(self, method: str, target: str, headers, body: bytes, now: float | None = None) -> int:
-        """The signing node's number; raises Unauthenticated saying what is wrong."""
+    def verify(self, method: str, target: str, headers, body: bytes, now: float | None = None,
+               once: bool = True) -> int:
+        """The signing node's number; raises Unauthenticated saying what is wrong. With `once`, a nonce already
+        used on this node is refused (a replay)."""
         stamp, nonce = headers.get(TIME_HEADER), headers.get(NONCE_HEADER)
         signature, node = headers.get(SIGNATURE_HEADER), headers.get(NODE_HEADER)
         if not (stamp and nonce and signature and node):
@@ -68,7 +71,8 @@ class Verifier:
         expected = _mac(self.secret, method, target, stamp, nonce, body_digest(body), node)
         if not hmac.compare_digest(expected, signature) or not node.isdigit():
             raise Unauthenticated("internal endpoint: bad signature (is CLUSTER_SECRET the same on every node?)")
-        self._remember(nonce, int(now))
+        if once:
+            self._remember(nonce, int(now))
         return int(node)
 
     def _remember(self, nonce: str, now: int) -> None:

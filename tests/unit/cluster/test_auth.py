@@ -26,6 +26,15 @@ def test_a_signed_request_is_accepted_once_and_names_its_node(verifier, tmp_path
     other_worker.close()
 
 
+def test_a_request_whose_replay_changes_nothing_can_skip_the_nonce_register(verifier):
+    headers = sign(SECRET, "POST", "/cluster/write", b"points", node=1)
+    assert verifier.verify("POST", "/cluster/write", headers, b"points", once=False) == 1
+    assert verifier.verify("POST", "/cluster/write", headers, b"points", once=False) == 1
+    assert verifier.verify("POST", "/cluster/write", headers, b"points") == 1
+    with pytest.raises(Unauthenticated, match="replayed"):
+        verifier.verify("POST", "/cluster/write", headers, b"points")
+
+
 @pytest.mark.parametrize("method, target, body", [
     ("GET", "/cluster/write?x=1", b"body"), ("POST", "/cluster/write?x=2", b"body"),
     ("POST", "/cluster/write?x=1", b"bodY")])
