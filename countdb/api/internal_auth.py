@@ -18,8 +18,9 @@ REPLAY_HARMLESS = frozenset({"/cluster/write"})
 """Routes whose replay stores nothing new, so they skip the nonce register: a copy of a write carries its points
 with the stamps its coordinator gave them, and storing them again changes no answer (the last write per series
 and time still wins, a delete's tombstone still hides what it hid, a node keeps only the series it owns), as a
-retried hint already does. Copies are the cluster's most frequent internal request; the register cost each
-about 0.6 ms of CPU and a wait for the worker's GIL (docs/performance.md, *The cluster's write path*)."""
+retried hint already does. Copies are the cluster's most frequent internal request; the register cost the node
+about 0.6 ms of CPU per copy and each copy a wait for the worker's GIL (docs/performance.md, *The cluster's write
+path*)."""
 
 
 def is_internal(path: str) -> bool:
