@@ -217,6 +217,7 @@ def run(rate: float, clients: int, results_dir: Path) -> dict:
                 "writes": len(latencies), "statuses": done["statuses"], "failed_writes": len(failures),
                 "first_failures": [f"{round(at - restart_began, 1)} s into the restart: {why}"
                                    for at, why in failures[:5]],
+                "logged_around_first_failure": _logged_around(failures[0][0], work, nodes) if failures else {},
                 "p99_ms": _p99_ms([latency for _, latency in latencies]),
                 "acknowledged_points": done["acknowledged"],
                 "every_node_answers": {},
@@ -233,6 +234,30 @@ def run(rate: float, clients: int, results_dir: Path) -> dict:
             for node in nodes:
                 node.stop()
     return write_results(results_dir, "rolling", report)
+
+
+def _logged_around(moment: float, work: Path, nodes: list[CountServer], seconds: float = 10,
+                   most: int = 15) -> dict[str, list[str]]:
+    """What nginx (its error log) and each node logged at warning or worse within `seconds` before and after
+    `moment` (Unix time), at most `most` lines each: why a write failed is in these, not in the client's status."""
+    def near(stamp: str, layout: str) -> bool:
+        try:
+            at = datetime.strptime(stamp, layout).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            return False
+        return abs(at - moment) <= seconds
+
+    def lines(path: Path) -> list[str]:
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    # NOTE: nginx writes local time; the benchmark machines (and CI) run in UTC
+    found = {"nginx": [line for line in lines(work / "error.log")
+                       if near(line[:19], "%Y/%m/%d %H:%M:%S") and "[info]" not in line][:most]}
+    for i, node in enumerate(nodes):
+        found[f"node {i + 1}"] = [line for line in lines(node.log_path)
+                                  if ('"level":"warning"' in line or '"level":"error"' in line)
+                                  and near(line[7:26], "%Y-%m-%dT%H:%M:%S")][:most]
+    return found
 
 
 def _wait_formed(nodes: list[CountServer], seconds: float = 120) -> None:
