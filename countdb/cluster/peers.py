@@ -19,6 +19,10 @@ from countdb.cluster.auth import sign
 from countdb.errors import CountError
 
 FAN_OUT_THREADS = 16
+IDLE_CONNECTIONS_PER_PEER = 2 * FAN_OUT_THREADS
+"""Connections kept open to each peer between calls: enough for the fan-out threads and the request threads
+that relay a read themselves (at most THREADS per worker); more calls at once open extra connections, which are
+closed after use (and urllib3 logs a warning that the pool is full)."""
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
@@ -65,9 +69,9 @@ class PeerClient:
                 if pool is None:
                     host, port = address.rsplit(":", 1)
                     # NOTE: no retries: a failed copy is hinted or repaired by the caller, which knows what is safe
-                    # to send again; more threads than pooled connections open extra ones (block=False).
+                    # to send again.
                     pool = self._connections[address] = urllib3.HTTPConnectionPool(
-                        host.strip("[]"), int(port), maxsize=FAN_OUT_THREADS, block=False, retries=False)
+                        host.strip("[]"), int(port), maxsize=IDLE_CONNECTIONS_PER_PEER, block=False, retries=False)
         return pool
 
     def address(self, node: int) -> str:
