@@ -50,7 +50,10 @@ def test_backups_taken_during_ingest_restore_every_point_acknowledged_before_the
         thread.start()
     backups = {}
     try:
-        wait_until(lambda: any((source.data_dir / "time_blocks").glob("*/*.parquet")))  # flushes are running
+        # flushes are running and every writer has had points acknowledged (one writer's first answer came after
+        # the first flush once, on a loaded machine, and the check below then had nothing of it to look for)
+        wait_until(lambda: any((source.data_dir / "time_blocks").glob("*/*.parquet"))
+                   and all(len(timestamps) >= BATCH for timestamps in acked.values()))
         for name in ("folder", "archive.tar.gz"):
             before = {series: list(timestamps) for series, timestamps in acked.items()}
             result = countdb("backup", str(tmp_path / name), "--data-dir", str(source.data_dir))
