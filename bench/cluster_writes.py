@@ -23,7 +23,7 @@ from bench.cluster import CLUSTER_ENV, _ports
 from bench.results_file import write_results
 from bench.rolling import _wait_formed
 from bench.server import CountServer
-from bench.wrk import LUA_DIR, WrkError, summarize
+from bench.wrk import parse_wrk, wrk_command
 
 NODES = 3
 FIRST_TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -32,18 +32,13 @@ FIRST_TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 def _load(nodes: list[CountServer], seconds: float, connections: int) -> dict:
     """One wrk per node at once; writes/s and p99 of all, CPU per acknowledged write of all the nodes."""
     cpu_before = sum(node.cpu_seconds() for node in nodes)
-    runs = [subprocess.Popen(["wrk", "-t1", f"-c{max(1, connections // len(nodes))}", f"-d{seconds:g}s", "--latency",
-                              "--timeout=10s", "-s", str(LUA_DIR / "insert_batch.lua"), node.url + "/insert", "--",
-                              str(FIRST_TS_MS + i * 10**9)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = [subprocess.Popen(wrk_command(node.url + "/insert", "insert_batch.lua", [str(FIRST_TS_MS + i * 10**9)],
+                                         max(1, connections // len(nodes)), seconds, threads=1),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for i, node in enumerate(nodes)]
     outputs = [run.communicate(timeout=seconds + 60) for run in runs]
     cpu = sum(node.cpu_seconds() for node in nodes) - cpu_before
-    results = []
-    for (stdout, stderr), run in zip(outputs, runs):
-        line = next((l for l in stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
-        if run.returncode != 0 or line is None:
-            raise WrkError(f"wrk exited {run.returncode}: {stderr.strip() or stdout[-2000:]}")
-        results.append(summarize(json.loads(line[len("BENCH_JSON "):]), stdout))
+    results = [parse_wrk(run.returncode, stdout, stderr) for (stdout, stderr), run in zip(outputs, runs)]
     writes = sum(r["requests"] - r["unexpected_status"] for r in results)
     return {"writes_per_second": round(sum(r["expected_per_s"] for r in results), 1),
             "p99_ms": max(r["latency_ms"]["p99"] for r in results),

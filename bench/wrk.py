@@ -33,16 +33,27 @@ def wrk_version() -> str | None:
     return (result.stdout + result.stderr).splitlines()[0].strip() if (result.stdout + result.stderr) else None
 
 
+def wrk_command(url: str, script: str, script_args: list[str], connections: int, duration_seconds: float,
+                threads: int = 2, timeout_seconds: float = 10.0) -> list[str]:
+    """The wrk command line for one run with a bench/lua script (`--latency` for the cross-check table)."""
+    return ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration_seconds:g}s",
+            "--latency", f"--timeout={timeout_seconds:g}s", "-s", str(LUA_DIR / script), url, "--", *script_args]
+
+
+def parse_wrk(returncode: int, stdout: str, stderr: str) -> dict:
+    """What one finished wrk run measured (see `summarize`); WrkError when it failed or printed no report."""
+    line = next((l for l in stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    if returncode != 0 or line is None:
+        raise WrkError(f"wrk exited {returncode}: {stderr.strip() or stdout[-2000:]}")
+    return summarize(json.loads(line[len("BENCH_JSON "):]), stdout)
+
+
 def run_wrk(url: str, script: str, script_args: list[str], connections: int, duration_seconds: float,
             threads: int = 2, timeout_seconds: float = 10.0) -> dict:
     """One wrk run; returns requests/s, latency percentiles in ms and counts of unexpected answers and errors."""
-    command = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration_seconds:g}s",
-               "--latency", f"--timeout={timeout_seconds:g}s", "-s", str(LUA_DIR / script), url, "--", *script_args]
+    command = wrk_command(url, script, script_args, connections, duration_seconds, threads, timeout_seconds)
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration_seconds + 60)
-    line = next((l for l in result.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
-    if result.returncode != 0 or line is None:
-        raise WrkError(f"wrk exited {result.returncode}: {result.stderr.strip() or result.stdout[-2000:]}")
-    return summarize(json.loads(line[len("BENCH_JSON "):]), result.stdout)
+    return parse_wrk(result.returncode, result.stdout, result.stderr)
 
 
 def summarize(raw: dict, stdout: str) -> dict:
