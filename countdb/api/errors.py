@@ -82,6 +82,9 @@ def handle_count_error(req, resp, error: errors.CountError, params) -> None:
     resp.status = status_of(error)
     if resp.status == falcon.HTTP_503 and isinstance(error, errors.StorageError):
         log.error("storage error on %s %s: %s", req.method, req.path, error)
+    elif isinstance(error, errors.Unavailable):
+        # NOTE: the access line says 503 only; a proxy rests a node that answers it, so the log says why
+        log.warning("refused %s %s: %s", req.method, req.path, error.message)
     resp.content_type = falcon.MEDIA_JSON
     resp.data = orjson.dumps(body_of(error))
     if isinstance(error, errors.Unavailable):
