@@ -174,6 +174,7 @@ class Agent:
             metrics.CLUSTER_HINTS_PENDING.labels(str(target + 1)).set(count)
             if not count or not self.is_up(target):
                 continue
+            started, delivered = time.monotonic(), 0
             for batch in hint_batches(self.hints.pending(target)):
                 try:
                     if batch[0].is_delete:
@@ -188,6 +189,9 @@ class Agent:
                 for hint in batch:
                     self.hints.delivered(hint)
                 metrics.CLUSTER_HINTS_DELIVERED.inc(len(batch))
+                delivered += len(batch)
+            if delivered:
+                log.info("delivered %d hints to node %d in %.1f s", delivered, target + 1, time.monotonic() - started)
             metrics.CLUSTER_HINTS_PENDING.labels(str(target + 1)).set(len(self.hints.pending(target)))
 
     def next_round_seconds(self) -> float:
@@ -382,22 +386,28 @@ def read_agent_state(datadir: DataDir) -> dict:
 
 
 def run(agent: Agent, stop: threading.Event) -> None:
-    """Heartbeats and hint delivery every HEARTBEAT_INTERVAL on one thread, anti-entropy (and a membership
-    change's streaming and drop) on another (a long repair must never delay a heartbeat)."""
+    """Heartbeats every HEARTBEAT_INTERVAL on one thread, hint delivery on another, anti-entropy (and a membership
+    change's streaming and drop) on a third: neither a long repair nor a backlog of hints may delay a heartbeat.
+    NOTE: hints delivered on the heartbeat's thread once held it for longer than FAILURE_TIMEOUT after a node came
+    back from a restart; every node then counted its peers down and refused writes as a minority."""
     settings = agent.settings
 
     def beat() -> None:
         while not stop.is_set():
             started = time.monotonic()
             _guarded(agent.heartbeat)
-            _guarded(agent.deliver_hints)
             stop.wait(max(0.0, settings.heartbeat_interval_seconds - (time.monotonic() - started)))
+
+    def deliver() -> None:
+        while not stop.wait(settings.heartbeat_interval_seconds):
+            _guarded(agent.deliver_hints)
 
     def repair() -> None:
         while not stop.wait(agent.next_round_seconds()):
             _guarded(agent.step)
 
     threads = [threading.Thread(target=beat, name="heartbeat", daemon=True),
+               threading.Thread(target=deliver, name="hint-delivery", daemon=True),
                threading.Thread(target=repair, name="anti-entropy", daemon=True)]
     for thread in threads:
         thread.start()
