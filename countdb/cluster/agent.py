@@ -186,8 +186,7 @@ class Agent:
                 except PeerError as error:
                     log.warning("hint delivery to node %d paused: %s", target + 1, error.cause)
                     break
-                for hint in batch:
-                    self.hints.delivered(hint)
+                self.hints.delivered(batch)
                 metrics.CLUSTER_HINTS_DELIVERED.inc(len(batch))
                 delivered += len(batch)
             if delivered:
