@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -85,8 +86,10 @@ def seq_groups(table: pa.Table) -> list[tuple[int, pa.RecordBatch]]:
     lowest, highest = pc.min_max(table["seq"]).values()
     if lowest == highest:  # NOTE: a coordinator's copy, the common case: one stamp, nothing to split
         return [(lowest.as_py(), table.select(["series", "ts", "value"]).combine_chunks().to_batches()[0])]
-    groups = []
-    for seq in sorted(pc.unique(table["seq"]).to_pylist()):
-        part = table.filter(pc.equal(table["seq"], seq)).select(["series", "ts", "value"]).combine_chunks()
-        groups.append((seq, part.unify_dictionaries().to_batches()[0]))
-    return groups
+    # NOTE: one stable sort by stamp, then zero-copy slices: a delivered batch of hints has ~200 stamps, and a
+    # filter per stamp cost ~60 ms of the receiving worker's time for 2,000 rows
+    ordered = table.take(pc.sort_indices(table["seq"])).combine_chunks()
+    stamps = ordered["seq"].chunk(0).to_numpy()
+    starts = [0, *(np.flatnonzero(stamps[1:] != stamps[:-1]) + 1).tolist(), len(stamps)]
+    points = ordered.select(["series", "ts", "value"]).unify_dictionaries().to_batches()[0]
+    return [(int(stamps[start]), points.slice(start, end - start)) for start, end in zip(starts, starts[1:])]

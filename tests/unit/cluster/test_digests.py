@@ -81,3 +81,6 @@ def test_stamped_streams_round_trip_and_split_by_stamp(rows):
     groups = seq_groups(decoded)
     assert [seq for seq, _ in groups] == sorted({r[2] for r in rows})
     assert sum(batch.num_rows for _, batch in groups) == len(rows)
+    for seq, batch in groups:  # each stamp's rows, in the order they came
+        assert list(zip(*(batch.column(name).to_pylist() for name in ("series", "ts", "value")))) == [
+            (series, ts, float(stamp)) for series, ts, stamp in rows if stamp == seq]
