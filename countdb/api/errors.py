@@ -74,6 +74,9 @@ def body_of(error: errors.CountError) -> dict:
 
 
 def handle_count_error(req, resp, error: errors.CountError, params) -> None:
+    if isinstance(error, errors.Unavailable):
+        # NOTE: the access line says 503 only; a proxy rests a node that answers it, so the log says why
+        log.warning("refused %s %s: %s", req.method, req.path, error.message)
     if speaks_prometheus(req):
         resp.status, body = prometheus_error(error)
         resp.content_type = falcon.MEDIA_JSON
@@ -82,9 +85,6 @@ def handle_count_error(req, resp, error: errors.CountError, params) -> None:
     resp.status = status_of(error)
     if resp.status == falcon.HTTP_503 and isinstance(error, errors.StorageError):
         log.error("storage error on %s %s: %s", req.method, req.path, error)
-    elif isinstance(error, errors.Unavailable):
-        # NOTE: the access line says 503 only; a proxy rests a node that answers it, so the log says why
-        log.warning("refused %s %s: %s", req.method, req.path, error.message)
     resp.content_type = falcon.MEDIA_JSON
     resp.data = orjson.dumps(body_of(error))
     if isinstance(error, errors.Unavailable):
