@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 
@@ -95,6 +96,22 @@ class Writer:
         when the disk is full: nothing of the request is written), StorageError.
         `seq` is the write's stamp when a cluster coordinator gave it one (every copy of a write carries the
         same stamp); by default this writer stamps it."""
+        def stamps() -> list[int]:
+            return [self._clock.next() if seq is None else self._clock.witness(seq)] * len(batches)
+        return self._store(batches, stamps)
+
+    def write_stamped(self, writes: list[tuple[int, Points]]) -> int:
+        """Store several writes, each with the stamp its coordinator gave it (a delivered batch of hints: up to
+        HINTS_PER_REQUEST writes), all or none, under one hold of the lock and with one WAL append; returns how many
+        points. Raises as write()."""
+        return self._store([points for _, points in writes], lambda: [self._clock.witness(seq) for seq, _ in writes])
+
+    def _store(self, batches: list[Points], stamps: Callable[[], list[int]]) -> int:
+        """Append `batches` to the WAL and the buffer, with the stamps `stamps()` gives them under the lock.
+        NOTE: one append for them all, cut off whole if it fails: a record per append let a disk that filled in the
+        middle of an Arrow request keep its first batches while the client was told nothing was written."""
+        if not batches:
+            return 0
         encoded = [encode_points(points) for points in batches]
         count = sum(len(p) if isinstance(p, Columns) else p.num_rows for p in batches)
         self._check_space(count)
@@ -103,15 +120,16 @@ class Writer:
             if self._closed:
                 metrics.reject_points("unavailable", count)
                 raise Unavailable("node is shutting down")
-            seq = self._clock.next() if seq is None else self._clock.witness(seq)
-            for (record_type, payload), points in zip(encoded, batches):
-                try:
-                    position = self.wal.append_unsynced(record_type, seq, payload)
-                except OSError as error:
-                    metrics.reject_points("storage", count)
-                    if is_out_of_space(error):
-                        raise self.space.full() from None
-                    raise StorageError(f"WAL append failed: {error.strerror}", path=str(self.wal.current_path)) from None
+            seqs = stamps()
+            try:
+                position = self.wal.append_all_unsynced(
+                    [(record_type, seq, payload) for (record_type, payload), seq in zip(encoded, seqs)])
+            except OSError as error:
+                metrics.reject_points("storage", count)
+                if is_out_of_space(error):
+                    raise self.space.full() from None
+                raise StorageError(f"WAL append failed: {error.strerror}", path=str(self.wal.current_path)) from None
+            for seq, points in zip(seqs, batches):
                 self._buffer.add(seq, points)
             full = self._buffer.points >= self.buffer_points
             metrics.BUFFERED_POINTS.set(self.buffered_points)

@@ -15,6 +15,7 @@ from pathlib import Path
 MAGIC = b"CNTWAL01"
 HEADER = struct.Struct("<IIBq")  # payload length, crc32(type|seq|payload), record type, write sequence
 MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
+IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers one writev may take (1,024 on Linux)
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,14 @@ class SegmentWriter:
             path.unlink(missing_ok=True)
             raise
 
-    def append_unsynced(self, frame: tuple[bytes, bytes | memoryview]) -> int:
-        """Write one encoded frame; returns the file size after it. In the kernel, not yet on disk.
+    def append_unsynced(self, frames: tuple[bytes | memoryview, ...]) -> int:
+        """Write encoded frames (their parts, in order); returns the file size after them. In the kernel, not yet
+        on disk.
 
         A failed write (disk full) is cut off again, so the frames appended after it stay readable."""
         start = self.size
         try:
-            self._write_all(frame)
+            self._write_all(frames)
         except OSError:
             os.ftruncate(self._fd, start)
             self.size = start
@@ -79,7 +81,7 @@ class SegmentWriter:
     def _write_all(self, parts: tuple[bytes | memoryview, ...]) -> None:
         views = [memoryview(part).cast("B") for part in parts if len(part)]
         while views:
-            written = os.writev(self._fd, views)
+            written = os.writev(self._fd, views[:IOV_MAX])
             self.size += written
             while views and written >= len(views[0]):
                 written -= len(views.pop(0))

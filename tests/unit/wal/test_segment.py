@@ -131,3 +131,46 @@ def test_the_oldest_unflushed_stamp_is_the_first_frame_of_the_oldest_segment_on_
     assert first_stamp(sealed) is None
     first.close()
     second.close()
+
+
+def test_records_appended_together_take_one_system_call_and_keep_their_stamps(tmp_path, monkeypatch):
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.append_unsynced(*_record(0))  # the segment and its magic bytes first
+    calls = []
+    real_writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, views: calls.append(len(views)) or real_writev(fd, views))
+    wal.append_all_unsynced([_record(i) for i in range(1, 201)])
+    assert calls == [400]  # a header and a payload per record
+    path = wal.current_path
+    wal.close()
+    frames, _, problem = read_segment(path)
+    assert problem is None and [f.seq for f in frames] == list(range(201))
+
+
+def test_more_records_than_one_writev_takes_are_all_written(tmp_path):
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.append_all_unsynced([_record(i) for i in range(600)])  # 1,200 buffers: over IOV_MAX
+    path = wal.current_path
+    wal.close()
+    frames, _, problem = read_segment(path)
+    assert problem is None and [f.seq for f in frames] == list(range(600))
+
+
+def test_records_appended_together_that_meet_a_full_disk_leave_none_of_them(tmp_path, monkeypatch):
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.append_unsynced(*_record(0))
+    real_writev = os.writev
+
+    def disk_full_after_two_records(fd, views):
+        real_writev(fd, views[:4])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", disk_full_after_two_records)
+    with pytest.raises(OSError):
+        wal.append_all_unsynced([_record(i) for i in range(1, 4)])
+    monkeypatch.setattr(os, "writev", real_writev)
+    wal.append_unsynced(*_record(4))
+    path = wal.current_path
+    wal.close()
+    frames, _, problem = read_segment(path)
+    assert problem is None and [f.seq for f in frames] == [0, 4]
