@@ -117,7 +117,7 @@ class PeerWriteResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.writer.wait_for_room()
         table = self.cluster.layout().kept_rows(decode_stream(req.context.body), self.cluster.settings.node_index)
-        written = sum(self.writer.write([batch], seq=seq) for seq, batch in seq_groups(table))
+        written = self.writer.write_stamped(seq_groups(table))
         send_json(resp, {"points": written}, falcon.HTTP_201)
 
 
