@@ -32,10 +32,11 @@ FORMATS = {
 _BY_MEDIA_TYPE = {media_type: name for name, media_type in FORMATS.items()}
 STREAM_ROWS = 64 * 1024
 STREAM_CHUNK_BYTES = 256 * 1024
-# NOTE: JSON and NDJSON are written from Python objects, and pyarrow's to_pylist holds the GIL for the whole batch
-# it converts: 66 ms for a 64 Ki-row batch of three columns, during which no other thread of the worker runs, not
-# even a write or /health in their own lane (issue 14: 50 clients asking for a large NDJSON answer took a steady
-# writer's insert p99 to 4-31x). Slices of this many rows hold it ~2 ms at a time, and convert as fast in all.
+# NOTE: JSON, NDJSON and CSV's nested columns are written from Python objects, and pyarrow's to_pylist holds the GIL
+# for the whole batch it converts: 66 ms for a 64 Ki-row batch of three columns, during which no other thread of the
+# worker runs, not even a write or /health in their own lane (issue 14: 50 clients asking for a large NDJSON answer
+# took a steady writer's insert p99 to 4-31x). Slices of this many rows hold it ~2 ms at a time, and convert as fast
+# in all.
 PYTHON_ROWS = 2048
 
 JsonShape = Callable[[Iterable[pa.RecordBatch]], Iterator[bytes]]
@@ -161,8 +162,9 @@ def _csv(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes
     """RFC 4180 CSV with a header; nested values (tags) as JSON text, bytes as hex, nulls as empty fields."""
     sink = io.BytesIO()
     flat_schema = pa.schema([pa.field(f.name, pa.string()) if _as_text(f.type) else f for f in schema])
+    through_python = flat_schema != schema  # _flat writes those columns from Python objects: PYTHON_ROWS at a time
     with pacsv.CSVWriter(sink, flat_schema) as writer:
-        for batch in batches:
+        for batch in python_sized(batches) if through_python else batches:
             writer.write_batch(_flat(batch))
             yield _drain(sink)
     yield _drain(sink)
