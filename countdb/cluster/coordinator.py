@@ -1,5 +1,6 @@
 """ReplicatedWriter: the write path of a clustered node. It stamps a write once, splits it by owner set, sends
-each node its rows in parallel (this node's through its own Writer), keeps hints for owners that are down on
+each node its rows in parallel (this node's through its own Writer; copies for a peer that overlap in time go
+in one request, cluster/copies.py), keeps hints for owners that are down on
 the next healthy node of the ring, and acknowledges only when every owner set has WRITE_CONSISTENCY copies
 (while the membership changes: in each ring that needs them, cluster/layout.py).
 
@@ -18,6 +19,7 @@ from typing import Callable, Protocol
 import numpy as np
 import pyarrow as pa
 
+from countdb.cluster.copies import CopyQueues
 from countdb.cluster.hints import HintStore
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
@@ -120,6 +122,7 @@ class ReplicatedWriter:
         self.local = local
         self.replicas = replicas
         self.self_node = replicas.membership.self_node
+        self.copies = CopyQueues(replicas.peers)
 
     def wait_for_room(self) -> None:
         """Refuse at once when this node is in a minority, then wait like the local Writer."""
@@ -163,7 +166,7 @@ class ReplicatedWriter:
         if node == self.self_node:
             return run_here(lambda: self.local.write(rows.to_batches(), seq=seq))
         metrics.CLUSTER_FORWARDED_POINTS.inc(rows.num_rows)
-        return self.replicas.peers.pool.submit(self._timed_call, node, "/cluster/write", encode_stream(_with_seq(rows, seq)))
+        return self.copies.submit(node, _with_seq(rows, seq))
 
     def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None):
         started = time.perf_counter()
@@ -203,9 +206,9 @@ class ReplicatedWriter:
                  if copies(placement.first_keys[part], part, stored, layout) < self.replicas.required]
         if short:
             nodes = ", ".join(str(n + 1) for n in sorted({n for owners in short for n in owners}))
-            raise QuorumError(f"{what}: fewer than {self.replicas.required} of {self.replicas.replication_factor} copies "
-                              f"({self.replicas.consistency}) could be stored on nodes {nodes} and their stand-ins; "
-                              f"nothing is lost by retrying the request")
+            raise QuorumError(f"{what}: fewer than {self.replicas.required} of {self.replicas.replication_factor} "
+                              f"copies ({self.replicas.consistency}) could be stored on nodes {nodes} and their "
+                              f"stand-ins; nothing is lost by retrying the request")
 
 
 def copies(key: str, part: int, stored: dict, layout: Layout) -> int:
