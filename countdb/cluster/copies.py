@@ -5,7 +5,8 @@ of CPU against ~0.9 ms for the same write into an independent node: three HTTP r
 a copy to each other owner), each with its parsing, routing, signing and Arrow framing. While a copy request to a
 peer is in flight, the copies that follow wait and then go together, each keeping its own write stamp (the peer
 stores them with one WAL append, Writer.write_stamped). Under 24 connections of 10-point writes at a 3-node
-cluster: +26-42 % writes/s for a quarter less CPU per write (docs/performance.md, *The cluster's write path*).
+cluster: 1.14-1.53x the writes/s, 2.01 -> 1.23-1.41 peer requests per write (docs/performance.md, *Copies for a
+peer go together*).
 A lone write is sent at once, as before: only writes that would have overlapped wait, for at most one round trip.
 
 Invariant: each copy's Future resolves with the outcome of the one request that carried it (its answer, or the
