@@ -63,23 +63,8 @@ def test_the_writes_are_appended_with_one_system_call(writer, monkeypatch):
     assert len(calls) == 1
 
 
-def test_a_full_disk_stores_none_of_them(writer, monkeypatch):
-    writer.write([Columns(["first"], [1], [1.0])])
-    real_writev = os.writev
-
-    def full_after_the_first_record(fd, views):
-        real_writev(fd, views[:2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "writev", full_after_the_first_record)
-    with pytest.raises(StorageFull):
-        writer.write_stamped(stamped())
-    monkeypatch.setattr(os, "writev", real_writev)
-    assert writer.buffered_points == 1
-    assert len(stored_stamps(writer)) == 1
-
-
-def test_a_disk_that_fills_in_the_middle_of_a_request_stores_none_of_its_batches(writer, monkeypatch):
+@pytest.mark.parametrize("how", ["one request's batches", "stamped writes"])
+def test_a_disk_that_fills_in_the_middle_stores_none_of_them(writer, monkeypatch, how):
     first, second = Columns(["a"] * 50, list(range(50)), [1.0] * 50), Columns(["b"] * 50, list(range(50)), [2.0] * 50)
     writer.write([Columns(["first"], [1], [1.0])])
     room = HEADER.size + len(encode_points(first)[1]) + 10  # the first batch fits, the second does not
@@ -96,7 +81,10 @@ def test_a_disk_that_fills_in_the_middle_of_a_request_stores_none_of_its_batches
 
     monkeypatch.setattr(os, "writev", small_disk)
     with pytest.raises(StorageFull):
-        writer.write([first, second])
+        if how == "stamped writes":
+            writer.write_stamped([(5_000, first), (7_000, second)])
+        else:
+            writer.write([first, second])
     monkeypatch.setattr(os, "writev", real_writev)
     assert writer.buffered_points == 1
     assert len(stored_stamps(writer)) == 1
