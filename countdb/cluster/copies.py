@@ -13,7 +13,8 @@ Invariant: each copy's Future resolves with the outcome of the one request that 
 PeerError all of that request's copies share), so the coordinator counts and hints each write exactly as before;
 and a copy gets no more time in all than FORWARD_TIMEOUT_SECONDS from when it was made, waiting included: a request
 carrying copies that waited is given what is left of the oldest one's time, and copies with none left fail
-unsent (they are hinted as a timed-out copy was).
+unsent (they are hinted as a timed-out copy was). Every copy's Future resolves, also when the process stops: copies
+no thread will send any more fail, and the write's thread never waits for them.
 """
 
 from __future__ import annotations
@@ -47,8 +48,20 @@ class CopyQueues:
             if node in self._sending:
                 return copy
             self._sending.add(node)
-        self._peers.pool.submit(self._drain, node)
+        try:
+            draining = self._peers.pool.submit(self._drain, node)
+        except RuntimeError:  # the pool is shut down: this process is stopping
+            self._abandon(node)
+        else:  # a drain the pool's shutdown cancels before it runs must not leave its copies waiting for ever
+            draining.add_done_callback(lambda done: self._abandon(node) if done.cancelled() else None)
         return copy
+
+    def _abandon(self, node: int) -> None:
+        """Fail what waits for `node`: no thread will send it (this process is stopping)."""
+        with self._lock:
+            copies = self._waiting.pop(node, [])
+            self._sending.discard(node)
+        _settle(copies, error=PeerError(node, self._peers.address(node), "not sent: this node is stopping"))
 
     def _drain(self, node: int) -> None:
         """Send what waits for `node`, one request at a time, until nothing does."""

@@ -110,3 +110,18 @@ def test_copies_that_waited_are_sent_with_what_is_left_of_their_time(peers):
     peers.gate.set()
     assert behind.result(WAIT_SECONDS) == "stored [2]"
     assert peers.limits[1] < 29.6
+
+
+def test_copies_a_stopping_process_can_no_longer_send_fail_instead_of_waiting(peers):
+    queues, peers.held = CopyQueues(peers), 1
+    first = queues.submit(1, copy_of(1))
+    assert peers.arrived.wait(WAIT_SECONDS)
+    busy = [peers.pool.submit(peers.gate.wait) for _ in range(3)]  # the pool's other threads: a drain must queue
+    queued = queues.submit(2, copy_of(2))  # its drain waits for a free thread of the pool
+    peers.pool.shutdown(wait=False, cancel_futures=True)  # as PeerClient.close() does when the worker exits
+    with pytest.raises(PeerError, match="stopping"):
+        queued.result(WAIT_SECONDS)
+    with pytest.raises(PeerError, match="stopping"):
+        queues.submit(2, copy_of(3)).result(WAIT_SECONDS)  # after the shutdown: nothing can send it
+    peers.gate.set()
+    assert first.result(WAIT_SECONDS) == "stored [1]" and all(thread.result(WAIT_SECONDS) for thread in busy)
