@@ -43,7 +43,8 @@ QUERY_SECONDS = Histogram("count_query_duration_seconds", "Time to answer a quer
 CLUSTER_FORWARDED_POINTS = Counter("count_cluster_forwarded_points",
                                    "Points this node sent to other nodes as their owner's copy")
 CLUSTER_FORWARD_SECONDS = Histogram("count_cluster_forward_duration_seconds",
-                                    "Time of one write forwarded to another node (its copy or a hint)",
+                                    "Time of one request forwarding writes to another node (copies, several at once "
+                                    "when they overlap, or a hint)",
                                     buckets=LATENCY_BUCKETS_SECONDS)
 CLUSTER_HINTS_STORED = Counter("count_cluster_hints_stored", "Hints kept (here or on a stand-in) for owners that were down")
 CLUSTER_HINTS_DELIVERED = Counter("count_cluster_hints_delivered", "Hints delivered to their node once it was back")
