@@ -81,9 +81,9 @@ def freeze_start_up_objects() -> int:
     collections off: single-point insert p99 43-92 ms in six runs without, 17-28 ms in 16 of 18 with (41, 88; 16
     connections, 2 workers, same hour; issue 17). Objects made later are collected as usual.
 
-    Cost: full collections then come more often (Python waits for a quarter of the unfrozen long-lived objects),
-    which under 50 clients that never read a large answer raised a steady writer's p99 from ~50 to ~75 ms
-    (docs/performance.md, "Fewer system calls and no full collections per insert")."""
+    Cost: full collections could come more often (Python waits for a quarter of the unfrozen long-lived objects);
+    under 50 clients that never read a large answer none ran at all when measured (docs/performance.md, "Fewer
+    system calls and no full collections per insert")."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
