@@ -60,7 +60,7 @@ def peers():
 
 def test_a_lone_copy_is_sent_at_once_with_the_whole_time_limit(peers):
     assert CopyQueues(peers).submit(1, copy_of(7)).result(WAIT_SECONDS) == "stored [7]"
-    assert peers.requests == [(1, [7])] and 29 < peers.limits[0] <= 30
+    assert peers.requests == [(1, [7])] and 20 < peers.limits[0] <= 30
 
 
 def test_copies_made_while_a_request_is_in_flight_go_together_in_the_next(peers):
