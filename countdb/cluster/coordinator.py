@@ -11,7 +11,6 @@ the client gets QuorumError (503, retry is safe: same stamp semantics, last writ
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -19,12 +18,12 @@ from typing import Callable, Protocol
 import numpy as np
 import pyarrow as pa
 
-from countdb.cluster.copies import CopyQueues
+from countdb.cluster.copies import CopyQueues, forward
 from countdb.cluster.hints import HintStore
 from countdb.cluster.layout import Layout
 from countdb.cluster.members import Membership
 from countdb.cluster.peers import PeerClient, PeerError
-from countdb.cluster.wire import ARROW_STREAM, encode_stream
+from countdb.cluster.wire import encode_stream
 from countdb.errors import CountError, Unavailable
 from countdb.obs import metrics
 from countdb.wal.record import SERIES_TYPE, WAL_DICTIONARY_SCHEMA, Columns, with_series_dictionary
@@ -168,13 +167,6 @@ class ReplicatedWriter:
         metrics.CLUSTER_FORWARDED_POINTS.inc(rows.num_rows)
         return self.copies.submit(node, _with_seq(rows, seq))
 
-    def _timed_call(self, node: int, path: str, body: bytes, params: dict | None = None):
-        started = time.perf_counter()
-        try:
-            return self.replicas.peers.call(node, "POST", path, body, params, headers={"Content-Type": ARROW_STREAM})
-        finally:
-            metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
-
     def _hint(self, placement: Placement, seq: int, failed: set[int], healthy: set[int],
               stored: dict, layout: Layout) -> None:
         """For each failed owner of each part, keep its rows as a hint on the next healthy node of the ring
@@ -194,7 +186,7 @@ class ReplicatedWriter:
                 calls[(holder, target)] = run_here(lambda t=target, r=rows: self.replicas.hints.store_points(t, seq, r))
             else:
                 calls[(holder, target)] = self.replicas.peers.pool.submit(
-                    self._timed_call, holder, "/cluster/hint", encode_stream(rows), {"target": target})
+                    forward, self.replicas.peers, holder, "/cluster/hint", encode_stream(rows), {"target": target})
         for (holder, target), call in calls.items():
             if acknowledged(call, holder, self.replicas.membership):
                 metrics.CLUSTER_HINTS_STORED.inc()

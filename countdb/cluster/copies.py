@@ -81,17 +81,24 @@ class CopyQueues:
                 self._send(node, copies, min(deadline for _, _, deadline in copies) - now)
 
     def _send(self, node: int, copies: list[tuple[pa.Table, Future, float]], seconds: float) -> None:
-        started = time.perf_counter()
         try:
             body = encode_stream(pa.concat_tables([rows for rows, _, _ in copies]).unify_dictionaries())
-            answer = self._peers.call(node, "POST", PATH, body, timeout_seconds=seconds,
-                                      headers={"Content-Type": ARROW_STREAM})
+            answer = forward(self._peers, node, PATH, body, timeout_seconds=seconds)
         except Exception as error:  # the copies' Futures carry it, as a lone call's Future did
             _settle(copies, error=error)
         else:
             _settle(copies, answer=answer)
-        finally:
-            metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
+
+
+def forward(peers: PeerClient, node: int, path: str, body: bytes, params: dict | None = None,
+            timeout_seconds: float | None = None):
+    """POST stamped points (an Arrow IPC stream: copies, or a hint) to `node`, timed in
+    count_cluster_forward_duration_seconds; the 2xx response, else PeerError."""
+    started = time.perf_counter()
+    try:
+        return peers.call(node, "POST", path, body, params, timeout_seconds, headers={"Content-Type": ARROW_STREAM})
+    finally:
+        metrics.CLUSTER_FORWARD_SECONDS.observe(time.perf_counter() - started)
 
 
 def _settle(copies: list[tuple[pa.Table, Future, float]], answer: object = None,

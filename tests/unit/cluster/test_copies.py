@@ -38,7 +38,8 @@ class GatedPeers:
     def address(self, node: int) -> str:
         return f"127.0.0.1:{node}"
 
-    def call(self, node: int, method: str, path: str, body: bytes, timeout_seconds: float, headers: dict) -> str:
+    def call(self, node: int, method: str, path: str, body: bytes, params: dict | None, timeout_seconds: float,
+             headers: dict) -> str:
         stamps = decode_stream(body)["seq"].to_pylist()
         self.requests.append((node, stamps))
         self.limits.append(timeout_seconds)
