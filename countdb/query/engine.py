@@ -120,12 +120,6 @@ def as_unflushed(stamped: pa.Table) -> pa.Table:
     return stamped.cast(UNFLUSHED_SCHEMA)
 
 
-def split_copies(unflushed: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """(this node's unflushed points, other nodes' copies merged in by as_unflushed) of a scope's unflushed."""
-    is_copy = pc.equal(unflushed["pos"], -1)
-    return unflushed.filter(pc.invert(is_copy)), unflushed.filter(is_copy)
-
-
 class QueryEngine:
     """Thread-safe: every query gets its own DuckDB cursor on the worker's one connection."""
 
