@@ -2,8 +2,9 @@
 that hold them (issue 4: the one-series range path, without SQL planning).
 
 Invariant: it answers only what the general path (query/visible.py) would: the caller uses it only when no
-shadow row, tombstone or unflushed point can touch the series in the range, so stored points are unique and
-visible as they are; anything it can't vouch for (a file not sorted by series, too many rows) answers None.
+shadow row or tombstone can touch the series in the range, so stored points are unique and visible as they are
+(query/range.py merges the unflushed ones in); anything it can't vouch for (a file not sorted by series, too many
+rows) answers None.
 """
 
 from __future__ import annotations
