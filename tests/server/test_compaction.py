@@ -136,7 +136,17 @@ def test_compact_on_a_stopped_node_deletes_the_replaced_files_at_once(count_serv
 def test_health_says_while_background_compaction_fails_and_stops_once_it_works(count_server):
     node = count_server(MEMORY_BUFFER_SIZE=10, FLUSH_INTERVAL_SECONDS=300, COMPACTION_INTERVAL_SECONDS=0.3, WORKERS=1)
     staging = node.data_dir / "node_state" / "compaction"
-    staging.write_text("in the way")  # the compactor can't make its staging folder: every run fails
+
+    def block_staging() -> bool:
+        """A file where the compactor makes its staging folder: every run fails. NOTE: a round (every 0.3 s)
+        has the folder while it runs, and removes it when it ends: try again until it is gone."""
+        try:
+            staging.write_text("in the way")
+        except IsADirectoryError:
+            return False
+        return True
+
+    assert wait_for(block_staging, 15)
     for batch in range(5):  # five flushed files of one month: work for the compactor
         insert_acknowledged(node, [{"series": "c.fail", "timestamp": JAN_2023 + 10 * batch + i, "value": 1.0}
                                    for i in range(10)])
