@@ -43,7 +43,7 @@ _SERIES_VIEW = """CREATE TEMP VIEW series AS
     FROM (SELECT * FROM count_catalog_series UNION ALL SELECT * FROM count_unflushed_series)
     GROUP BY key"""
 _POINTS_VIEW = """CREATE TEMP VIEW points AS
-    SELECT p.series, s.name, s.tags, make_timestamp_ms(p.ts) AS ts, p.value
+    SELECT p.series, s.name, s.tags, p.ts, p.value
     FROM {visible} p LEFT JOIN series s ON s.key = p.series"""
 
 
@@ -181,7 +181,7 @@ class SqlService:
             [_series_from_unflushed(points) for points in snapshot.series_tables()]))
         run.execute(_SERIES_VIEW)
         params: dict = {}
-        visible = visible_points(run.cursor, _whole(snapshot), where, params)
+        visible = visible_points(run.cursor, _whole(snapshot), where, params, timestamps=True)
         run.execute(_POINTS_VIEW.format(visible=inline_params(visible, params)))
 
     def _series_from_catalog(self) -> pa.Table:
