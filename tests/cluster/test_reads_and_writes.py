@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import cramjam
 import orjson
@@ -15,10 +14,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from countdb.cluster.members import RELOAD_SECONDS
 from countdb.cluster.ring import Ring
 from countdb.ingest import prompb_pb2
-from support.cluster import members_seen_by
+from support.cluster import every_worker_reloads_its_view, members_seen_by
 from support.remote_write import compress, request
 
 HOUR_MS = 3_600_000
@@ -73,7 +71,7 @@ def test_a_node_that_does_not_own_a_series_relays_an_owners_answer_in_every_form
     points = [{"series": series, "timestamp": START_MS + i * 1000, "value": float(i % 7)} for i in range(120)]
     assert requests.post(cluster.url(0) + "/insert", json=points, timeout=30).status_code == 201
     cluster.wait_until(lambda: members_seen_by(cluster, 0)[owner]["caught_up"], 30, "node 1 sees the owner caught up")
-    time.sleep(2 * RELOAD_SECONDS)  # both of node 1's workers hold that view: else one may relay to the other owner
+    every_worker_reloads_its_view()  # else a worker still without that view relays to the other owner
     before = _answers_relayed_by(cluster.url(owner))
     queries = [("range", {}), ("aggregated", {"aggregation": "max"}),
                ("aggregated", {"aggregation": "avg", "step": "30s"})]

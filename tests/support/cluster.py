@@ -44,6 +44,12 @@ def stop_all(servers: list) -> None:
         list(pool.map(lambda server: server.stop(), running))
 
 
+def every_worker_reloads_its_view() -> None:
+    """Wait until every worker of every node has reread its agent's view of the members (each does so within
+    RELOAD_SECONDS): what one worker reported (/health, /cluster/status) then holds for the node's other workers."""
+    time.sleep(2 * RELOAD_SECONDS)
+
+
 @dataclass
 class Cluster:
     nodes: list  # CountServer, in CLUSTER_NODES order
@@ -88,8 +94,8 @@ class Cluster:
         self.wait_until(lambda: all(self.members_up(i) == len(up) for i in up), seconds,
                         f"nodes {[i + 1 for i in up]} see each other")
         # NOTE: /health answered from one worker of each node; the other may still hold the view it loaded before
-        # its peers were up, and route a read or a forward by it: every worker reloads it within RELOAD_SECONDS.
-        time.sleep(2 * RELOAD_SECONDS)
+        # its peers were up, and route a read or a forward by it.
+        every_worker_reloads_its_view()
 
 
 WRITTEN_START_MS = 1_700_000_000_000
