@@ -88,13 +88,19 @@ class Membership:
 
     def is_up(self, node: int, now: float | None = None) -> bool:
         """Itself always; a peer when its last heartbeat is within FAILURE_TIMEOUT and no request in this
-        worker failed on it in the last heartbeat interval."""
+        worker failed on it in the last heartbeat interval. A peer that looks down in a view up to RELOAD_SECONDS
+        old is checked against the agent's file as it is now: right after a node came back, a write that skipped
+        it fell short of its quorum when another owner stopped (a rolling restart), and a stale view refused
+        writes as a minority right after a cluster formed."""
         if node == self.self_node:
             return True
         now = time.time() if now is None else now
         if self._suspects.get(node, 0.0) > now:
             return False
-        member = self.members().get(node)
+        return self._heard_from(self.members().get(node), now) or \
+            self._heard_from(self.members(fresh=True).get(node), now)
+
+    def _heard_from(self, member: Member | None, now: float) -> bool:
         return member is not None and now - member.last_contact <= self.failure_timeout_seconds
 
     def caught_up(self, node: int) -> bool:
@@ -120,12 +126,8 @@ class Membership:
         return up > voters // 2
 
     def require_majority(self) -> None:
-        """Raise MinorityError unless a majority of the cluster's nodes (this node included) is up. A refusal reads
-        the agent's file first: a view up to RELOAD_SECONDS old refused writes right after the cluster formed."""
+        """Raise MinorityError unless a majority of the cluster's nodes (this node included) is up."""
         up, voters = self._reached()
-        if up <= voters // 2:
-            self.members(fresh=True)
-            up, voters = self._reached()
         if up <= voters // 2:
             raise MinorityError(f"this node is in a minority: it reaches {up} of {voters} cluster "
                                 f"nodes (itself included), so it refuses writes until it reaches a majority "
