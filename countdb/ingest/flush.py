@@ -29,6 +29,7 @@ from countdb.storage.blocks import write_block
 from countdb.storage.damage import may_be_damage, quarantine_damaged
 from countdb.storage.encoding import FLUSH_ZSTD_LEVEL, EncodingChoices
 from countdb.storage.paths import BlockPath
+from countdb.storage.renewing_duckdb import RenewingDatabase
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,7 @@ class Flusher:
     def __init__(self, datadir: DataDir, catalog: sqlite3.Connection):
         self.datadir = datadir
         self.catalog = catalog
-        # NOTE: DuckDB's default memory limit is 80 % of RAM per process, and its allocator keeps up to 128 MB
-        # of freed memory; a flush needs little of either (issue 2: worker RSS ≤ 300 MB).
-        self._duck = duckdb.connect(config={"threads": 1, "memory_limit": FLUSH_MEMORY_LIMIT,
-                                            "temp_directory": str(datadir.duckdb_temp_dir("flush"))})
-        self._duck.execute("SET enable_progress_bar = false")
-        self._duck.execute("SET allocator_flush_threshold = '8MB'")
+        self._database = RenewingDatabase(lambda: _open_database(datadir))
         self._names: dict[str, tuple[str, str]] = {}
         self._encodings = EncodingChoices(FLUSH_ZSTD_LEVEL)
 
@@ -130,25 +126,35 @@ class Flusher:
 
     def _resolve_clashes(self, part: pa.Table, files: list[str], low: int, high: int) -> tuple[pa.Table, pa.Table | None]:
         """New points that replace stored ones get shadow rows; new points older than stored ones go."""
-        self._duck.register("part", part)
+        duck = self._database.cursor()  # what it registers goes with it
         try:
-            clashes = self._duck.sql(_CLASHES, params={"files": files, "low": low, "high": high}).to_arrow_table()
+            duck.register("part", part)
+            clashes = duck.sql(_CLASHES, params={"files": files, "low": low, "high": high}).to_arrow_table()
             if clashes.num_rows == 0:
                 return part, None
-            self._duck.register("clashes", clashes)
-            kept = self._duck.sql(
+            duck.register("clashes", clashes)
+            kept = duck.sql(
                 "SELECT p.* FROM part p ANTI JOIN clashes c ON c.series = p.series AND c.ts = p.ts "
                 "AND c.old_seq >= c.new_seq ORDER BY p.series, p.ts").to_arrow_table()
-            shadows = self._duck.sql(
+            shadows = duck.sql(
                 "SELECT series, ts, new_seq AS seq FROM clashes WHERE new_seq > old_seq ORDER BY series, ts"
             ).to_arrow_table()
-            self._duck.unregister("clashes")
             return kept, shadows
         finally:
-            self._duck.unregister("part")
+            duck.close()
 
     def close(self) -> None:
-        self._duck.close()
+        self._database.close()
+
+
+def _open_database(datadir: DataDir) -> duckdb.DuckDBPyConnection:
+    # NOTE: DuckDB's default memory limit is 80 % of RAM per process, and its allocator keeps up to 128 MB
+    # of freed memory; a flush needs little of either (issue 2: worker RSS ≤ 300 MB).
+    duck = duckdb.connect(config={"threads": 1, "memory_limit": FLUSH_MEMORY_LIMIT,
+                                  "temp_directory": str(datadir.duckdb_temp_dir("flush"))})
+    duck.execute("SET enable_progress_bar = false")
+    duck.execute("SET allocator_flush_threshold = '8MB'")
+    return duck
 
 
 def latest_per_point(points: pa.Table) -> pa.Table:

@@ -27,6 +27,7 @@ from countdb.catalog.tombstones import Tombstone
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
 from countdb.model import MAX_TIMESTAMP_MS, RemotePoints, month_of
+from countdb.storage.renewing_duckdb import RenewingDatabase
 from countdb.query.deadlines import Deadlines
 from countdb.query.series_index import SeriesIndex
 from countdb.query.stored_series import StoredSeriesReader
@@ -120,6 +121,17 @@ def as_unflushed(stamped: pa.Table) -> pa.Table:
     return stamped.cast(UNFLUSHED_SCHEMA)
 
 
+def _open_database(datadir: DataDir, memory_limit_mb: int, threads: int) -> duckdb.DuckDBPyConnection:
+    duck = duckdb.connect(config={
+        "memory_limit": f"{memory_limit_mb}MB",
+        "threads": threads,
+        "temp_directory": str(datadir.duckdb_temp_dir("query")),
+    })
+    duck.execute("SET enable_progress_bar = false")
+    duck.execute("SET parquet_metadata_cache = true")
+    return duck
+
+
 class QueryEngine:
     """Thread-safe: every query gets its own DuckDB cursor on the worker's one connection."""
 
@@ -128,13 +140,7 @@ class QueryEngine:
         self.datadir = datadir
         self.retention_days = retention_days
         self.deadlines = Deadlines(timeout_seconds)
-        self.duck = duckdb.connect(config={
-            "memory_limit": f"{memory_limit_mb}MB",
-            "threads": threads,
-            "temp_directory": str(datadir.duckdb_temp_dir("query")),
-        })
-        self.duck.execute("SET enable_progress_bar = false")
-        self.duck.execute("SET parquet_metadata_cache = true")
+        self.database = RenewingDatabase(lambda: _open_database(datadir, memory_limit_mb, threads))
         self._catalog = connect(datadir.catalog_path)
         self._catalog_lock = threading.Lock()
         self._catalog_version = -1
@@ -146,7 +152,7 @@ class QueryEngine:
         self.stored_series = StoredSeriesReader()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self.duck.cursor()
+        return self.database.cursor()
 
     def snapshot(self, remote: RemotePoints | None = None) -> Snapshot:
         """Published blocks plus every point in a live WAL segment, and the deletes, as of now; with `remote`,
@@ -215,4 +221,4 @@ class QueryEngine:
         self._unflushed.close()
         self.series_index.close()
         self._catalog.close()
-        self.duck.close()
+        self.database.close()

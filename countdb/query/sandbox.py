@@ -17,9 +17,34 @@ import duckdb
 import pyarrow as pa
 
 from countdb.errors import CountError, LimitExceeded, QueryRejected, QueryTimeout
+from countdb.storage.renewing_duckdb import RenewingDatabase
 
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 BATCH_ROWS = 64 * 1024
+
+
+def _open_locked_down(readable_dir: Path, memory_limit_mb: int, threads: int | None) -> duckdb.DuckDBPyConnection:
+    duck = duckdb.connect(config={
+        "memory_limit": f"{memory_limit_mb}MB",
+        "threads": threads or os.cpu_count() or 1,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+    })
+    readable = str(readable_dir.resolve()).rstrip("/") + "/"
+    for statement in (
+        "SET enable_progress_bar = false",
+        "SET parquet_metadata_cache = true",
+        "SET python_enable_replacements = false",  # else `FROM name` could scan a Python variable
+        # NOTE: no spilling: a temp directory would be one more readable folder, and the memory
+        # limit becomes a clear error instead of a disk-filling query (issue 4).
+        "SET temp_directory = ''",
+        f"SET allowed_directories = [{sql_literal(readable)}]",
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ):
+        duck.execute(statement)
+    return duck
 
 
 class Sandbox:
@@ -30,30 +55,11 @@ class Sandbox:
         self.timeout_seconds = timeout_seconds
         self.max_rows = max_rows
         self.memory_limit_mb = memory_limit_mb
-        self.duck = duckdb.connect(config={
-            "memory_limit": f"{memory_limit_mb}MB",
-            "threads": threads or os.cpu_count() or 1,
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "allow_community_extensions": False,
-        })
-        readable = str(readable_dir.resolve()).rstrip("/") + "/"
-        for statement in (
-            "SET enable_progress_bar = false",
-            "SET parquet_metadata_cache = true",
-            "SET python_enable_replacements = false",  # else `FROM name` could scan a Python variable
-            # NOTE: no spilling: a temp directory would be one more readable folder, and the memory
-            # limit becomes a clear error instead of a disk-filling query (issue 4).
-            "SET temp_directory = ''",
-            f"SET allowed_directories = [{sql_literal(readable)}]",
-            "SET enable_external_access = false",
-            "SET lock_configuration = true",
-        ):
-            self.duck.execute(statement)
+        self.database = RenewingDatabase(lambda: _open_locked_down(readable_dir, memory_limit_mb, threads))
 
     def check(self, sql: str) -> None:
         """QueryRejected unless `sql` is exactly one SELECT or EXPLAIN statement (DuckDB's parser decides)."""
-        cursor = self.duck.cursor()
+        cursor = self.database.cursor()
         try:
             statements = cursor.extract_statements(sql)
         except duckdb.Error as error:
@@ -71,7 +77,7 @@ class Sandbox:
         return Run(self)
 
     def close(self) -> None:
-        self.duck.close()
+        self.database.close()
 
 
 class Run:
@@ -79,7 +85,7 @@ class Run:
 
     def __init__(self, sandbox: Sandbox):
         self.sandbox = sandbox
-        self.cursor = sandbox.duck.cursor()
+        self.cursor = sandbox.database.cursor()
         self.timed_out = False
         self._timer = threading.Timer(sandbox.timeout_seconds, self._interrupt)
         self._timer.daemon = True

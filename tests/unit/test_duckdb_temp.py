@@ -22,7 +22,7 @@ def test_query_and_flush_connections_have_their_own_folder_under_the_data_dir(tm
     engine = QueryEngine(datadir, memory_limit_mb=64)
     flusher = Flusher(datadir, connect(datadir.catalog_path))
     try:
-        folders = {_temp_directory(engine.duck), _temp_directory(flusher._duck)}
+        folders = {_temp_directory(engine.database.connection), _temp_directory(flusher._database.connection)}
         assert len(folders) == 2
         assert all(folder.startswith(str(datadir.duckdb_tmp) + "/") for folder in folders)
     finally:
