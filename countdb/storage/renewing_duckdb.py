@@ -23,8 +23,8 @@ import duckdb
 
 log = logging.getLogger(__name__)
 
-DEAD_ENTRIES_LIMIT = 50_000  # ~8 MB of eviction-queue entries
-CHECK_EVERY_CURSORS = 256  # a check scans duckdb_eviction_queues(): ~0.1 ms, so once per this many cursors
+DEAD_ENTRIES_LIMIT = 50_000  # ~17 MB of malloc: beside the soak a worker held ~0.35 kB more per dead entry
+CHECK_EVERY_CURSORS = 256  # a check scans duckdb_eviction_queues(): ~0.3 ms on a busy 2-core VM
 
 
 def dead_entries(connection: duckdb.DuckDBPyConnection) -> int:
