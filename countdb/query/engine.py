@@ -27,12 +27,12 @@ from countdb.catalog.tombstones import Tombstone
 from countdb.datadir import DataDir
 from countdb.errors import Unavailable
 from countdb.model import MAX_TIMESTAMP_MS, RemotePoints, month_of
-from countdb.storage.renewing_duckdb import RenewingDatabase
 from countdb.query.deadlines import Deadlines
 from countdb.query.series_index import SeriesIndex
 from countdb.query.stored_series import StoredSeriesReader
 from countdb.storage.damage import find_damaged, may_be_damage, quarantine_block
 from countdb.storage.hiding import retention_floor_ms
+from countdb.storage.renewing_duckdb import RenewingDatabase
 from countdb.wal.log import all_segment_paths
 from countdb.wal.record import UNFLUSHED_SCHEMA
 from countdb.wal.unflushed import SegmentVanished, UnflushedReader
@@ -133,7 +133,8 @@ def _open_database(datadir: DataDir, memory_limit_mb: int, threads: int) -> duck
 
 
 class QueryEngine:
-    """Thread-safe: every query gets its own DuckDB cursor on the worker's one connection."""
+    """Thread-safe: every query gets its own DuckDB cursor on the worker's query database (renewed now and then:
+    storage/renewing_duckdb.py)."""
 
     def __init__(self, datadir: DataDir, memory_limit_mb: int, threads: int = 2, retention_days: int = 0,
                  timeout_seconds: float = 30.0):

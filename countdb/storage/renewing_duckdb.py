@@ -55,7 +55,7 @@ class RenewingDatabase:
                 if dead > DEAD_ENTRIES_LIMIT:
                     self.connection = self._open()
                     self.renewals += 1
-                    log.debug("a fresh query database replaced one holding %d dead buffer entries", dead)
+                    log.debug("a fresh DuckDB database replaced one holding %d dead buffer entries", dead)
             return self.connection.cursor()
 
     def close(self) -> None:
