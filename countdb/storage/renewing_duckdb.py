@@ -31,10 +31,10 @@ def dead_entries(connection: duckdb.DuckDBPyConnection) -> int:
     """Dead entries in the buffer pool's eviction queues; 0 from a DuckDB without duckdb_eviction_queues()
     (which then is never renewed)."""
     try:
-        found = connection.execute("SELECT sum(dead_nodes) FROM duckdb_eviction_queues()").fetchone()
+        dead, = connection.execute("SELECT sum(dead_nodes) FROM duckdb_eviction_queues()").fetchone()
     except duckdb.CatalogException:
         return 0
-    return int(found[0] or 0) if found else 0
+    return int(dead or 0)
 
 
 class RenewingDatabase:

@@ -93,8 +93,9 @@ class Cluster:
         up = list(range(len(self.nodes))) if up is None else up
         self.wait_until(lambda: all(self.members_up(i) == len(up) for i in up), seconds,
                         f"nodes {[i + 1 for i in up]} see each other")
-        # NOTE: /health answered from one worker of each node; the other may still hold the view it loaded before
-        # its peers were up, and route a read or a forward by it.
+        # NOTE: /health answered from one worker of each node; the other may still hold an older view. A peer
+        # that looks down there is read again at once (cluster/members.py), but not one that stopped and still
+        # looks up, nor whether a peer has caught up: it may route a read or a forward by those.
         every_worker_reloads_its_view()
 
 
