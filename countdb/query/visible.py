@@ -22,7 +22,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from countdb.query.engine import Scope
-from countdb.storage.hiding import not_deleted, not_shadowed, tombstone_table
+from countdb.storage.hiding import hide_deleted, hide_shadowed, tombstone_table
 
 _EMPTY = "(SELECT NULL::VARCHAR AS series, NULL::{ts} AS ts, NULL::DOUBLE AS value, NULL::BIGINT AS seq WHERE false)"
 _names = itertools.count()
@@ -42,7 +42,7 @@ def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, 
         cursor.register(tombstones, tombstone_table(scope.tombstones))
 
     def undeleted(alias: str) -> str:
-        return f" AND {not_deleted(alias, tombstones)}" if tombstones else ""
+        return hide_deleted(alias, tombstones) if tombstones else ""
 
     def read(alias: str, wanted: tuple[str, ...] = ("series", "ts", "value", "seq")) -> str:
         return ", ".join(f"make_timestamp_ms({alias}.ts) AS ts" if name == "ts" and timestamps else name
@@ -72,7 +72,7 @@ def visible_points(cursor: duckdb.DuckDBPyConnection, scope: Scope, where: str, 
         SELECT {columns} FROM (
             SELECT series, ts, value, seq, -1 AS pos FROM {within} p
             UNION ALL
-            SELECT {read("u")}, pos FROM {table} u WHERE {where}{undeleted("u")}
+            SELECT {read("u")}, pos FROM {table} u{undeleted("u")} WHERE {where}
         ) QUALIFY row_number() OVER (PARTITION BY series, ts ORDER BY seq DESC, pos DESC) = 1{foreign}
     )"""
 
@@ -82,14 +82,15 @@ def _stored(scope: Scope, where: str, params: dict, suffix: int, undeleted: str,
     if not scope.files:
         return _EMPTY.format(ts="TIMESTAMP" if timestamps else "BIGINT")
     params[f"files{suffix}"] = scope.files
-    sql = f"(SELECT {columns} FROM read_parquet($files{suffix}) o WHERE {where}"
+    hiding = undeleted
+    if scope.shadows:
+        params[f"shadows{suffix}"] = scope.shadows
+        hiding = hide_shadowed("o", f"shadows{suffix}") + hiding
+    sql = f"(SELECT {columns} FROM read_parquet($files{suffix}) o{hiding} WHERE {where}"
     if scope.floor_ms:
         params[f"floor{suffix}"] = scope.floor_ms
         sql += f" AND o.ts >= $floor{suffix}"
-    if scope.shadows:
-        params[f"shadows{suffix}"] = scope.shadows
-        sql += " AND " + not_shadowed("o", f"shadows{suffix}")
-    return sql + undeleted + ")"
+    return sql + ")"
 
 
 def used_params(sql: str, params: dict) -> dict:

@@ -32,7 +32,7 @@ from countdb.datadir import DataDir, exclusive_lock, fsync_dir, try_exclusive_lo
 from countdb.model import YearMonth
 from countdb.storage.blocks import remove_unpublished, write_block
 from countdb.storage.compact_plan import CompactionJob, CompactionPolicy, plan_compaction
-from countdb.storage.hiding import not_deleted, not_shadowed, retention_floor_ms, tombstone_table
+from countdb.storage.hiding import hide_deleted, hide_shadowed, retention_floor_ms, tombstone_table
 from countdb.storage.paths import TIME_BLOCKS, BlockPath
 
 log = logging.getLogger(__name__)
@@ -199,15 +199,15 @@ class Compactor:
         if settled is not None:
             params["settled"] = settled
             seq = "CASE WHEN o.seq < $settled THEN $settled - 1 ELSE o.seq END AS seq"
-        where = ["o.ts >= $floor"]
+        hiding = ""
         if shadows:
             params["shadows"] = [str(root / b.path) for b in shadows]
-            where.append(not_shadowed("o", "shadows"))
+            hiding += hide_shadowed("o", "shadows")
         if tombstones:
             self._duck.register("tombstones", tombstone_table(tombstones))
-            where.append(not_deleted("o", "tombstones"))
+            hiding += hide_deleted("o", "tombstones")
         try:
-            sql = (f"SELECT series, ts, value, {seq} FROM read_parquet($files) o WHERE {' AND '.join(where)} "
+            sql = (f"SELECT series, ts, value, {seq} FROM read_parquet($files) o{hiding} WHERE o.ts >= $floor "
                    "ORDER BY series, ts")
             return self._write_sorted(month, "points", self._duck.sql(sql, params=params))
         finally:

@@ -14,16 +14,23 @@ TOMBSTONE_SCHEMA = pa.schema([("series", pa.string()), ("start_ms", pa.int64()),
                               ("seq", pa.int64())])
 
 
-def not_shadowed(alias: str, shadows_param: str) -> str:
-    """Row `alias` is not replaced by a later write recorded in the shadow files `$shadows_param`."""
-    return (f"NOT EXISTS (SELECT 1 FROM read_parquet(${shadows_param}) s"
-            f" WHERE s.series = {alias}.series AND s.ts = {alias}.ts AND s.seq > {alias}.seq)")
+def hide_shadowed(alias: str, shadows_param: str) -> str:
+    """An ANTI JOIN to put after the FROM item `alias`: leaves out its rows replaced by a later write recorded in
+    the shadow files `$shadows_param`.
+
+    Why a join and not a NOT EXISTS: DuckDB plans a correlated NOT EXISTS as a delim join, and a statement's
+    filters on `ts` no longer reached the Parquet scan below it: with one shadow file in a month, a one-hour
+    `GROUP BY` read every row of the month (measured: 20 → 180–280 ms, 1.8 M rows read for 72 k of the hour)."""
+    return (f" ANTI JOIN read_parquet(${shadows_param}) s"
+            f" ON s.series = {alias}.series AND s.ts = {alias}.ts AND s.seq > {alias}.seq")
 
 
-def not_deleted(alias: str, tombstones_table: str) -> str:
-    """Row `alias` is not hidden by a delete (a registered TOMBSTONE_SCHEMA table) that came after it."""
-    return (f"NOT EXISTS (SELECT 1 FROM {tombstones_table} t WHERE t.series = {alias}.series"
-            f" AND {alias}.ts BETWEEN t.start_ms AND t.end_ms AND {alias}.seq < t.seq)")
+def hide_deleted(alias: str, tombstones_table: str) -> str:
+    """An ANTI JOIN to put after the FROM item `alias`: leaves out its rows hidden by a delete (a registered
+    TOMBSTONE_SCHEMA table) that came after them. A join for the reason hide_shadowed gives: any delete in the
+    store made every SQL statement read every row."""
+    return (f" ANTI JOIN {tombstones_table} t ON t.series = {alias}.series"
+            f" AND {alias}.ts BETWEEN t.start_ms AND t.end_ms AND {alias}.seq < t.seq")
 
 
 def tombstone_table(tombstones: list[Tombstone] | tuple[Tombstone, ...]) -> pa.Table:
