@@ -168,10 +168,12 @@ class Compactor:
         began = time.monotonic()
         month = YearMonth.parse(job.month)
         written: list[BlockRecord] = []
+        shadows = [b for b in state.blocks if b.kind == "shadow" and b.month == job.month]
+        tombstones = [t for t in state.tombstones if t.overlaps(month.start_ms(), month.end_ms())]
         if job.rewrite:
-            shadows = [b for b in state.blocks if b.kind == "shadow" and b.month == job.month]
-            tombstones = [t for t in state.tombstones if t.overlaps(month.start_ms(), month.end_ms())]
             written += self._merge_points(month, job.rewrite, shadows, tombstones, floor_ms, settled)
+        for block in job.unshadow:
+            written += self._merge_points(month, (block,), shadows, tombstones, floor_ms, settled)
         if job.merge_shadows:
             written += self._merge_shadows(month, job.merge_shadows, floor_ms)
         self._swap(job, written, max((t.id for t in state.tombstones), default=0))

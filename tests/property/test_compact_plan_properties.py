@@ -47,7 +47,8 @@ def test_no_block_is_lost_or_planned_twice(published, deletes, floor_ms, policy)
     assert set(planned) <= set(by_path)
     for job in jobs:
         assert all(by_path[path].month == job.month for path in job.replaced)
-        assert all(b.kind == "points" for b in job.rewrite) and all(b.kind == "shadow" for b in job.merge_shadows)
+        assert all(b.kind == "points" for b in (*job.rewrite, *job.unshadow))
+        assert all(b.kind == "shadow" for b in job.merge_shadows)
         assert all(b.max_ts < floor_ms or b.kind == "shadow" for b in job.retire)
     assert len({job.month for job in jobs}) == len(jobs)
 

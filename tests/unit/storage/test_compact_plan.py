@@ -93,6 +93,20 @@ def test_many_shadow_blocks_are_merged_when_their_targets_stay():
     assert plan_compaction([target, *shadows[:3]], (), {}, 0, policy) == []
 
 
+def test_shadows_worth_a_sixteenth_of_the_month_are_applied_to_each_target_alone():
+    """A client that sends points again leaves a shadow row per point; full blocks are not merged by size, so
+    the background compactor rewrites each block the shadows can hide rows in, alone, and retires them."""
+    targets = [block(rows=900, min_seq=1) for _ in range(3)]
+    later = block(rows=900, min_seq=100)
+    shadows = [block(kind="shadow", rows=120, min_seq=50, max_seq=50) for _ in range(2)]
+    policy = CompactionPolicy(tier_min_blocks=4, full_block_rows=1000, shadow_share=16)
+    (job,) = plan_compaction([*targets, later, *shadows], (), {}, 0, policy)
+    assert job.rewrite == () and set(job.unshadow) == set(targets) and set(job.retire) == set(shadows)
+    assert job.reasons == ("apply shadows", "shadows: targets rewritten")
+    fewer = [block(kind="shadow", rows=112, min_seq=50, max_seq=50) for _ in range(2)]  # 224 * 16 < 3,600
+    assert plan_compaction([*targets, later, *fewer], (), {}, 0, policy) == []
+
+
 def test_months_filter_limits_the_plan():
     blocks = [block(JAN) for _ in range(4)] + [block(FEB) for _ in range(4)]
     assert [job.month for job in plan_compaction(blocks, (), {}, 0, POLICY, months={"2024-02"})] == ["2024-02"]

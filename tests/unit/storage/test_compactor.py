@@ -101,6 +101,26 @@ def test_merged_shadow_blocks_still_hide_what_each_one_hid(node):
         (JAN + 4 + n, 20.0 + n) for n in range(4)]
 
 
+def test_points_sent_again_leave_no_shadow_once_the_background_compactor_has_run(node):
+    """Full blocks are not merged by size: the shadows a re-sent day leaves are applied to each block alone."""
+    datadir, flusher, engine = node
+    policy = CompactionPolicy(tier_min_blocks=4, full_block_rows=400)
+    for n in range(2):
+        flush(flusher, 1 + n, [(f"s{n}", JAN + i, float(i)) for i in range(300)])  # two full blocks
+    c = compactor(datadir, policy=policy)
+    assert c.run().jobs == []
+    flush(flusher, 5, [("s1", JAN + i, float(i)) for i in range(40)])  # 40 * 16 >= 600: worth applying
+    flush(flusher, 6, [("s0", JAN + 7, -1.0)])
+    expected = {s: series_points(engine, s, JAN, FEB) for s in ("s0", "s1")}
+    assert len(blocks_of(datadir, "shadow")) == 2
+    (job,) = c.run().jobs
+    c.close()
+    assert "apply shadows" in job["reasons"] and blocks_of(datadir, "shadow") == []
+    assert {s: series_points(engine, s, JAN, FEB) for s in ("s0", "s1")} == expected
+    assert expected["s0"][7] == (JAN + 7, -1.0) and len(expected["s1"]) == 300
+    assert sum(b.rows for b in blocks_of(datadir)) == 600
+
+
 def test_tombstoned_rows_are_dropped_but_a_later_write_is_kept(node):
     datadir, flusher, engine = node
     flush(flusher, 10, [("gone", JAN + i, float(i)) for i in range(10)])
