@@ -4,6 +4,7 @@ timestamps still get shadows (newer write) or are dropped (older write); flushes
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -11,7 +12,7 @@ from countdb.catalog.blocks import snapshot
 from countdb.catalog.db import connect
 from countdb.catalog.migrate import migrate
 from countdb.datadir import DataDir
-from countdb.ingest.flush import Flusher, _shares_a_timestamp
+from countdb.ingest.flush import Flusher, _row_groups_reaching, _shares_a_timestamp
 from countdb.storage.compact import Compactor
 from countdb.storage.encoding import FLUSH_ZSTD_LEVEL, ZSTD_LEVEL
 from countdb.wal.record import Columns, records_to_table
@@ -58,11 +59,22 @@ def test_shares_a_timestamp_reads_only_timestamps_and_says_yes_when_a_file_is_un
     _flush(flusher, 1, ["a"], [1000], 1.0)
     stored = [flusher.datadir.root / b.path for b in snapshot(flusher.catalog).blocks]
     ts = records_to_table([(2, Columns(["z"], [1000], [0.0]))])["ts"]
-    assert _shares_a_timestamp(ts, stored)
-    assert not _shares_a_timestamp(records_to_table([(2, Columns(["a"], [999], [0.0]))])["ts"], stored)
+    assert _shares_a_timestamp(ts, stored, 1000, 1000)
+    assert not _shares_a_timestamp(records_to_table([(2, Columns(["a"], [999], [0.0]))])["ts"], stored, 999, 999)
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet")
-    assert _shares_a_timestamp(ts, [broken])
+    assert _shares_a_timestamp(ts, [broken], 1000, 1000)
+
+
+def test_shares_a_timestamp_reads_only_the_row_groups_whose_times_reach_the_new_points(tmp_path):
+    """A compacted block spans its month, sorted by series then time: the new points' times meet the last row
+    groups of each series, and the check must not read the rest (it cost what the month holds, every flush)."""
+    block = tmp_path / "block.parquet"
+    pq.write_table(pa.table({"series": ["a"] * 100 + ["b"] * 100, "ts": list(range(100)) * 2}), block,
+                   row_group_size=50)
+    assert _row_groups_reaching(pq.ParquetFile(block).metadata, 60, 70) == [1, 3]
+    assert _shares_a_timestamp(pa.chunked_array([[75]]), [block], 75, 75)
+    assert not _shares_a_timestamp(pa.chunked_array([[200]]), [block], 200, 200)
 
 
 def test_a_flush_writes_at_the_cheap_zstd_level_and_compaction_at_the_high_one(flusher, monkeypatch):
