@@ -4,6 +4,8 @@ cursor of the old instance finishes on it."""
 
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -48,3 +50,34 @@ def test_without_renewal_dead_entries_pile_up():
         _window_query(connection.cursor())
     assert dead_entries(connection) > 2_000
     connection.close()
+
+
+def test_other_threads_get_cursors_while_a_fresh_instance_is_being_opened(monkeypatch):
+    """The renewal's open runs outside the lock: a slow one (a locked-down sandbox instance took ~28 ms) holds up
+    only the thread whose cursor fell due."""
+    monkeypatch.setattr(renewing_duckdb, "CHECK_EVERY_CURSORS", 2)
+    monkeypatch.setattr(renewing_duckdb, "dead_entries", lambda connection: renewing_duckdb.DEAD_ENTRIES_LIMIT + 1)
+    opening, release = threading.Event(), threading.Event()
+
+    def open_database() -> duckdb.DuckDBPyConnection:
+        if renewing is not None:  # the renewal's open, not the first one
+            opening.set()
+            release.wait(10)
+        return duckdb.connect()
+
+    renewing = None
+    renewing = RenewingDatabase(open_database)
+    renewing.cursor().close()
+    due = threading.Thread(target=lambda: renewing.cursor().close())
+    due.start()
+    assert opening.wait(10)
+    others = []
+    for _ in range(3):  # the 3rd cursor is due again, but a check is already under way: not a second open
+        others.append(renewing.cursor())
+    assert all(cursor.execute("SELECT 1").fetchone() == (1,) for cursor in others) and renewing.renewals == 0
+    release.set()
+    due.join(10)
+    assert renewing.renewals == 1
+    for cursor in others:
+        cursor.close()
+    renewing.close()
