@@ -109,7 +109,7 @@ def test_points_sent_again_leave_no_shadow_once_the_background_compactor_has_run
         flush(flusher, 1 + n, [(f"s{n}", JAN + i, float(i)) for i in range(300)])  # two full blocks
     c = compactor(datadir, policy=policy)
     assert c.run().jobs == []
-    flush(flusher, 5, [("s1", JAN + i, float(i)) for i in range(40)])  # 40 * 16 >= 600: worth applying
+    flush(flusher, 5, [("s1", JAN + i, float(i)) for i in range(40)])  # 41 shadow rows * 16 >= 641 points rows
     flush(flusher, 6, [("s0", JAN + 7, -1.0)])
     expected = {s: series_points(engine, s, JAN, FEB) for s in ("s0", "s1")}
     assert len(blocks_of(datadir, "shadow")) == 2
