@@ -30,6 +30,7 @@ from countdb.storage.damage import may_be_damage, quarantine_damaged
 from countdb.storage.encoding import FLUSH_ZSTD_LEVEL, EncodingChoices
 from countdb.storage.paths import BlockPath
 from countdb.storage.renewing_duckdb import RenewingDatabase
+from countdb.storage.statistics import row_groups_reaching
 
 log = logging.getLogger(__name__)
 
@@ -202,24 +203,13 @@ def _shares_a_timestamp(ts: pa.ChunkedArray, files: list[Path], low: int, high: 
     try:
         for file in files:
             parquet = pq.ParquetFile(file)
-            groups = _row_groups_reaching(parquet.metadata, low, high)
+            groups = row_groups_reaching(parquet.metadata, "ts", low, high)
             if groups and pc.any(pc.is_in(parquet.read_row_groups(groups, columns=["ts"])["ts"],
                                           value_set=wanted)).as_py():
                 return True
     except (pa.ArrowException, OSError):
         return True
     return False
-
-
-def _row_groups_reaching(metadata: pq.FileMetaData, low: int, high: int) -> list[int]:
-    """The row groups whose `ts` statistics overlap [low, high], and those without statistics."""
-    column = metadata.schema.names.index("ts")
-    reaching = []
-    for group in range(metadata.num_row_groups):
-        stats = metadata.row_group(group).column(column).statistics
-        if stats is None or not stats.has_min_max or (stats.min <= high and stats.max >= low):
-            reaching.append(group)
-    return reaching
 
 
 def _split_by_month(table: pa.Table) -> list[tuple[YearMonth, pa.Table]]:

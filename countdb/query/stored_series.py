@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from countdb.storage.statistics import min_max
+
 MAX_ROWS_READ = 8 * 131_072  # beyond this the general path streams the answer instead of holding it whole
 CACHED_FILES = 4096
 CACHED_SERIES_RUNS = 1_000_000  # series runs over every cached row group: ~24 MB at most
@@ -175,8 +177,8 @@ def _read_layout(path: str) -> FileLayout:
     groups = []
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
-        series_min, series_max = _min_max(row_group.column(series_column).statistics)
-        ts_min, ts_max = _min_max(row_group.column(ts_column).statistics)
+        series_min, series_max = min_max(row_group.column(series_column).statistics)
+        ts_min, ts_max = min_max(row_group.column(ts_column).statistics)
         in_time_order = [(c.column_index, c.descending) for c in row_group.sorting_columns[:2]] == \
             [(series_column, False), (ts_column, False)]
         groups.append(RowGroupStats(series_min, series_max, ts_min, ts_max, row_group.num_rows, in_time_order))
@@ -184,12 +186,6 @@ def _read_layout(path: str) -> FileLayout:
     minima = [group.series_min for group in groups]
     in_order = None not in maxima and None not in minima and maxima == sorted(maxima) and minima == sorted(minima)
     return FileLayout(tuple(groups), (minima, maxima) if in_order else None)
-
-
-def _min_max(statistics: pq.Statistics | None) -> tuple:
-    if statistics is None or not statistics.has_min_max:
-        return None, None
-    return statistics.min, statistics.max
 
 
 def _continued_by(found: list, index: int, start_ms: int) -> bool:
