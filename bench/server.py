@@ -101,7 +101,7 @@ class CountServer:
         """User + system CPU seconds used so far by the master and its children (workers, helper processes)."""
         if self.process is None or self.process.poll() is not None:
             return 0.0
-        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *self.child_pids()])
+        return sum(cpu_seconds(pid) for pid in [self.process.pid, *self.child_pids()])
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -166,7 +166,7 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:

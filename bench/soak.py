@@ -34,7 +34,8 @@ from bench.grow import stored_rows
 from bench.ingest import percentile, send_all
 from bench.queries import DAY_MS, HOUR_MS, range_path
 from bench.results_file import write_results
-from bench.server import CountServer, status_kb
+from bench.server import CountServer, cpu_seconds, status_kb
+from countdb.obs.metrics import process_role
 
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: the data's time; each write is the next 10 s of it
 INTERVAL_MS = 10_000
@@ -222,12 +223,15 @@ def _capacity(url: str, sequences: list[int], seconds: float, seed: int) -> tupl
 
 
 class _Sampler:
-    """Every `interval_seconds`, the RSS (MB) and open descriptors of the server's master and each worker, and the
-    block files on disk, timed from `began` (epoch s); a thread, stopped by stop()."""
+    """Every `interval_seconds`, the RSS (MB) and open descriptors of the server's master and each worker, the
+    block files on disk, and the CPU (in cores) the node's processes, the whole machine and its hypervisor (steal)
+    took since the last sample, timed from `began` (epoch s); a thread, stopped by stop()."""
 
     def __init__(self, server: CountServer, interval_seconds: float, began: float):
         self.server, self.interval_seconds, self.samples = server, interval_seconds, []
         self.began, self.workers_seen = began, set()
+        pids = [server.process.pid, *server.child_pids()]
+        self._cpu_before = (time.monotonic(), {pid: cpu_seconds(pid) for pid in pids}, _machine_ticks())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -253,7 +257,33 @@ class _Sampler:
                            "max_worker": round(max([rss[pid] for pid in workers] or [0]), 1)},
                 "open_files": {"master": fds[master], "sum": sum(fds.values()),
                                "max_worker": max([fds[pid] for pid in workers] or [0])},
-                "block_files": sum(1 for _ in (self.server.data_dir / "time_blocks").glob("*/*.parquet"))}
+                "block_files": sum(1 for _ in (self.server.data_dir / "time_blocks").glob("*/*.parquet")),
+                "cpu_cores": self._cpu_cores(list(rss))}
+
+    def _cpu_cores(self, pids: list[int]) -> dict:
+        """Cores used since the last sample: by the node's workers, its compactor, its other processes (the master,
+        Flight…), and by the machine (`busy`: every process, this benchmark's clients too; `steal`: taken by the
+        hypervisor for other guests, which a shared VM's latency feels but no process here shows)."""
+        now, process_cpu, machine = time.monotonic(), {pid: cpu_seconds(pid) for pid in pids}, _machine_ticks()
+        then, cpu_then, machine_then = self._cpu_before
+        self._cpu_before = (now, process_cpu, machine)
+        elapsed = max(now - then, 1e-9)
+        by_role = {"workers": 0.0, "compactor": 0.0, "node_other": 0.0}
+        for pid, used in process_cpu.items():
+            role = process_role(pid) if pid != self.server.process.pid else "master"
+            role = {"worker": "workers", "compactor": "compactor"}.get(role, "node_other")
+            by_role[role] += max(used - cpu_then.get(pid, 0.0), 0.0) / elapsed
+        ticks = os.sysconf("SC_CLK_TCK") * elapsed
+        return {**{role: round(cores, 3) for role, cores in by_role.items()},
+                **{name: round((machine[name] - machine_then[name]) / ticks, 3) for name in ("busy", "steal")}}
+
+
+def _machine_ticks() -> dict[str, int]:
+    """The machine's CPU time so far in clock ticks (/proc/stat's first line): busy (user, nice, system, irq,
+    softirq) and steal."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return {"busy": user + nice + system + irq + softirq, "steal": steal}
 
 
 def _open_files(pid: int) -> int:
@@ -286,7 +316,7 @@ def _compare(start: float, end: float) -> dict:
 
 def _start_and_end(samples: list[dict], done: _Requests, began: float, seconds: float) -> dict:
     """The first window after the warm-up against the last: the median sample's RSS and open files, the p99 of
-    every request that began in the window."""
+    every request that began in the window; and, to explain them rather than judged, the median sample's CPU."""
     warm, length = min(60.0, seconds / 10), min(180.0, seconds / 5)
     windows = {"start": (round(warm, 1), round(warm + length, 1)), "end": (round(seconds - length, 1), seconds)}
 
@@ -302,7 +332,9 @@ def _start_and_end(samples: list[dict], done: _Requests, began: float, seconds: 
                 "write_p99_ms": lambda w: p99(("write",), w), "query_p99_ms": lambda w: p99(KINDS[1:], w)}
     compared = {name: _compare(measure(windows["start"]), measure(windows["end"])) for name, measure in measures.items()}
     by_kind = {kind: _compare(p99((kind,), windows["start"]), p99((kind,), windows["end"])) for kind in KINDS[1:]}
-    return {"windows_s": windows, "compared": compared, "query_p99_ms_by_kind": by_kind,
+    cpu = {name: {window: median("cpu_cores", name, windows[window]) for window in windows}
+           for name in samples[0]["cpu_cores"]} if samples else {}
+    return {"windows_s": windows, "compared": compared, "query_p99_ms_by_kind": by_kind, "cpu_cores": cpu,
             "all_flat": all(c["verdict"] == "flat" for c in compared.values())}
 
 
@@ -384,7 +416,7 @@ def _chart(report: dict, path: Path) -> None:
     """RSS, open files and p99 over the soak, the start and end windows shaded."""
     samples = report["samples"]
     minutes = [sample["t_s"] / 60 for sample in samples]
-    fig, (rss, files, p99) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, (rss, files, p99, cpu) = plt.subplots(4, 1, figsize=(10, 11.5), sharex=True)
     rss.plot(minutes, [s["rss_mb"]["sum"] for s in samples], label="all the node's processes")
     rss.plot(minutes, [s["rss_mb"]["max_worker"] for s in samples], label="largest worker")
     rss.set_ylabel("RSS, MB")
@@ -396,9 +428,13 @@ def _chart(report: dict, path: Path) -> None:
     p99.set_yscale("log")
     plain_log_labels(p99)
     p99.set_ylabel("ms per sample window (log)")
-    p99.set_xlabel("minutes of soak")
+    for name, label in (("workers", "Count's workers"), ("compactor", "Count's compactor"),
+                        ("busy", "whole machine (clients too)"), ("steal", "stolen by the hypervisor")):
+        cpu.plot(minutes, [s["cpu_cores"][name] for s in samples], label=label)
+    cpu.set_ylabel("CPU, cores")
+    cpu.set_xlabel("minutes of soak")
     compared = report["start_vs_end"]
-    for ax in (rss, files, p99):
+    for ax in (rss, files, p99, cpu):
         for start, end in compared["windows_s"].values():
             ax.axvspan(start / 60, end / 60, color="#9e9e9e", alpha=0.2)
         ax.set_ylim(bottom=0 if ax is not p99 else None)

@@ -81,6 +81,11 @@ def test_samples_cover_the_run_with_memory_and_descriptors(soak):
         assert rss["sum"] >= rss["master"] + rss["max_worker"] - 0.2  # each figure is rounded to 0.1
         assert files["sum"] >= files["master"] + files["max_worker"] > 10
         assert sample["failed"] == 0 and sample["block_files"] > 0
+        cpu = sample["cpu_cores"]
+        assert set(cpu) == {"workers", "compactor", "node_other", "busy", "steal"}
+        assert all(0 <= cores <= 1.5 * os.cpu_count() for cores in cpu.values()), cpu
+        assert cpu["busy"] >= 0.9 * (cpu["workers"] + cpu["compactor"] + cpu["node_other"]) - 0.05, cpu
+    assert max(s["cpu_cores"]["workers"] for s in samples) > 0.1  # the soak's load is served by the workers
     assert sum(s["write"]["count"] for s in samples) >= 0.9 * report["requests"]["write"]["count"]
 
 
@@ -99,6 +104,8 @@ def test_start_and_end_are_compared_and_memory_and_files_do_not_grow_grossly(soa
     assert compared["all_flat"] == all(f["verdict"] == "flat" for f in compared["compared"].values())
     for name in ("rss_sum_mb", "rss_max_worker_mb", "open_files"):
         assert compared["compared"][name]["ratio"] <= GROSS_GROWTH, (name, compared["compared"][name])
+    assert set(compared["cpu_cores"]) == {"workers", "compactor", "node_other", "busy", "steal"}
+    assert compared["cpu_cores"]["workers"]["start"] > 0.1
 
 
 def test_results_and_chart_are_written_beside_each_other(soak):
