@@ -28,6 +28,13 @@ CACHED_SERIES_RUNS = 1_000_000  # series runs over every cached row group: ~24 M
 POINTS_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64())])
 STAMPED_POINTS_SCHEMA = POINTS_SCHEMA.append(pa.field("seq", pa.int64()))
 READ_BATCH_ROWS = 8192  # decoding granularity: a read stops at most this many rows past what it needs
+# NOTE: opening a file and setting up a row group's column readers costs pyarrow ~0.2 ms however few rows it
+# decodes, and a flush writes a file of every series it holds: a query over a series being written meets one
+# small file per flush not yet compacted, and a dashboard asks the same latest hour again and again. Row groups
+# of at most SMALL_GROUP_ROWS rows are therefore kept decoded, SMALL_GROUPS_BYTES of them per worker.
+SMALL_GROUP_ROWS = 16_384
+SMALL_GROUPS_BYTES = 16 * 1024 * 1024
+SMALL_GROUP_COLUMNS = ["ts", "value", "seq"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ class StoredSeriesReader:
         self._layouts: OrderedDict[str, FileLayout] = OrderedDict()
         self._runs: OrderedDict[tuple[str, int], SeriesRuns | None] = OrderedDict()
         self._cached_runs = 0
+        self._small_groups: OrderedDict[tuple[str, int], pa.RecordBatch] = OrderedDict()
+        self._small_groups_bytes = 0
 
     def forget_all_but(self, files: set[str]) -> None:
         """Drop what is cached about files not in `files` (the published ones).
@@ -104,6 +113,8 @@ class StoredSeriesReader:
             for key in [key for key in self._runs if key[0] not in files]:
                 runs = self._runs.pop(key)
                 self._cached_runs -= len(runs.names) if runs else 0
+            for key in [key for key in self._small_groups if key[0] not in files]:
+                self._small_groups_bytes -= self._small_groups.pop(key).nbytes
 
     def may_hold(self, files: list[str], series: str, start_ms: int, end_ms: int) -> bool:
         """Whether any row group of `files` may have a row of `series` in [start_ms, end_ms] (from statistics)."""
@@ -137,8 +148,31 @@ class StoredSeriesReader:
         for index, (path, group, (first, stop, first_ts), in_time_order) in enumerate(found):
             if in_time_order and (first_ts > end_ms or _continued_by(found, index, start_ms)):
                 continue
-            pieces += _read_run(path, group, (first, stop), start_ms, end_ms, in_time_order, schema)
+            if self._layout(path).row_groups[group].rows <= SMALL_GROUP_ROWS:
+                pieces.append(_rows_in_range(self._small_group(path, group).slice(first, stop - first), start_ms,
+                                             end_ms).select(["ts", *schema.names[1:]]))
+            else:
+                pieces += _read_run(path, group, (first, stop), start_ms, end_ms, in_time_order, schema)
         return _in_time_order(pieces, schema)
+
+    def _small_group(self, path: str, group: int) -> pa.RecordBatch:
+        """A small row group's SMALL_GROUP_COLUMNS, decoded once (the least recently used ones go first)."""
+        key = (path, group)
+        with self._lock:
+            decoded = self._small_groups.get(key)
+            if decoded is not None:
+                self._small_groups.move_to_end(key)
+                return decoded
+        with pq.ParquetFile(path) as file:
+            decoded = file.read_row_group(group, columns=SMALL_GROUP_COLUMNS, use_threads=False).combine_chunks()
+        decoded = decoded.to_batches()[0] if decoded.num_rows else pa.RecordBatch.from_pylist([], decoded.schema)
+        with self._lock:
+            if key not in self._small_groups:
+                self._small_groups[key] = decoded
+                self._small_groups_bytes += decoded.nbytes
+            while self._small_groups_bytes > SMALL_GROUPS_BYTES and len(self._small_groups) > 1:
+                self._small_groups_bytes -= self._small_groups.popitem(last=False)[1].nbytes
+        return decoded
 
     def _layout(self, path: str) -> FileLayout:
         with self._lock:
@@ -237,11 +271,15 @@ def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms
             if low >= high:
                 continue
             part = batch.slice(low, high - low)
-            ts = part.column(0)
-            pieces.append(part.filter(pc.and_(pc.greater_equal(ts, start_ms), pc.less_equal(ts, end_ms))))
-            if row >= stop or (in_time_order and ts[-1].as_py() > end_ms):
+            pieces.append(_rows_in_range(part, start_ms, end_ms))
+            if row >= stop or (in_time_order and part.column(0)[-1].as_py() > end_ms):
                 break
     return pieces
+
+
+def _rows_in_range(rows: pa.RecordBatch, start_ms: int, end_ms: int) -> pa.RecordBatch:
+    ts = rows.column("ts")
+    return rows.filter(pc.and_(pc.greater_equal(ts, start_ms), pc.less_equal(ts, end_ms)))
 
 
 def _in_time_order(pieces: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:

@@ -38,6 +38,15 @@ SERIES = ["a", 'cpu{host="x"}', 'cpu{host="y"}', "zé"]
 TINY_ROW_GROUPS = 3  # so that a series' rows span row groups, and a row group holds several series
 
 
+@pytest.fixture(scope="module", autouse=True, params=["decoded per read", "kept decoded"])
+def small_groups(request):
+    """Every test twice: row groups decoded for each read (as large ones are), and kept decoded (small ones)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "decoded per read":
+            patch.setattr(stored_series_module, "SMALL_GROUP_ROWS", 0)
+        yield request.param
+
+
 class GeneralPathOnly(StoredSeriesReader):
     """Never vouches for an answer: the queries of an engine holding it all take the general path."""
 
@@ -206,9 +215,48 @@ def test_what_is_cached_about_files_compaction_replaced_is_dropped_at_the_next_q
         compactor.close()
         points = stored_points(fast, fast.snapshot(), "a", FEB, FEB + 20)
         assert points["value"].to_pylist() == [1.0] * 4 + [2.0] * 4
-        cached = set(fast.stored_series._layouts) | {path for path, _ in fast.stored_series._runs}
+        reader = fast.stored_series
+        cached = set(reader._layouts) | {path for path, _ in [*reader._runs, *reader._small_groups]}
         assert cached and not cached & flushed
-        assert fast.stored_series._cached_runs == sum(len(runs.names) for runs in fast.stored_series._runs.values())
+        assert reader._cached_runs == sum(len(runs.names) for runs in reader._runs.values())
+        assert reader._small_groups_bytes == sum(group.nbytes for group in reader._small_groups.values())
+
+
+def _only_kept_decoded(small_groups: str) -> None:
+    if small_groups == "decoded per read":
+        pytest.skip("about row groups kept decoded")
+
+
+def test_a_small_row_group_is_decoded_once_and_read_again_from_memory(tmp_path, small_groups):
+    _only_kept_decoded(small_groups)
+    path = tmp_path / "points.parquet"
+    pq.write_table(pa.table({"series": ["a"] * 4 + ["b"] * 2, "ts": [1, 2, 3, 4, 1, 2], "value": [1.0] * 6,
+                             "seq": [7] * 6}), path, sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)])
+    reader = StoredSeriesReader()
+    assert reader.read([str(path)], "a", 2, 3)["timestamp"].to_pylist() == [2, 3]
+    path.unlink()  # published blocks never change: what was decoded answers every later read
+    assert reader.read([str(path)], "a", 1, 4, with_seq=True).to_pydict() == \
+        {"timestamp": [1, 2, 3, 4], "value": [1.0] * 4, "seq": [7] * 4}
+    assert reader.read([str(path)], "b", 0, 9)["timestamp"].to_pylist() == [1, 2]
+
+
+def test_row_groups_kept_decoded_are_bounded_by_bytes_and_by_size(tmp_path, monkeypatch, small_groups):
+    _only_kept_decoded(small_groups)
+    paths = []
+    for number in range(3):
+        paths.append(str(tmp_path / f"points-{number}.parquet"))
+        pq.write_table(pa.table({"series": ["a"] * 100, "ts": range(number * 100, number * 100 + 100),
+                                 "value": [1.0] * 100, "seq": [1] * 100}), paths[-1])
+    reader = StoredSeriesReader()
+    one_group = reader._small_group(paths[0], 0).nbytes
+    monkeypatch.setattr(stored_series_module, "SMALL_GROUPS_BYTES", 2 * one_group)
+    assert reader.read(paths, "a", 0, 299).num_rows == 300
+    assert list(reader._small_groups) == [(paths[1], 0), (paths[2], 0)]  # the least recently used went
+    assert reader._small_groups_bytes == 2 * one_group
+    monkeypatch.setattr(stored_series_module, "SMALL_GROUP_ROWS", 99)
+    reader = StoredSeriesReader()
+    assert reader.read(paths, "a", 0, 299).num_rows == 300
+    assert not reader._small_groups  # a larger group is decoded for each read, never kept
 
 
 def test_a_file_not_sorted_by_series_is_refused(tmp_path):
@@ -265,9 +313,11 @@ def test_in_a_sorted_file_only_the_row_groups_whose_part_of_the_run_may_be_in_ra
                              "seq": [1] * 12}), path, row_group_size=3,
                    sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)])
     decoded = []
-    real_read_run = stored_series_module._read_run
+    real_read_run, real_small_group = stored_series_module._read_run, StoredSeriesReader._small_group
     monkeypatch.setattr(stored_series_module, "_read_run",
                         lambda path, group, *rest: decoded.append(group) or real_read_run(path, group, *rest))
+    monkeypatch.setattr(StoredSeriesReader, "_small_group",
+                        lambda reader, path, group: decoded.append(group) or real_small_group(reader, path, group))
     read = StoredSeriesReader().read([str(path)], "a", start, end)
     assert read["timestamp"].to_pylist() == [t for t in ts if start <= t <= end]
     assert decoded == groups_read
