@@ -127,32 +127,32 @@ class StoredSeriesReader:
         docs/format/blocks.md says or more than MAX_ROWS_READ rows would be read. Raises pyarrow's errors
         (OSError, ArrowInvalid) for an unreadable file."""
         schema = STAMPED_POINTS_SCHEMA if with_seq else POINTS_SCHEMA
-        wanted: list[tuple[str, int, bool]] = []
+        wanted: list[tuple[str, int, RowGroupStats]] = []
         rows = 0
         for path in files:
             layout = self._layout(path)
             for group in layout.candidates(series, start_ms, end_ms):
-                wanted.append((path, group, layout.row_groups[group].in_time_order))
+                wanted.append((path, group, layout.row_groups[group]))
                 rows += layout.row_groups[group].rows
         if rows > MAX_ROWS_READ:
             return None
         found = []
-        for path, group, in_time_order in wanted:
+        for path, group, stats in wanted:
             runs = self._series_runs(path, group)
             if runs is None:
                 return None
             run = runs.find(series)
             if run is not None:
-                found.append((path, group, run, in_time_order))
+                found.append((path, group, run, stats))
         pieces = []
-        for index, (path, group, (first, stop, first_ts), in_time_order) in enumerate(found):
-            if in_time_order and (first_ts > end_ms or _continued_by(found, index, start_ms)):
+        for index, (path, group, (first, stop, first_ts), stats) in enumerate(found):
+            if stats.in_time_order and (first_ts > end_ms or _continued_by(found, index, start_ms)):
                 continue
-            if self._layout(path).row_groups[group].rows <= SMALL_GROUP_ROWS:
+            if stats.rows <= SMALL_GROUP_ROWS:
                 pieces.append(_rows_in_range(self._small_group(path, group).slice(first, stop - first), start_ms,
                                              end_ms).select(["ts", *schema.names[1:]]))
             else:
-                pieces += _read_run(path, group, (first, stop), start_ms, end_ms, in_time_order, schema)
+                pieces += _read_run(path, group, (first, stop), start_ms, end_ms, stats.in_time_order, schema)
         return _in_time_order(pieces, schema)
 
     def _small_group(self, path: str, group: int) -> pa.RecordBatch:
