@@ -4,9 +4,10 @@ for half an hour, to show that memory, open files and latency stay flat (end wit
 `python -m bench.soak [--minutes 30] [--load 0.7]` starts one count-server with short flush and compaction intervals
 (both run all along), finds the mix's capacity with closed-loop clients, then runs the same clients open-loop at
 `--load` of it: each on a schedule, a late request sent at once rather than skipped (bench/rolling.py). Every few
-seconds it reads the master's and workers' RSS and open file descriptors from /proc. It compares the first minutes
-after a warm-up with the last ones, counts every failed request, and checks that the node holds every acknowledged
-point, before and after a restart. Writes bench/results/<date>-<host>-soak.json and <date>-<host>-soak.png.
+seconds it reads the master's and workers' RSS and open file descriptors, and the CPU the node and the machine used,
+from /proc. It compares the first minutes after a warm-up with the last ones, counts every failed request, and checks
+that the node holds every acknowledged point, before and after a restart. Writes bench/results/<date>-<host>-soak.json
+and <date>-<host>-soak.png.
 """
 
 from __future__ import annotations
@@ -413,7 +414,7 @@ def run(args) -> dict:
 
 
 def _chart(report: dict, path: Path) -> None:
-    """RSS, open files and p99 over the soak, the start and end windows shaded."""
+    """RSS, open files, p99 and CPU over the soak, the start and end windows shaded."""
     samples = report["samples"]
     minutes = [sample["t_s"] / 60 for sample in samples]
     fig, (rss, files, p99, cpu) = plt.subplots(4, 1, figsize=(10, 11.5), sharex=True)
