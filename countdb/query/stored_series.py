@@ -15,6 +15,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -95,26 +97,17 @@ class StoredSeriesReader:
     block files never change (a new name for every write), so nothing cached goes stale."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._layouts: OrderedDict[str, FileLayout] = OrderedDict()
-        self._runs: OrderedDict[tuple[str, int], SeriesRuns | None] = OrderedDict()
-        self._cached_runs = 0
-        self._small_groups: OrderedDict[tuple[str, int], pa.RecordBatch] = OrderedDict()
-        self._small_groups_bytes = 0
+        self._layouts = _LruCache(CACHED_FILES, lambda layout: 1, path_of=lambda path: path)
+        self._runs = _LruCache(CACHED_SERIES_RUNS, lambda runs: len(runs.names) if runs else 0)
+        self._small_groups = _LruCache(SMALL_GROUPS_BYTES, lambda decoded: decoded.nbytes)
 
     def forget_all_but(self, files: set[str]) -> None:
         """Drop what is cached about files not in `files` (the published ones).
         NOTE: the caches are bounded by count, and a file that compaction replaced is never asked for again:
         without this, a node that flushes and compacts all day filled them with dead files (up to ~25 MB of
         series runs and ~6 MB of layouts per worker) before the LRU order let any go."""
-        with self._lock:
-            for path in [path for path in self._layouts if path not in files]:
-                del self._layouts[path]
-            for key in [key for key in self._runs if key[0] not in files]:
-                runs = self._runs.pop(key)
-                self._cached_runs -= len(runs.names) if runs else 0
-            for key in [key for key in self._small_groups if key[0] not in files]:
-                self._small_groups_bytes -= self._small_groups.pop(key).nbytes
+        for cache in (self._layouts, self._runs, self._small_groups):
+            cache.forget_all_but(files)
 
     def may_hold(self, files: list[str], series: str, start_ms: int, end_ms: int) -> bool:
         """Whether any row group of `files` may have a row of `series` in [start_ms, end_ms] (from statistics)."""
@@ -156,52 +149,49 @@ class StoredSeriesReader:
         return _in_time_order(pieces, schema)
 
     def _small_group(self, path: str, group: int) -> pa.RecordBatch:
-        """A small row group's SMALL_GROUP_COLUMNS, decoded once (the least recently used ones go first)."""
-        key = (path, group)
-        with self._lock:
-            decoded = self._small_groups.get(key)
-            if decoded is not None:
-                self._small_groups.move_to_end(key)
-                return decoded
-        with pq.ParquetFile(path) as file:
-            decoded = file.read_row_group(group, columns=SMALL_GROUP_COLUMNS, use_threads=False).combine_chunks()
-        decoded = decoded.to_batches()[0] if decoded.num_rows else pa.RecordBatch.from_pylist([], decoded.schema)
-        with self._lock:
-            if key not in self._small_groups:
-                self._small_groups[key] = decoded
-                self._small_groups_bytes += decoded.nbytes
-            while self._small_groups_bytes > SMALL_GROUPS_BYTES and len(self._small_groups) > 1:
-                self._small_groups_bytes -= self._small_groups.popitem(last=False)[1].nbytes
-        return decoded
+        """A small row group's SMALL_GROUP_COLUMNS, decoded once (a row group that holds a run has rows)."""
+        return self._small_groups.get_or_load((path, group), lambda: _read_small_group(path, group))
 
     def _layout(self, path: str) -> FileLayout:
-        with self._lock:
-            layout = self._layouts.get(path)
-            if layout is not None:
-                self._layouts.move_to_end(path)
-                return layout
-        layout = _read_layout(path)
-        with self._lock:
-            self._layouts[path] = layout
-            while len(self._layouts) > CACHED_FILES:
-                self._layouts.popitem(last=False)
-        return layout
+        return self._layouts.get_or_load(path, lambda: _read_layout(path))
 
     def _series_runs(self, path: str, group: int) -> SeriesRuns | None:
-        key = (path, group)
+        return self._runs.get_or_load((path, group), lambda: _read_series_runs(path, group))
+
+
+class _LruCache:
+    """Thread-safe. Entries loaded outside the lock (two threads may both load one; the first kept wins), the least
+    recently used dropped once the entries' weights add up past `limit` (the last one always stays)."""
+
+    def __init__(self, limit: int, weight: Callable[[Any], int], path_of: Callable[[Any], str] = itemgetter(0)):
+        self.limit, self.weight = limit, 0
+        self._weight_of, self._path_of = weight, path_of
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_load(self, key, load: Callable[[], Any]):
         with self._lock:
-            if key in self._runs:
-                self._runs.move_to_end(key)
-                return self._runs[key]
-        runs = _read_series_runs(path, group)
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        value = load()
         with self._lock:
-            if key not in self._runs:
-                self._runs[key] = runs
-                self._cached_runs += len(runs.names) if runs else 0
-            while self._cached_runs > CACHED_SERIES_RUNS and len(self._runs) > 1:
-                evicted = self._runs.popitem(last=False)[1]
-                self._cached_runs -= len(evicted.names) if evicted else 0
-        return runs
+            if key not in self._entries:
+                self._entries[key] = value
+                self.weight += self._weight_of(value)
+            while self.weight > self.limit and len(self._entries) > 1:
+                self.weight -= self._weight_of(self._entries.popitem(last=False)[1])
+        return value
+
+    def forget_all_but(self, files: set[str]) -> None:
+        with self._lock:
+            for key in [key for key in self._entries if self._path_of(key) not in files]:
+                self.weight -= self._weight_of(self._entries.pop(key))
+
+    def entries(self) -> dict:
+        """A copy of the entries, least recently used first."""
+        with self._lock:
+            return dict(self._entries)
 
 
 def _read_layout(path: str) -> FileLayout:
@@ -255,6 +245,12 @@ def _read_series_runs(path: str, group: int) -> SeriesRuns | None:
         offset += len(chunk)
     starts = pa.array([0, *ends[:-1]] if ends else [], pa.int64())
     return SeriesRuns(tuple(names), array("q", ends), array("q", table.column("ts").take(starts).to_pylist()))
+
+
+def _read_small_group(path: str, group: int) -> pa.RecordBatch:
+    with pq.ParquetFile(path) as file:
+        decoded = file.read_row_group(group, columns=SMALL_GROUP_COLUMNS, use_threads=False)
+    return decoded.combine_chunks().to_batches()[0]
 
 
 def _read_run(path: str, group: int, run: tuple[int, int], start_ms: int, end_ms: int,

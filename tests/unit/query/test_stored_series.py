@@ -209,17 +209,18 @@ def test_what_is_cached_about_files_compaction_replaced_is_dropped_at_the_next_q
         flush(flusher, 2, [(s, FEB + 10 + i, 2.0) for s in SERIES for i in range(4)])
         flushed = {str(path) for path in (datadir.root / "time_blocks").rglob("*.parquet")}
         assert stored_points(fast, fast.snapshot(), "a", FEB, FEB + 20) is not None
-        assert {path for path, _ in fast.stored_series._runs} == flushed
+        assert {path for path, _ in fast.stored_series._runs.entries()} == flushed
         compactor = Compactor(datadir, 0, 3600.0)
         compactor.run(force=True)
         compactor.close()
         points = stored_points(fast, fast.snapshot(), "a", FEB, FEB + 20)
         assert points["value"].to_pylist() == [1.0] * 4 + [2.0] * 4
         reader = fast.stored_series
-        cached = set(reader._layouts) | {path for path, _ in [*reader._runs, *reader._small_groups]}
+        runs, small_groups = reader._runs.entries(), reader._small_groups.entries()
+        cached = set(reader._layouts.entries()) | {path for path, _ in [*runs, *small_groups]}
         assert cached and not cached & flushed
-        assert reader._cached_runs == sum(len(runs.names) for runs in reader._runs.values())
-        assert reader._small_groups_bytes == sum(group.nbytes for group in reader._small_groups.values())
+        assert reader._runs.weight == sum(len(entry.names) for entry in runs.values())
+        assert reader._small_groups.weight == sum(group.nbytes for group in small_groups.values())
 
 
 def _only_kept_decoded(small_groups: str) -> None:
@@ -247,16 +248,16 @@ def test_row_groups_kept_decoded_are_bounded_by_bytes_and_by_size(tmp_path, monk
         paths.append(str(tmp_path / f"points-{number}.parquet"))
         pq.write_table(pa.table({"series": ["a"] * 100, "ts": range(number * 100, number * 100 + 100),
                                  "value": [1.0] * 100, "seq": [1] * 100}), paths[-1])
-    reader = StoredSeriesReader()
-    one_group = reader._small_group(paths[0], 0).nbytes
+    one_group = StoredSeriesReader()._small_group(paths[0], 0).nbytes
     monkeypatch.setattr(stored_series_module, "SMALL_GROUPS_BYTES", 2 * one_group)
+    reader = StoredSeriesReader()
     assert reader.read(paths, "a", 0, 299).num_rows == 300
-    assert list(reader._small_groups) == [(paths[1], 0), (paths[2], 0)]  # the least recently used went
-    assert reader._small_groups_bytes == 2 * one_group
+    assert list(reader._small_groups.entries()) == [(paths[1], 0), (paths[2], 0)]  # the least recently used went
+    assert reader._small_groups.weight == 2 * one_group
     monkeypatch.setattr(stored_series_module, "SMALL_GROUP_ROWS", 99)
     reader = StoredSeriesReader()
     assert reader.read(paths, "a", 0, 299).num_rows == 300
-    assert not reader._small_groups  # a larger group is decoded for each read, never kept
+    assert not reader._small_groups.entries()  # a larger group is decoded for each read, never kept
 
 
 def test_a_file_not_sorted_by_series_is_refused(tmp_path):
